@@ -1,0 +1,233 @@
+"""The imagefit command line: each command parses, calls one library function, prints."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+from tqdm.auto import tqdm
+
+from imagefit.errors import ImagefitError
+from imagefit.features.engines import ENGINES
+from imagefit.models.registry import DEFAULT_BACKBONE
+
+log = logging.getLogger("imagefit")
+
+
+class UserError(click.ClickException):
+    """A mistake the user can fix: one line, exit code 2."""
+
+    exit_code = 2
+
+
+class InternalError(click.ClickException):
+    """Something imagefit did not expect: a short message, exit code 1."""
+
+    exit_code = 1
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        debug = "--debug" in sys.argv or ctx.params.get("debug", False)
+        try:
+            return super().invoke(ctx)
+        except ImagefitError as exc:
+            if debug:
+                raise
+            raise UserError(str(exc)) from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except Exception as exc:
+            if debug:
+                raise
+            raise InternalError(
+                f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)"
+            ) from exc
+
+
+class _TqdmHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        prefix = "warning: " if record.levelno >= logging.WARNING else ""
+        tqdm.write(prefix + record.getMessage(), file=sys.stderr)
+
+
+def _setup_logging(quiet: bool) -> None:
+    log.handlers[:] = [_TqdmHandler()]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def _weights(value: str) -> str | Path:
+    return value if value in ("auto", "hub", "none") else Path(value)
+
+
+model_option = click.option(
+    "--model",
+    "-m",
+    default=DEFAULT_BACKBONE,
+    show_default=True,
+    help="Backbone: efficientnet_lite0 (bundled weights) or any timm name.",
+)
+weights_option = click.option(
+    "--weights",
+    default="auto",
+    show_default=True,
+    help="auto (offline: bundled or cached), hub (download), none, or a file.",
+)
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="auto",
+    show_default=True,
+    help="Inference engine: auto picks ONNX Runtime on CPU, PyTorch on GPU.",
+)
+batch_option = click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True)
+workers_option = click.option(
+    "--workers",
+    "-j",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Image decoding processes (default: cores - 1).",
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.option("--quiet", "-q", is_flag=True, help="Only warnings and results.")
+@click.version_option(package_name="imagefit")
+def cli(debug: bool, quiet: bool) -> None:
+    """Transfer learning on image folders: train, predict, explain."""
+    _setup_logging(quiet)
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@model_option
+@weights_option
+@click.option("--top", "-k", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image.")
+def imagenet(images, model, weights, top, as_json) -> None:
+    """Top-k ImageNet classes of IMAGES (files or folders)."""
+    from imagefit.inference.imagenet import imagenet as run
+
+    results = run(images, model=model, weights=_weights(weights), top=top, progress=False)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for item in results:
+        click.echo(item["path"])
+        for p in item["predictions"]:
+            click.echo(f"  {p['probability']:6.1%}  {p['wnid']}  {p['name']}")
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "--strategy",
+    type=click.Choice(["linear"]),
+    default="linear",
+    show_default=True,
+    help="linear: a logistic-regression head on cached backbone features.",
+)
+@model_option
+@weights_option
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
+@click.option(
+    "--valid-pct",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Share held out for validation when DATA has no valid/ folder.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=16),
+    default=None,
+    help="Square input size (default: the backbone's).",
+)
+@batch_option
+@workers_option
+@engine_option
+@click.option("--no-cache", is_flag=True, help="Recompute features even if cached.")
+def train(
+    data, strategy, model, weights, out, valid_pct, seed, image_size, batch_size, workers, engine, no_cache
+) -> None:
+    """Train a classifier on DATA (class folders) and write a run folder."""
+    from imagefit.train import train as run
+
+    result = run(
+        data,
+        strategy=strategy,
+        model=model,
+        weights=_weights(weights),
+        out=out,
+        valid_pct=valid_pct,
+        seed=seed,
+        batch_size=batch_size,
+        workers=workers,
+        engine=engine,
+        cache=not no_cache,
+        image_size=image_size,
+    )
+    _print_metrics(result.metrics)
+    click.echo(f"run folder: {result.run_dir}")
+
+
+def _print_metrics(metrics: dict) -> None:
+    for split in ("train", "valid"):
+        m = metrics.get(split, {})
+        if m.get("n"):
+            click.echo(f"{split}: accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  ({m['n']} images)")
+    if metrics.get("skipped"):
+        click.echo(f"skipped {len(metrics['skipped'])} unreadable image(s), listed in metrics.json")
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write all probabilities as CSV.")
+@batch_option
+@workers_option
+@engine_option
+def predict(run_dir, inputs, csv_path, batch_size, workers, engine) -> None:
+    """Predict the class of INPUTS (files or folders) with the model in RUN."""
+    from imagefit.runs import load
+
+    preds = load(run_dir).predict(inputs, batch_size=batch_size, workers=workers, engine=engine)
+    for path, label, prob in zip(preds.paths, preds.labels, preds.probabilities.max(1), strict=True):
+        click.echo(f"{label}\t{prob:.4f}\t{path}")
+    if preds.errors:
+        click.echo(f"skipped {len(preds.errors)} unreadable image(s)", err=True)
+    if csv_path:
+        preds.to_csv(csv_path)
+        click.echo(f"wrote {csv_path}", err=True)
+
+
+@cli.command()
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("demo"), show_default=True)
+def demo(out: Path) -> None:
+    """Write scikit-learn's digits as class folders, train on them, and predict a few."""
+    from imagefit.demo import write_digits
+    from imagefit.train import train as run
+
+    data = write_digits(out / "digits")
+    click.echo(f"dataset: {data} (scikit-learn's handwritten digits as PNG class folders)")
+    result = run(data, out=out / "run")
+    _print_metrics(result.metrics)
+    sample = sorted((data / "valid").glob("*/*.png"))[::36]
+    preds = result.classifier.predict(sample, progress=False)
+    for path, label in zip(preds.paths, preds.labels, strict=True):
+        click.echo(f"  {path.relative_to(data)} -> {label}")
+    click.echo(f"run folder: {result.run_dir}  (next: imagefit predict {result.run_dir} IMAGES)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="imagefit")

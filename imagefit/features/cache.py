@@ -1,0 +1,98 @@
+"""An on-disk feature cache keyed by model (architecture, weights, preprocessing) and file content."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imagefit._atomic import write_with
+
+log = logging.getLogger(__name__)
+
+_DIGEST_BYTES = 16
+
+
+def cache_root() -> Path:
+    """$IMAGEFIT_CACHE, else ~/.cache/imagefit."""
+    env = os.environ.get("IMAGEFIT_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "imagefit"
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """Content hash of a file (BLAKE2b, 128 bits, hex)."""
+    h = hashlib.blake2b(digest_size=_DIGEST_BYTES)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def model_key(model: torch.nn.Module, data_config: dict, layer: str = "pre-logits") -> str:
+    """Hash of everything that decides a feature vector: architecture, weights, preprocessing, layer."""
+    h = hashlib.sha256()
+    meta = {"class": type(model).__name__, "layer": layer, "data": data_config}
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+    head = {id(p) for p in model.get_classifier().parameters()}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in head:
+            continue
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+class FeatureCache:
+    """Vectors by file digest for one model key, stored as append-only safetensors shards."""
+
+    def __init__(self, key: str, root: Path | None = None):
+        self.dir = (root or cache_root()) / "features" / key
+        self._table: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._table is None:
+            self._table = {}
+            for shard in sorted(self.dir.glob("*.safetensors")):
+                self._table.update(self._read_shard(shard))
+        return self._table
+
+    @staticmethod
+    def _read_shard(shard: Path) -> dict[str, np.ndarray]:
+        from safetensors.numpy import load_file
+
+        try:
+            arrays = load_file(str(shard))
+            digests, vectors = arrays["digests"], arrays["features"]
+            return {d.tobytes().hex(): v for d, v in zip(digests, vectors, strict=True)}
+        except Exception as exc:
+            log.warning("feature cache shard %s is unreadable (%s): recomputing", shard, exc)
+            shard.unlink(missing_ok=True)
+            return {}
+
+    def get(self, digests: list[str]) -> dict[int, np.ndarray]:
+        """Position in `digests` -> cached vector, for those present."""
+        table = self._load()
+        return {i: table[d] for i, d in enumerate(digests) if d in table}
+
+    def put(self, digests: list[str], vectors: np.ndarray) -> None:
+        """Store vectors for digests in a new shard, written atomically."""
+        if not digests:
+            return
+        from safetensors.numpy import save_file
+
+        arrays = {
+            "digests": np.frombuffer(b"".join(bytes.fromhex(d) for d in digests), np.uint8).reshape(
+                len(digests), _DIGEST_BYTES
+            ),
+            "features": np.ascontiguousarray(vectors, dtype=np.float32),
+        }
+        name = f"{time.time_ns():x}-{os.getpid()}.safetensors"
+        write_with(self.dir / name, lambda p: save_file(arrays, str(p)))
+        table = self._load()
+        table.update(zip(digests, arrays["features"], strict=True))

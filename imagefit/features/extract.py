@@ -1,0 +1,132 @@
+"""Feature extraction over a list of image files: cached vectors reused, the rest computed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from imagefit.data.loader import iterate_batches
+from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
+from imagefit.features.engines import make_engine
+
+log = logging.getLogger(__name__)
+
+_SHARD_EVERY = 1024  # images per cache shard written during a long extraction
+_EXPORT_WORTH = 200  # images from which exporting to ONNX pays for itself
+
+
+@dataclass
+class Features:
+    """Vectors for the files that decoded, in input order, plus the files that did not."""
+
+    paths: list[Path]
+    vectors: np.ndarray  # (n_ok, dim), rows for paths[ok]
+    ok: np.ndarray  # (n,) bool
+    errors: list[tuple[Path, str]] = field(default_factory=list)
+    reused: int = 0
+    computed: int = 0
+
+
+class FeatureExtractor:
+    """Pre-logits features of a timm model, through the fastest engine, cached by file content."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        data_config: dict,
+        engine: str = "auto",
+        batch_size: int = 32,
+        workers: int | None = None,
+        cache: bool = True,
+        progress: bool = True,
+    ):
+        self.model = model.eval()
+        self.data_config = data_config
+        self.batch_size = batch_size
+        self.workers = workers
+        self.progress = progress
+        self.key = model_key(model, data_config)
+        self.cache = FeatureCache(self.key) if cache else None
+        self._engine_kind = engine
+        self._engine = None
+        self.dim = int(model.num_features)
+
+    def engine(self, n_images: int):
+        """The inference engine, built on first use.
+
+        Exporting to ONNX costs seconds once per model, so 'auto' runs a handful of images
+        through PyTorch until an exported graph exists.
+        """
+        if self._engine is None:
+            onnx_path = cache_root() / "onnx" / f"{self.key}.onnx"
+            kind = self._engine_kind
+            if kind == "auto" and n_images < _EXPORT_WORTH and not onnx_path.is_file():
+                kind = "torch"
+            self._engine = make_engine(self.model, self.data_config, kind, onnx_path)
+        return self._engine
+
+    def __call__(self, paths: Sequence[str | Path], desc: str = "features") -> Features:
+        paths = [Path(p) for p in paths]
+        table = np.zeros((len(paths), self.dim), np.float32)
+        ok = np.zeros(len(paths), bool)
+        errors: dict[int, str] = {}
+        digests = self._digests(paths, errors)
+        found = self.cache.get([digests.get(i, "") for i in range(len(paths))]) if self.cache else {}
+        for i, vector in found.items():
+            table[i], ok[i] = vector, True
+        todo = [i for i in range(len(paths)) if i not in found and i not in errors]
+        if found:
+            log.info("reused %d cached feature vectors, computing %d", len(found), len(todo))
+        self._compute(paths, todo, digests, table, ok, errors, desc)
+        return Features(
+            paths=paths,
+            vectors=table[ok],
+            ok=ok,
+            errors=[(paths[i], errors[i]) for i in sorted(errors)],
+            reused=len(found),
+            computed=len(todo) - sum(1 for i in todo if i in errors),
+        )
+
+    def _digests(self, paths: list[Path], errors: dict[int, str]) -> dict[int, str]:
+        if self.cache is None:
+            return {}
+        digests = {}
+        for i, path in enumerate(paths):
+            try:
+                digests[i] = file_digest(path)
+            except OSError as exc:
+                errors[i] = f"{path}: {exc.strerror or exc}"
+        return digests
+
+    def _compute(self, paths, todo, digests, table, ok, errors, desc) -> None:
+        if not todo:
+            return
+        pending: list[int] = []
+        engine = self.engine(len(todo))
+        bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not self.progress, leave=False)
+        for batch in iterate_batches(
+            [paths[i] for i in todo], self.data_config, self.batch_size, self.workers
+        ):
+            for j, message in batch.errors:
+                errors[todo[j]] = message
+            if batch.images is not None:
+                rows = [todo[j] for j in batch.indices.tolist()]
+                table[rows] = engine(batch.images)
+                ok[rows] = True
+                pending.extend(rows)
+            if len(pending) >= _SHARD_EVERY:
+                self._store(pending, digests, table)
+                pending = []
+            bar.update(len(batch.indices) + len(batch.errors))
+        bar.close()
+        self._store(pending, digests, table)
+
+    def _store(self, rows: list[int], digests: dict[int, str], table: np.ndarray) -> None:
+        if self.cache is not None and rows:
+            self.cache.put([digests[i] for i in rows], table[rows])

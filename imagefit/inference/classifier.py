@@ -1,0 +1,126 @@
+"""A classifier: a timm model with its class names and preprocessing, predicting on files."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from imagefit._atomic import write_with
+from imagefit.data.images import is_image_file, list_images
+from imagefit.errors import DataError
+from imagefit.features.extract import FeatureExtractor, Features
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Predictions:
+    """Class probabilities for each input file that decoded; the others are listed in `errors`."""
+
+    classes: list[str]
+    paths: list[Path]
+    probabilities: np.ndarray  # (n, n_classes)
+    errors: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.classes[i] for i in self.probabilities.argmax(1)]
+
+    def rows(self) -> list[dict]:
+        """One dict per image: path, class, probability, then p_<class> for every class."""
+        out = []
+        for path, probs in zip(self.paths, self.probabilities, strict=True):
+            best = int(probs.argmax())
+            row = {"path": str(path), "class": self.classes[best], "probability": float(probs[best])}
+            row.update({f"p_{c}": float(p) for c, p in zip(self.classes, probs, strict=True)})
+            out.append(row)
+        return out
+
+    def to_csv(self, target: str | os.PathLike) -> None:
+        """Write the rows as CSV (atomically)."""
+        fields = ["path", "class", "probability", *(f"p_{c}" for c in self.classes)]
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.DictWriter(fh, fieldnames=fields)
+                writer.writeheader()
+                for row in self.rows():
+                    writer.writerow({k: f"{v:.6f}" if isinstance(v, float) else v for k, v in row.items()})
+
+        write_with(target, write)
+
+
+def collect_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (recursively, sorted) into image paths; a missing path is an error."""
+    paths: list[Path] = []
+    for item in inputs:
+        item = Path(item)
+        if not item.exists():
+            raise DataError(f"{item} does not exist: give image files or folders of images")
+        if item.is_dir():
+            found = list_images(item)
+            if not found:
+                raise DataError(f"{item} holds no image files (.jpg, .png, ...)")
+            paths.extend(found)
+        elif is_image_file(item):
+            paths.append(item)
+        else:
+            raise DataError(f"{item} is not an image file (.jpg, .png, ...)")
+    return paths
+
+
+class Classifier:
+    """A timm model whose classifier head names `classes`, with the preprocessing it was trained on."""
+
+    def __init__(self, model: torch.nn.Module, classes: Sequence[str], data_config: dict, info: dict):
+        if model.num_classes != len(classes):
+            raise ValueError(f"model has {model.num_classes} outputs but {len(classes)} classes")
+        self.model = model.eval()
+        self.classes = list(classes)
+        self.data_config = data_config
+        self.info = dict(info)
+        self._extractors: dict[tuple, FeatureExtractor] = {}
+
+    def extractor(
+        self,
+        engine: str = "auto",
+        batch_size: int = 32,
+        workers: int | None = None,
+        cache: bool = True,
+        progress: bool = True,
+    ) -> FeatureExtractor:
+        """The (memoised) feature extractor of this model's backbone."""
+        key = (engine, batch_size, workers, cache, progress)
+        if key not in self._extractors:
+            self._extractors[key] = FeatureExtractor(
+                self.model, self.data_config, engine, batch_size, workers, cache, progress
+            )
+        return self._extractors[key]
+
+    @torch.inference_mode()
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Softmax of the classifier head applied to pre-logits features."""
+        head = self.model.get_classifier()
+        logits = head(torch.from_numpy(np.ascontiguousarray(features, np.float32)))
+        return logits.softmax(-1).numpy()
+
+    def predict(self, inputs: Iterable[str | os.PathLike], **extract_options) -> Predictions:
+        """Class probabilities for image files and folders; unreadable files are reported, not fatal."""
+        paths = collect_inputs(inputs)
+        features = self.extractor(**extract_options)(paths, desc="predict")
+        return self.predictions_from(features)
+
+    def predictions_from(self, features: Features) -> Predictions:
+        """Predictions for already extracted features."""
+        kept = [p for p, good in zip(features.paths, features.ok, strict=True) if good]
+        probs = self.probabilities(features.vectors) if kept else np.zeros((0, len(self.classes)))
+        for path, reason in features.errors:
+            log.warning("skipped %s", reason if str(path) in reason else f"{path}: {reason}")
+        return Predictions(self.classes, kept, probs, features.errors)

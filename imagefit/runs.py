@@ -1,0 +1,99 @@
+"""The run folder: config.json, model.safetensors, metrics.json; loading a run needs nothing else."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import timm
+from safetensors.torch import load_model, save_model
+
+from imagefit import __version__
+from imagefit._atomic import write_json, write_with
+from imagefit.errors import ModelError
+from imagefit.inference.classifier import Classifier
+
+CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild and reuse a trained classifier."""
+
+    backbone: str
+    arch: str
+    weights: str
+    classes: list[str]
+    data_config: dict
+    strategy: str
+    seed: int
+    data: str = ""
+    layout: str = ""
+    options: dict = field(default_factory=dict)
+    imagefit_version: str = __version__
+    format_version: int = FORMAT_VERSION
+
+
+def new_run_dir(base: str | Path = "runs", prefix: str = "run") -> Path:
+    """A fresh folder under `base` named by prefix and time; never an existing one."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1000):
+        path = Path(base) / (f"{prefix}-{stamp}" + (f"-{n}" if n else ""))
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise ModelError(f"could not create a new run folder under {base}")
+
+
+def save_run(run_dir: Path, classifier: Classifier, config: RunConfig, metrics: dict) -> None:
+    """Write weights, config and metrics into `run_dir`, each file atomically."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    meta = {"format": "imagefit", "arch": config.arch, "num_classes": str(len(config.classes))}
+    write_with(run_dir / WEIGHTS, lambda p: save_model(classifier.model, str(p), metadata=meta))
+    write_json(run_dir / CONFIG, _jsonable(asdict(config)))
+    write_json(run_dir / METRICS, metrics)
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    """Read and check a run's config.json."""
+    run_dir = Path(run_dir)
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise ModelError(f"{run_dir} is not a run folder (no {CONFIG}): pass a folder made by imagefit train")
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if raw.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(
+            f"{run_dir} was written by a newer imagefit ({raw.get('imagefit_version')}): upgrade"
+        )
+    raw["data_config"] = _tuples(raw["data_config"])
+    known = RunConfig.__dataclass_fields__
+    return RunConfig(**{k: v for k, v in raw.items() if k in known})
+
+
+def load(run_dir: str | Path) -> Classifier:
+    """The classifier saved in a run folder."""
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if not (run_dir / WEIGHTS).is_file():
+        raise ModelError(f"{run_dir} has no {WEIGHTS}: the run did not finish")
+    model = timm.create_model(config.arch, pretrained=False, num_classes=len(config.classes))
+    load_model(model, str(run_dir / WEIGHTS))
+    info = {"backbone": config.backbone, "arch": config.arch, "run": str(run_dir)}
+    return Classifier(model, config.classes, config.data_config, info)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def _tuples(data_config: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data_config.items()}

@@ -1,0 +1,146 @@
+"""imagefit.train: a dataset folder in, a run folder out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, log_loss
+
+from imagefit.data.folders import Dataset, Sample, discover_dataset
+from imagefit.errors import DataError, OptionError
+from imagefit.features.extract import FeatureExtractor, Features
+from imagefit.inference.classifier import Classifier
+from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone
+from imagefit.runs import RunConfig, new_run_dir, save_run
+from imagefit.train.linear import fit_linear_head
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("linear",)
+
+
+@dataclass
+class TrainResult:
+    """Where the run was written, what it measured, and the trained classifier."""
+
+    run_dir: Path
+    metrics: dict
+    classifier: Classifier
+
+
+def train(
+    data: str | Path,
+    strategy: str = "linear",
+    model: str = DEFAULT_BACKBONE,
+    weights: str | Path = "auto",
+    out: str | Path | None = None,
+    valid_pct: float = 0.2,
+    seed: int = 0,
+    batch_size: int = 32,
+    workers: int | None = None,
+    engine: str = "auto",
+    cache: bool = True,
+    progress: bool = True,
+    image_size: int | None = None,
+) -> TrainResult:
+    """Train a classifier on the images under `data` and write a run folder."""
+    if strategy not in STRATEGIES:
+        raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if batch_size < 1:
+        raise OptionError(f"--batch-size must be at least 1, got {batch_size}")
+    started = time.perf_counter()
+    dataset = discover_dataset(data, valid_pct, seed)
+    log.info(dataset.describe())
+    backbone = create_backbone(model, weights, image_size=image_size)
+    extractor = FeatureExtractor(
+        backbone.model, backbone.data_config, engine, batch_size, workers, cache, progress
+    )
+    train_f = _extract(extractor, dataset.train, "train")
+    valid_f = _extract(extractor, dataset.valid, "valid")
+    features_done = time.perf_counter()
+    x, y = train_f.vectors, _labels(dataset.train, train_f)
+    _check_classes(dataset, y)
+    head = fit_linear_head(x, y, len(dataset.classes), seed, progress)
+    backbone.model.reset_classifier(len(dataset.classes))
+    fc = backbone.model.get_classifier()
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(head.weight))
+        fc.bias.copy_(torch.from_numpy(head.bias))
+    meta = {"backbone": backbone.spec.name, "arch": backbone.spec.arch, "weights": backbone.weights}
+    classifier = Classifier(backbone.model, dataset.classes, backbone.data_config, meta)
+
+    metrics = {
+        "train": _scores(classifier, train_f, y),
+        "valid": _scores(classifier, valid_f, _labels(dataset.valid, valid_f)),
+        "head": {"C": head.C, "cv_log_loss": {str(k): v for k, v in head.cv_loss.items()}},
+        "features": {
+            "reused": train_f.reused + valid_f.reused,
+            "computed": train_f.computed + valid_f.computed,
+        },
+        "skipped": [{"path": str(p), "reason": r} for p, r in train_f.errors + valid_f.errors],
+    }
+    run_dir = Path(out) if out is not None else new_run_dir(prefix=strategy)
+    if dataset.test:
+        preds = classifier.predictions_from(_extract(extractor, dataset.test, "test"))
+        preds.to_csv(run_dir / "test_predictions.csv")
+    metrics["seconds"] = {
+        "features": round(features_done - started, 3),
+        "total": round(time.perf_counter() - started, 3),
+    }
+    config = RunConfig(
+        backbone=backbone.spec.name,
+        arch=backbone.spec.arch,
+        weights=backbone.weights,
+        classes=dataset.classes,
+        data_config=backbone.data_config,
+        strategy=strategy,
+        seed=seed,
+        data=str(Path(data).resolve()),
+        layout=dataset.layout,
+        options={
+            "valid_pct": valid_pct,
+            "batch_size": batch_size,
+            "engine": engine,
+            "image_size": image_size,
+        },
+    )
+    save_run(run_dir, classifier, config, metrics)
+    return TrainResult(run_dir, metrics, classifier)
+
+
+def _extract(extractor: FeatureExtractor, samples: list[Sample], split: str) -> Features:
+    features = extractor([s.path for s in samples], desc=f"{split} features")
+    for path, reason in features.errors:
+        log.warning("skipped %s", reason if str(path) in reason else f"{path}: {reason}")
+    if features.errors:
+        log.warning("%s: skipped %d unreadable image(s) of %d", split, len(features.errors), len(samples))
+    return features
+
+
+def _labels(samples: list[Sample], features: Features) -> np.ndarray:
+    return np.array([s.label for s, ok in zip(samples, features.ok, strict=True) if ok], np.int64)
+
+
+def _check_classes(dataset: Dataset, y: np.ndarray) -> None:
+    present = np.bincount(y, minlength=len(dataset.classes))
+    empty = [c for c, n in zip(dataset.classes, present, strict=True) if n == 0]
+    if empty:
+        raise DataError(f"no readable training images for class(es) {', '.join(empty)} in {dataset.root}")
+
+
+def _scores(classifier: Classifier, features: Features, y: np.ndarray) -> dict:
+    if len(y) == 0:
+        return {"n": 0}
+    probs = classifier.probabilities(features.vectors).astype(np.float64)
+    probs /= probs.sum(1, keepdims=True)
+    labels = list(range(len(classifier.classes)))
+    return {
+        "n": len(y),
+        "loss": float(log_loss(y, probs, labels=labels)),
+        "accuracy": float(accuracy_score(y, probs.argmax(1))),
+    }

@@ -1,0 +1,71 @@
+"""The linear strategy's head: logistic regression on frozen features, folded into a torch Linear."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
+from tqdm.auto import tqdm
+
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+@dataclass
+class LinearHead:
+    """Weights of logits = features @ weight.T + bias, for every class."""
+
+    weight: np.ndarray  # (n_classes, dim)
+    bias: np.ndarray  # (n_classes,)
+    C: float
+    cv_loss: dict[float, float]
+
+
+def fit_linear_head(
+    x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0, progress: bool = True
+) -> LinearHead:
+    """Standardise, choose C by stratified cross-validated log loss, refit on all, fold the scaling in."""
+    mean, scale = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / scale
+    folds = min(3, int(np.bincount(y).min()))
+    cv_loss = {}
+    if folds >= 2:
+        for c in tqdm(C_GRID, desc="fit head", unit="C", disable=not progress, leave=False):
+            cv_loss[c] = _cv_loss(z, y, c, folds, seed, n_classes)
+        best = min(cv_loss, key=cv_loss.get)
+    else:
+        best = 1.0
+    model = _logreg(best, seed).fit(z, y)
+    weight, bias = _full_rank(model, n_classes)
+    return LinearHead(weight / scale, bias - (weight / scale) @ mean, best, cv_loss)
+
+
+def _logreg(c: float, seed: int) -> LogisticRegression:
+    return LogisticRegression(C=c, max_iter=2000, random_state=seed)
+
+
+def _cv_loss(z: np.ndarray, y: np.ndarray, c: float, folds: int, seed: int, n_classes: int) -> float:
+    losses = []
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for tr, va in split.split(z, y):
+        model = _logreg(c, seed).fit(z[tr], y[tr])
+        proba = np.zeros((len(va), n_classes))
+        proba[:, model.classes_] = model.predict_proba(z[va])
+        proba /= proba.sum(1, keepdims=True)
+        losses.append(log_loss(y[va], proba, labels=list(range(n_classes))))
+    return float(np.mean(losses))
+
+
+def _full_rank(model: LogisticRegression, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """One logit per class; a binary model's single logit is split as -z/2, +z/2 (same softmax)."""
+    coef, icpt = model.coef_, model.intercept_
+    present = model.classes_
+    if len(present) == 2:
+        coef = np.concatenate([-coef / 2, coef / 2])
+        icpt = np.concatenate([-icpt / 2, icpt / 2])
+    weight = np.zeros((n_classes, coef.shape[1]))
+    bias = np.full(n_classes, -1e4)  # a class absent from training is never predicted
+    weight[present], bias[present] = coef, icpt
+    return weight.astype(np.float32), bias.astype(np.float32)
