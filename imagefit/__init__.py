@@ -1,3 +1,24 @@
 """imagefit: transfer learning on images, offline first, fast on a CPU."""
 
 __version__ = "0.1.0"
+
+from imagefit.errors import DataError, ImagefitError, ModelError, OptionError
+from imagefit.inference import Classifier, Predictions, imagenet
+from imagefit.models import create_backbone
+from imagefit.runs import load, predict
+from imagefit.train import TrainResult, train
+
+__all__ = [
+    "Classifier",
+    "DataError",
+    "ImagefitError",
+    "ModelError",
+    "OptionError",
+    "Predictions",
+    "TrainResult",
+    "create_backbone",
+    "imagenet",
+    "load",
+    "predict",
+    "train",
+]

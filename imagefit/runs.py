@@ -97,3 +97,8 @@ def _jsonable(obj):
 
 def _tuples(data_config: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in data_config.items()}
+
+
+def predict(run_dir: str | Path, inputs, **options):
+    """Predictions of the classifier in `run_dir` for image files and folders."""
+    return load(run_dir).predict(inputs, **options)

@@ -42,15 +42,25 @@ def _strip(key: str) -> str:
 
 
 def fit_state_dict(
-    source: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor], origin: str
+    source: Mapping[str, torch.Tensor],
+    target: Mapping[str, torch.Tensor],
+    origin: str,
+    ordered: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Rename `source` to `target`'s keys: by name when the names agree, else one-to-one in order.
 
-    Every tensor must land on a tensor of the same shape; anything else is a loud error.
+    Matching in order needs a source that kept its save order (`ordered`; safetensors files do
+    not). Every tensor must land on a tensor of the same shape; anything else is a loud error.
     """
     renamed = {_strip(k): v for k, v in source.items()}
     if set(renamed) == set(target):
         pairs = [(k, renamed[k], k) for k in target]
+    elif not ordered:
+        missing = sorted(set(target) - set(renamed))[:3]
+        raise ModelError(
+            f"{origin}: tensor names do not match the model's (missing e.g. {', '.join(missing)}); "
+            "a .safetensors file keeps no order, so its names must match"
+        )
     elif len(source) == len(target):
         pairs = list(zip(source.keys(), source.values(), target.keys(), strict=True))
     else:

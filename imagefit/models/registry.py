@@ -129,7 +129,7 @@ def _build_with_weights(spec: BackboneSpec, weights: str | Path) -> tuple[torch.
         return _load_auto(spec, model)
     path = Path(weights)
     state = read_state_dict(path)
-    _load_fitted(model, state, str(path))
+    _load_fitted(model, state, str(path), ordered=path.suffix != ".safetensors")
     return model, f"file:{path.resolve()}"
 
 
@@ -141,7 +141,7 @@ def _load_auto(spec: BackboneSpec, model: torch.nn.Module) -> tuple[torch.nn.Mod
         return model, f"package:{spec.distribution}=={distribution_version(spec.distribution)}"
     cached = _hub_cache_file(model)
     if cached is not None:
-        _load_fitted(model, read_state_dict(cached), str(cached))
+        _load_fitted(model, read_state_dict(cached), str(cached), ordered=cached.suffix != ".safetensors")
         return model, f"hub-cache:{model.pretrained_cfg.get('hf_hub_id')}"
     log.warning(
         "no offline weights for %s: it starts untrained (give --weights PATH, or --weights hub when online)",
@@ -164,6 +164,6 @@ def _hub_cache_file(model: torch.nn.Module) -> Path | None:
     return None
 
 
-def _load_fitted(model: torch.nn.Module, state: dict, origin: str) -> None:
+def _load_fitted(model: torch.nn.Module, state: dict, origin: str, ordered: bool = True) -> None:
     target = model.state_dict()
-    model.load_state_dict(fit_state_dict(state, target, origin))
+    model.load_state_dict(fit_state_dict(state, target, origin, ordered))

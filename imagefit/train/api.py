@@ -15,7 +15,7 @@ from imagefit.data.folders import Dataset, Sample, discover_dataset
 from imagefit.errors import DataError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
-from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone
+from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
 from imagefit.runs import RunConfig, new_run_dir, save_run
 from imagefit.train.linear import fit_linear_head
 
@@ -53,9 +53,11 @@ def train(
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     if batch_size < 1:
         raise OptionError(f"--batch-size must be at least 1, got {batch_size}")
+    get_spec(model)  # a wrong name fails before the dataset is scanned
     started = time.perf_counter()
     dataset = discover_dataset(data, valid_pct, seed)
     log.info(dataset.describe())
+    torch.manual_seed(seed)  # an untrained backbone starts the same for the same seed
     backbone = create_backbone(model, weights, image_size=image_size)
     extractor = FeatureExtractor(
         backbone.model, backbone.data_config, engine, batch_size, workers, cache, progress

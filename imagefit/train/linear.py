@@ -29,7 +29,7 @@ def fit_linear_head(
     """Standardise, choose C by stratified cross-validated log loss, refit on all, fold the scaling in."""
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / scale
-    folds = min(3, int(np.bincount(y).min()))
+    folds = min(3, int(np.unique(y, return_counts=True)[1].min()))
     cv_loss = {}
     if folds >= 2:
         for c in tqdm(C_GRID, desc="fit head", unit="C", disable=not progress, leave=False):

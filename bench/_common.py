@@ -1,0 +1,28 @@
+"""Helpers shared by the benchmarks: where the real data is, and an unreachable network."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DOGS_CATS = DATA / "dogs-vs-cats"
+
+
+def offline_env() -> dict[str, str]:
+    """Environment in which any attempt to reach the network fails at once."""
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        HTTP_PROXY="http://127.0.0.1:9",
+        HTTPS_PROXY="http://127.0.0.1:9",
+        NO_PROXY="",
+    )
+    return env
+
+
+def dogs_cats_files(split: str = "train") -> list[Path]:
+    """Sorted JPEG paths of one split of the Dogs-vs-Cats photos."""
+    if not DOGS_CATS.is_dir():
+        raise SystemExit(f"real data not found at {DOGS_CATS}")
+    return sorted((DOGS_CATS / split).rglob("*.jpg"))
