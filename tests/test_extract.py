@@ -12,6 +12,7 @@ import torch
 from imagefit.data import iterate_batches
 from imagefit.features import FeatureExtractor
 from imagefit.features.engines import OnnxEngine, TorchEngine
+from imagefit.features.layers import Embedding
 from imagefit.models import create_backbone
 from tests.conftest import TINY_MODEL
 
@@ -42,8 +43,9 @@ def test_features_equal_a_plain_forward_pass(backbone, tiny_data: Path) -> None:
 
 def test_onnx_engine_matches_torch(backbone, tmp_path: Path) -> None:
     x = torch.randn(3, *backbone.data_config["input_size"])
-    onnx = OnnxEngine(backbone.model, backbone.data_config["input_size"], tmp_path / "m.onnx")
-    reference = TorchEngine(backbone.model, torch.device("cpu"))
+    net = Embedding(backbone.model)
+    onnx = OnnxEngine(net, backbone.data_config["input_size"], tmp_path / "m.onnx")
+    reference = TorchEngine(net, torch.device("cpu"))
     np.testing.assert_allclose(onnx(x), reference(x), atol=1e-4)
     assert (tmp_path / "m.onnx").is_file()
 

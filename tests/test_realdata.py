@@ -63,3 +63,26 @@ def test_bundled_weights_map_onto_timm_in_order() -> None:
     torch.testing.assert_close(state["conv_stem.weight"], package["_conv_stem.weight"])
     torch.testing.assert_close(state["classifier.weight"], package["_fc.weight"])
     torch.testing.assert_close(state["bn2.running_var"], package["_bn1.running_var"])
+
+
+@pytest.mark.skipif(not DOGS_CATS.is_dir(), reason=f"real data not found at {DOGS_CATS}")
+def test_dedupe_finds_planted_copies_and_nothing_else(tmp_path: Path) -> None:
+    from PIL import Image, ImageOps
+
+    from imagefit.features.dedupe import dedupe
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    sources = sorted((DOGS_CATS / "valid" / "dogs").glob("*.jpg"))[:24]
+    for src in sources:
+        (folder / src.name).symlink_to(src)
+    planted = {}
+    for src in sources[:3]:
+        img = Image.open(src).convert("RGB")
+        copies = [folder / f"{src.stem}.{kind}.jpg" for kind in ("q70", "half", "flip")]
+        img.save(copies[0], quality=70)
+        img.resize((img.width // 2, img.height // 2)).save(copies[1], quality=95)
+        ImageOps.mirror(img).save(copies[2], quality=95)
+        planted[src.name] = sorted([folder / src.name, *copies])
+    groups = dedupe(folder, engine="torch", workers=0, progress=False)
+    assert sorted(groups) == sorted(planted.values())

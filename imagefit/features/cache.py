@@ -39,7 +39,8 @@ def model_key(model: torch.nn.Module, data_config: dict, layer: str = "pre-logit
     h = hashlib.sha256()
     meta = {"class": type(model).__name__, "layer": layer, "data": data_config}
     h.update(json.dumps(meta, sort_keys=True, default=str).encode())
-    head = {id(p) for p in model.get_classifier().parameters()}
+    classifier = model.get_classifier()
+    head = {id(p) for p in classifier.parameters()} if isinstance(classifier, torch.nn.Module) else set()
     for name, tensor in model.state_dict(keep_vars=True).items():
         if id(tensor) in head:
             continue

@@ -1,4 +1,4 @@
-"""Inference engines that turn a batch of images into pre-logits features.
+"""Inference engines that turn a batch of images into embedding vectors.
 
 On a CPU, ONNX Runtime runs EfficientNet several times faster than eager PyTorch; the exported
 graph is cached beside the feature cache, keyed like it. Elsewhere PyTorch runs channels_last.
@@ -24,25 +24,14 @@ ENGINES = ("auto", "torch", "onnx")
 Engine = Callable[[torch.Tensor], np.ndarray]
 
 
-class PreLogits(torch.nn.Module):
-    """Wraps a timm model so that forward() returns the features its classifier reads."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_head(self.model.forward_features(x), pre_logits=True)
-
-
 class TorchEngine:
     """Eager PyTorch, channels_last, inference mode."""
 
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module, device: torch.device | None = None):
+    def __init__(self, net: torch.nn.Module, device: torch.device | None = None):
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.net = PreLogits(model).eval().to(self.device, memory_format=torch.channels_last)
+        self.net = net.eval().to(self.device, memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> np.ndarray:
@@ -58,11 +47,11 @@ class OnnxEngine:
 
     name = "onnx"
 
-    def __init__(self, model: torch.nn.Module, input_size: tuple[int, int, int], path: Path):
+    def __init__(self, net: torch.nn.Module, input_size: tuple[int, int, int], path: Path):
         import onnxruntime as ort
 
         if not path.is_file():
-            _export(PreLogits(model).eval(), input_size, path)
+            _export(net.eval(), input_size, path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -94,19 +83,19 @@ def _export(net: torch.nn.Module, input_size: tuple[int, int, int], path: Path) 
 
 
 def make_engine(
-    model: torch.nn.Module, data_config: dict, kind: str = "auto", onnx_path: Path | None = None
+    net: torch.nn.Module, data_config: dict, kind: str = "auto", onnx_path: Path | None = None
 ) -> Engine:
-    """The engine `kind` names; 'auto' takes ONNX Runtime on a CPU and PyTorch on a GPU."""
+    """The engine `kind` names for the embedding `net`; 'auto': ONNX Runtime on a CPU, PyTorch on a GPU."""
     if kind not in ENGINES:
         raise OptionError(f"unknown engine {kind!r}: choose one of {', '.join(ENGINES)}")
     if kind == "torch" or (kind == "auto" and torch.cuda.is_available()):
-        return TorchEngine(model)
+        return TorchEngine(net)
     if onnx_path is None:
         raise OptionError("the onnx engine needs a path for the exported graph")
     try:
-        return OnnxEngine(model, tuple(data_config["input_size"]), onnx_path)
+        return OnnxEngine(net, tuple(data_config["input_size"]), onnx_path)
     except Exception as exc:
         if kind == "onnx":
             raise
         log.warning("ONNX Runtime unavailable for this model (%s): using PyTorch", exc)
-        return TorchEngine(model)
+        return TorchEngine(net)

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from imagefit.data.loader import iterate_batches
 from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
 from imagefit.features.engines import make_engine
+from imagefit.features.layers import PRE_LOGITS, Embedding, embedding_dim
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,11 @@ class Features:
     errors: list[tuple[Path, str]] = field(default_factory=list)
     reused: int = 0
     computed: int = 0
+    digests: list[str] = field(default_factory=list)  # content hashes, in input order, when cached
 
 
 class FeatureExtractor:
-    """Pre-logits features of a timm model, through the fastest engine, cached by file content."""
+    """Embeddings of a timm model (pre-logits or a named layer), fastest engine, cached by file content."""
 
     def __init__(
         self,
@@ -45,17 +47,21 @@ class FeatureExtractor:
         workers: int | None = None,
         cache: bool = True,
         progress: bool = True,
+        layer: str = PRE_LOGITS,
+        pool: str = "avg",
+        flip: bool = False,
     ):
         self.model = model.eval()
+        self.net = Embedding(self.model, layer, pool, flip)
         self.data_config = data_config
         self.batch_size = batch_size
         self.workers = workers
         self.progress = progress
-        self.key = model_key(model, data_config)
+        self.key = model_key(model, data_config, self.net.describe())
         self.cache = FeatureCache(self.key) if cache else None
         self._engine_kind = engine
         self._engine = None
-        self.dim = int(model.num_features)
+        self.dim = embedding_dim(self.net, tuple(data_config["input_size"]))
 
     def engine(self, n_images: int):
         """The inference engine, built on first use.
@@ -68,7 +74,7 @@ class FeatureExtractor:
             kind = self._engine_kind
             if kind == "auto" and n_images < _EXPORT_WORTH and not onnx_path.is_file():
                 kind = "torch"
-            self._engine = make_engine(self.model, self.data_config, kind, onnx_path)
+            self._engine = make_engine(self.net, self.data_config, kind, onnx_path)
         return self._engine
 
     def __call__(self, paths: Sequence[str | Path], desc: str = "features") -> Features:
@@ -91,6 +97,7 @@ class FeatureExtractor:
             errors=[(paths[i], errors[i]) for i in sorted(errors)],
             reused=len(found),
             computed=len(todo) - sum(1 for i in todo if i in errors),
+            digests=[digests.get(i, "") for i in range(len(paths))] if digests else [],
         )
 
     def _digests(self, paths: list[Path], errors: dict[int, str]) -> dict[int, str]:

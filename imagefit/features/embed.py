@@ -1,0 +1,94 @@
+"""imagefit.features: embeddings of every image in a folder, written as an embedding file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from imagefit.errors import ModelError
+from imagefit.features.extract import FeatureExtractor
+from imagefit.features.layers import PRE_LOGITS
+from imagefit.features.store import EmbeddingSet, save_embeddings
+
+log = logging.getLogger(__name__)
+
+
+def model_source(
+    model_or_run: str | os.PathLike, weights: str | Path = "auto"
+) -> tuple[torch.nn.Module, dict, dict]:
+    """(model, data_config, description) for a backbone name or a run folder."""
+    path = Path(model_or_run)
+    if path.is_dir():
+        from imagefit.runs import load
+
+        classifier = load(path)
+        info = {"source": str(path.resolve()), **classifier.info}
+        return classifier.model, classifier.data_config, info
+    if os.sep in str(model_or_run) or str(model_or_run).startswith("."):
+        raise ModelError(f"{model_or_run} is neither a run folder nor a backbone name")
+    from imagefit.models.registry import create_backbone
+
+    backbone = create_backbone(str(model_or_run), weights)
+    info = {
+        "source": backbone.spec.name,
+        "backbone": backbone.spec.name,
+        "arch": backbone.spec.arch,
+        "weights": backbone.weights,
+    }
+    if isinstance(weights, Path):
+        info["weights_file"] = str(weights.resolve())
+    return backbone.model, backbone.data_config, info
+
+
+def make_extractor(
+    model_or_run, weights="auto", layer=PRE_LOGITS, pool="avg", flip=False, **options
+) -> tuple[FeatureExtractor, dict]:
+    """An extractor for a model source, and the record of it that embedding files carry."""
+    model, data_config, info = model_source(model_or_run, weights)
+    extractor = FeatureExtractor(model, data_config, layer=layer, pool=pool, flip=flip, **options)
+    record = {
+        **info,
+        "layer": layer,
+        "pool": pool,
+        "flip": flip,
+        "key": extractor.key,
+        "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in data_config.items()},
+    }
+    return extractor, record
+
+
+def features(
+    model_or_run: str | os.PathLike,
+    folder: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    layer: str = PRE_LOGITS,
+    pool: str = "avg",
+    flip: bool = False,
+    weights: str | Path = "auto",
+    **options,
+) -> EmbeddingSet:
+    """Embeddings of every image under `folder` (recursively, sorted); written to `out` if given."""
+    from imagefit.inference.classifier import collect_inputs
+
+    folder = Path(folder)
+    paths = collect_inputs([folder])
+    extractor, record = make_extractor(model_or_run, weights, layer, pool, flip, **options)
+    result = extractor(paths, desc="features")
+    for path, reason in result.errors:
+        log.warning("skipped %s", reason if str(path) in reason else f"{path}: {reason}")
+    base = folder if folder.is_dir() else folder.parent
+    kept = [p for p, ok in zip(result.paths, result.ok, strict=True) if ok]
+    data = EmbeddingSet(
+        vectors=result.vectors,
+        paths=[p.relative_to(base).as_posix() for p in kept],
+        root=str(base.resolve()),
+        model=record,
+        digests=[d for d, ok in zip(result.digests, result.ok, strict=True) if ok] if result.digests else [],
+        skipped=[{"path": str(p), "reason": r} for p, r in result.errors],
+    )
+    if out is not None:
+        save_embeddings(out, data)
+    return data
