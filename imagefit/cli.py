@@ -197,7 +197,7 @@ def _print_metrics(metrics: dict) -> None:
 @workers_option
 @engine_option
 def predict(run_dir, inputs, csv_path, batch_size, workers, engine) -> None:
-    """Predict the class of INPUTS (files or folders) with the model in RUN."""
+    """Predict the class of INPUTS (files or folders) with the model in RUN (or an exported .onnx)."""
     from imagefit.runs import load
 
     preds = load(run_dir).predict(inputs, batch_size=batch_size, workers=workers, engine=engine)
@@ -208,6 +208,29 @@ def predict(run_dir, inputs, csv_path, batch_size, workers, engine) -> None:
     if csv_path:
         preds.to_csv(csv_path)
         click.echo(f"wrote {csv_path}", err=True)
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["onnx", "torchscript"]), default="onnx", show_default=True
+)
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Output file (default: in RUN).")
+@click.option("--dynamic-batch", is_flag=True, help="Accept any batch size (ONNX).")
+@click.option(
+    "--batch-size",
+    "-b",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Fixed batch size of the exported graph when not --dynamic-batch.",
+)
+def export(run_dir, fmt, out, dynamic_batch, batch_size) -> None:
+    """Export the classifier in RUN as ONNX or TorchScript, checked against PyTorch."""
+    from imagefit.export import export as run
+
+    result = run(run_dir, fmt, out, dynamic_batch, batch_size)
+    click.echo(f"wrote {result.path}  (max abs difference from PyTorch: {result.max_abs_diff:.2e})")
 
 
 @cli.command()

@@ -76,7 +76,11 @@ def read_config(run_dir: str | Path) -> RunConfig:
 
 
 def load(run_dir: str | Path) -> Classifier:
-    """The classifier saved in a run folder."""
+    """The classifier saved in a run folder (or in an .onnx file written by imagefit export)."""
+    from imagefit.inference.onnx_classifier import OnnxClassifier, is_onnx_model
+
+    if is_onnx_model(run_dir):
+        return OnnxClassifier(run_dir)
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     if not (run_dir / WEIGHTS).is_file():

@@ -51,7 +51,8 @@ class OnnxEngine:
         import onnxruntime as ort
 
         if not path.is_file():
-            _export(net.eval(), input_size, path)
+            log.info("exporting the backbone to ONNX for fast CPU inference (once per model)")
+            export_onnx(net.eval(), input_size, path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -61,9 +62,18 @@ class OnnxEngine:
         return self.session.run(None, {"images": x.numpy()})[0]
 
 
-def _export(net: torch.nn.Module, input_size: tuple[int, int, int], path: Path) -> None:
-    log.info("exporting the backbone to ONNX for fast CPU inference (once per model)")
-    dummy = torch.zeros(1, *input_size)
+def export_onnx(
+    net: torch.nn.Module,
+    input_size: tuple[int, int, int],
+    path: Path,
+    output: str = "features",
+    dynamic_batch: bool = True,
+    batch: int = 1,
+    metadata: dict[str, str] | None = None,
+) -> None:
+    """Write `net` as an ONNX graph (input 'images', one output) atomically, with optional metadata."""
+    dummy = torch.zeros(batch, *input_size)
+    axes = {"images": {0: "batch"}, output: {0: "batch"}} if dynamic_batch else None
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():
@@ -73,11 +83,18 @@ def _export(net: torch.nn.Module, input_size: tuple[int, int, int], path: Path) 
                 dummy,
                 str(tmp),
                 input_names=["images"],
-                output_names=["features"],
-                dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}},
+                output_names=[output],
+                dynamic_axes=axes,
                 opset_version=17,
                 dynamo=False,
             )
+        if metadata:
+            import onnx
+
+            graph = onnx.load(str(tmp))
+            for key, value in metadata.items():
+                graph.metadata_props.add(key=key, value=value)
+            onnx.save(graph, str(tmp))
 
     write_with(path, write)
 

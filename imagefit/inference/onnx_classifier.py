@@ -1,0 +1,81 @@
+"""Predictions from an exported ONNX classifier: no PyTorch model needed, only the file."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from imagefit.data.loader import iterate_batches
+from imagefit.errors import ModelError
+from imagefit.inference.classifier import Predictions, collect_inputs
+
+
+class OnnxClassifier:
+    """An ONNX file written by `imagefit export`, with its classes and preprocessing inside."""
+
+    def __init__(self, path: str | os.PathLike):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"cannot load {path} as an ONNX model: {exc}") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "imagefit_classes" not in meta:
+            raise ModelError(f"{path} was not written by imagefit export (no class names inside)")
+        self.classes = json.loads(meta["imagefit_classes"])
+        config = json.loads(meta["imagefit_data_config"])
+        self.data_config = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
+        self.fixed_batch = self.session.get_inputs()[0].shape[0]
+
+    def predict(
+        self,
+        inputs: Iterable[str | os.PathLike],
+        batch_size: int = 32,
+        workers: int | None = None,
+        progress: bool = True,
+        **_ignored,
+    ) -> Predictions:
+        """Class probabilities for image files and folders."""
+        paths = collect_inputs(inputs)
+        if isinstance(self.fixed_batch, int):
+            batch_size = self.fixed_batch
+        probs = np.zeros((len(paths), len(self.classes)), np.float32)
+        ok = np.zeros(len(paths), bool)
+        errors = []
+        bar = tqdm(total=len(paths), desc="predict", unit="img", disable=not progress, leave=False)
+        for batch in iterate_batches(paths, self.data_config, batch_size, workers):
+            errors.extend((paths[i], message) for i, message in batch.errors)
+            if batch.images is not None:
+                rows = batch.indices.numpy()
+                probs[rows] = _softmax(self._run(batch.images.numpy()))
+                ok[rows] = True
+            bar.update(len(batch.indices) + len(batch.errors))
+        bar.close()
+        kept = [p for p, good in zip(paths, ok, strict=True) if good]
+        return Predictions(self.classes, kept, probs[ok], errors)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        if isinstance(self.fixed_batch, int) and n < self.fixed_batch:
+            x = np.concatenate([x, np.zeros((self.fixed_batch - n, *x.shape[1:]), x.dtype)])
+        return self.session.run(None, {"images": x})[0][:n]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def is_onnx_model(path: str | os.PathLike) -> bool:
+    """True for a path that names an .onnx file."""
+    return Path(path).suffix == ".onnx" and Path(path).is_file()
