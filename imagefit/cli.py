@@ -235,6 +235,23 @@ def export(run_dir, fmt, out, dynamic_batch, batch_size) -> None:
 
 @cli.command()
 @click.argument("source", metavar="MODEL_OR_RUN")
+@click.option(
+    "--image-size", type=click.IntRange(min=8), default=None, help="Square input size (default: the model's)."
+)
+def summary(source, image_size) -> None:
+    """Every layer of a model with its output shape and parameters, like Keras summary()."""
+    from imagefit.explain.summary import summarize
+    from imagefit.features.embed import model_source
+
+    model, data_config, _ = model_source(source, "none")
+    channels, height, width = data_config["input_size"]
+    if image_size is not None:
+        height = width = image_size
+    click.echo(summarize(model, (channels, height, width)).table())
+
+
+@cli.command()
+@click.argument("source", metavar="MODEL_OR_RUN")
 @click.argument("folder", metavar="DIR", type=click.Path(path_type=Path))
 @click.option(
     "--out",
