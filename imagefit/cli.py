@@ -252,6 +252,34 @@ def summary(source, image_size) -> None:
 
 @cli.command()
 @click.argument("source", metavar="MODEL_OR_RUN")
+@click.option("--image", type=click.Path(path_type=Path), help="Also draw this image's feature maps.")
+@click.option("--layer", default=None, help="Layer whose feature maps to draw (default: the first conv).")
+@weights_option
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder for kernels.png and feature_maps.png.",
+)
+def kernels(source, image, layer, weights, out) -> None:
+    """The first convolution's filters as an image grid, and optionally an image's feature maps."""
+    from imagefit.explain.kernels import feature_maps, first_conv, kernel_grid, save_grid
+    from imagefit.features.embed import model_source
+
+    model, data_config, _ = model_source(source, _weights(weights))
+    name, conv = first_conv(model)
+    path = save_grid(kernel_grid(conv), out / "kernels.png", f"{name}: {conv.out_channels} filters")
+    click.echo(f"wrote {path}")
+    if image is not None:
+        maps = feature_maps(model, data_config, image, layer or name)
+        title = f"{layer or name} on {image.name}: {len(maps)} maps"
+        click.echo(f"wrote {save_grid(maps, out / 'feature_maps.png', title)}")
+
+
+@cli.command()
+@click.argument("source", metavar="MODEL_OR_RUN")
 @click.argument("folder", metavar="DIR", type=click.Path(path_type=Path))
 @click.option(
     "--out",
