@@ -41,7 +41,11 @@ class _Group(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo(
+                "interrupted: the last complete epoch's checkpoint is kept "
+                "(continue a scratch run with imagefit train --resume RUN)",
+                err=True,
+            )
             sys.exit(130)
         except Exception as exc:
             if debug:
@@ -127,13 +131,14 @@ def imagenet(images, model, weights, top, as_json) -> None:
 
 
 @cli.command()
-@click.argument("data", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--strategy",
-    type=click.Choice(["linear"]),
+    type=click.Choice(["linear", "scratch"]),
     default="linear",
     show_default=True,
-    help="linear: a logistic-regression head on cached backbone features.",
+    help="linear: a logistic-regression head on cached backbone features; "
+    "scratch: a small CNN trained from scratch (--arch).",
 )
 @model_option
 @weights_option
@@ -148,34 +153,119 @@ def imagenet(images, model, weights, top, as_json) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--image-size",
-    type=click.IntRange(min=16),
+    type=click.IntRange(min=8),
     default=None,
-    help="Square input size (default: the backbone's).",
+    help="Square input size (default: the backbone's; scratch: from the images).",
 )
 @batch_option
 @workers_option
 @engine_option
 @click.option("--no-cache", is_flag=True, help="Recompute features even if cached.")
+@click.option(
+    "--arch",
+    default="larger_model",
+    show_default=True,
+    help="scratch: larger_model, simple_model, baseline_model or a spec such as "
+    "conv30@5-pool2-conv15@3-pool2-drop0.2-dense128-dense50.",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="scratch: epochs.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="scratch: peak learning rate.")
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "adam", "adamw", "rmsprop"], case_sensitive=False),
+    default="adam",
+    show_default=True,
+)
+@click.option(
+    "--schedule", type=click.Choice(["onecycle", "cosine", "constant"]), default="onecycle", show_default=True
+)
+@click.option("--warmup", type=float, default=None, help="Share of steps to warm up (default per schedule).")
+@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True)
+@click.option(
+    "--channels",
+    type=click.Choice(["1", "3"]),
+    default=None,
+    help="scratch: 1 (grayscale) or 3 input channels (default: from the images).",
+)
+@click.option("--augment", is_flag=True, help="scratch: random crops (75-100 %), flips, colour jitter.")
+@click.option(
+    "--patience",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after N epochs without a lower val_loss.",
+)
+@click.option(
+    "--resume",
+    "resume_run",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Continue the scratch run in this folder from its last checkpoint.",
+)
 def train(
-    data, strategy, model, weights, out, valid_pct, seed, image_size, batch_size, workers, engine, no_cache
+    data,
+    strategy,
+    model,
+    weights,
+    out,
+    valid_pct,
+    seed,
+    image_size,
+    batch_size,
+    workers,
+    engine,
+    no_cache,
+    arch,
+    epochs,
+    lr,
+    optimizer,
+    schedule,
+    warmup,
+    weight_decay,
+    momentum,
+    channels,
+    augment,
+    patience,
+    resume_run,
 ) -> None:
     """Train a classifier on DATA (class folders) and write a run folder."""
     from imagefit.train import train as run
 
-    result = run(
-        data,
-        strategy=strategy,
-        model=model,
-        weights=_weights(weights),
-        out=out,
-        valid_pct=valid_pct,
-        seed=seed,
-        batch_size=batch_size,
-        workers=workers,
-        engine=engine,
-        cache=not no_cache,
-        image_size=image_size,
-    )
+    if resume_run is not None:
+        from imagefit.train.scratch import resume_scratch
+
+        result = resume_scratch(resume_run, workers=workers)
+    elif data is None:
+        raise click.UsageError("give DATA, or --resume RUN to continue a run")
+    else:
+        scratch = {
+            "arch": arch,
+            "epochs": epochs,
+            "lr": lr,
+            "optimizer": optimizer.lower(),
+            "schedule": schedule,
+            "warmup": warmup,
+            "weight_decay": weight_decay,
+            "momentum": momentum,
+            "channels": int(channels) if channels else None,
+            "augment": augment,
+            "patience": patience,
+        }
+        result = run(
+            data,
+            strategy=strategy,
+            model=model,
+            weights=_weights(weights),
+            out=out,
+            valid_pct=valid_pct,
+            seed=seed,
+            batch_size=batch_size,
+            workers=workers,
+            engine=engine,
+            cache=not no_cache,
+            image_size=image_size,
+            scratch=scratch if strategy == "scratch" else None,
+        )
     _print_metrics(result.metrics)
     click.echo(f"run folder: {result.run_dir}")
 
@@ -236,18 +326,40 @@ def export(run_dir, fmt, out, dynamic_batch, batch_size) -> None:
 @cli.command()
 @click.argument("source", metavar="MODEL_OR_RUN")
 @click.option(
-    "--image-size", type=click.IntRange(min=8), default=None, help="Square input size (default: the model's)."
+    "--image-size",
+    type=click.IntRange(min=8),
+    default=None,
+    help="Square input size (default: the model's; small CNNs: 28).",
 )
-def summary(source, image_size) -> None:
-    """Every layer of a model with its output shape and parameters, like Keras summary()."""
-    from imagefit.explain.summary import summarize
-    from imagefit.features.embed import model_source
+@click.option("--channels", type=click.IntRange(min=1), default=None, help="Small CNNs: input channels.")
+@click.option(
+    "--classes",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Small CNNs: number of outputs.",
+)
+def summary(source, image_size, channels, classes) -> None:
+    """Every layer of a model with its output shape and parameters, like Keras summary().
 
+    MODEL_OR_RUN is a run folder, a timm or registry name, or a small-CNN preset or spec.
+    """
+    from imagefit.explain.summary import summarize
+
+    model, input_size = _summary_model(source, image_size, channels, classes)
+    click.echo(summarize(model, input_size).table())
+
+
+def _summary_model(source: str, image_size, channels, classes):
+    from imagefit.features.embed import model_source
+    from imagefit.models.small_cnn import PRESETS, SmallCNN
+
+    if source in PRESETS or ("@" in source and not Path(source).exists()):
+        size = image_size or 28
+        return SmallCNN(source, channels or 1, classes, size), (channels or 1, size, size)
     model, data_config, _ = model_source(source, "none")
-    channels, height, width = data_config["input_size"]
-    if image_size is not None:
-        height = width = image_size
-    click.echo(summarize(model, (channels, height, width)).table())
+    c, h, w = data_config["input_size"]
+    return model, (c, image_size or h, image_size or w)
 
 
 @cli.command()

@@ -85,7 +85,12 @@ def load(run_dir: str | Path) -> Classifier:
     config = read_config(run_dir)
     if not (run_dir / WEIGHTS).is_file():
         raise ModelError(f"{run_dir} has no {WEIGHTS}: the run did not finish")
-    model = timm.create_model(config.arch, pretrained=False, num_classes=len(config.classes))
+    if "small_cnn" in config.options:  # scratch runs: the architecture is a spec, not a timm name
+        from imagefit.models.small_cnn import SmallCNN
+
+        model = SmallCNN.from_description(config.options["small_cnn"], num_classes=len(config.classes))
+    else:
+        model = timm.create_model(config.arch, pretrained=False, num_classes=len(config.classes))
     load_model(model, str(run_dir / WEIGHTS))
     info = {"backbone": config.backbone, "arch": config.arch, "run": str(run_dir)}
     return Classifier(model, config.classes, config.data_config, info)

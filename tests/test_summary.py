@@ -55,3 +55,17 @@ def test_cli_summary_prints_the_totals() -> None:
     total = sum(p.numel() for p in timm.create_model(TINY_MODEL).parameters())
     assert f"Total params: {total:,}" in result.output
     assert "Input shape: (None, 3, 64, 64)" in result.output
+
+
+def test_larger_model_at_28x28x1_matches_the_hand_calculation() -> None:
+    conv1 = 30 * (5 * 5 * 1) + 30
+    conv2 = 15 * (3 * 3 * 30) + 15
+    dense1 = (15 * 5 * 5) * 128 + 128  # 28 -5+1-> 24 -pool-> 12 -3+1-> 10 -pool-> 5
+    dense2 = 128 * 50 + 50
+    out = 50 * 10 + 10
+    result = CliRunner().invoke(cli, ["summary", "larger_model", "--image-size", "28", "--channels", "1"])
+    assert result.exit_code == 0, result.output
+    assert f"Total params: {conv1 + conv2 + dense1 + dense2 + out:,}" in result.output
+    for count in (conv1, conv2, dense1, dense2, out):
+        assert f" {count:,} " in result.output
+    assert "(None, 15, 5, 5)" in result.output

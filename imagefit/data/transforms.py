@@ -6,10 +6,13 @@ import math
 
 from timm.data import create_transform
 
+from imagefit.data.channels import match_channels
+
 
 def eval_transform(data_config: dict):
-    """The deterministic resize, centre-crop and normalise pipeline for inference."""
-    return create_transform(**data_config, is_training=False)
+    """The deterministic resize, centre-crop and normalise pipeline, in the model's channel count."""
+    transform = create_transform(**data_config, is_training=False)
+    return match_channels(transform, data_config["input_size"][0])
 
 
 def decode_size(data_config: dict) -> int:

@@ -21,7 +21,7 @@ from imagefit.train.linear import fit_linear_head
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("linear",)
+STRATEGIES = ("linear", "scratch")
 
 
 @dataclass
@@ -47,10 +47,28 @@ def train(
     cache: bool = True,
     progress: bool = True,
     image_size: int | None = None,
+    scratch: dict | None = None,
 ) -> TrainResult:
-    """Train a classifier on the images under `data` and write a run folder."""
+    """Train a classifier on the images under `data` and write a run folder.
+
+    `scratch` holds the scratch strategy's options (arch, epochs, lr, optimizer, schedule, ...).
+    """
     if strategy not in STRATEGIES:
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if strategy == "scratch":
+        from imagefit.train.scratch import train_scratch
+
+        return train_scratch(
+            data,
+            out=out,
+            seed=seed,
+            batch_size=batch_size,
+            image_size=image_size,
+            valid_pct=valid_pct,
+            workers=workers,
+            progress=progress,
+            **(scratch or {}),
+        )
     if batch_size < 1:
         raise OptionError(f"--batch-size must be at least 1, got {batch_size}")
     get_spec(model)  # a wrong name fails before the dataset is scanned

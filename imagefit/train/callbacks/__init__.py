@@ -1,0 +1,19 @@
+"""Callbacks for the training loop: checkpoints, early stopping, history CSV, progress bars, NaN guard."""
+
+from imagefit.train.callbacks.base import Callback
+from imagefit.train.callbacks.checkpoint import Checkpoint, load_weights
+from imagefit.train.callbacks.early_stopping import EarlyStopping
+from imagefit.train.callbacks.history import HistoryCSV, read_history
+from imagefit.train.callbacks.nan_guard import NaNGuard
+from imagefit.train.callbacks.progress import ProgressBar
+
+__all__ = [
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "HistoryCSV",
+    "NaNGuard",
+    "ProgressBar",
+    "load_weights",
+    "read_history",
+]

@@ -1,0 +1,42 @@
+"""The callback protocol: hooks at the start and end of training, epochs and batches."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imagefit.train.loop import Trainer
+
+
+class Callback:
+    """No-op hooks to override; `logs` is the only channel, `trainer.stop_training` the stop flag.
+
+    Logs: train begin {epochs, epoch (already done), stages}; epoch begin {epoch, epochs, stage,
+    steps}; batch begin {batch, size}; batch end {batch, size, batch_loss, loss, acc, lr} (loss and
+    acc are running means over the epoch, as Keras shows them); epoch end: the history row
+    {epoch, stage, lr, loss, acc, val_loss, val_acc, seconds}; train end {epoch, stopped}.
+
+    A stop requested during an epoch discards that partial epoch: no epoch end, no history row, no
+    checkpoint. `trainer.stop_stage` ends the current stage only. Callbacks run in ascending
+    `order` (checkpoints last, so that they record what the others decided).
+    """
+
+    order = 0
+
+    def on_train_begin(self, trainer: Trainer, logs: dict) -> None:
+        """Before the first epoch of `fit` (also after a resume)."""
+
+    def on_train_end(self, trainer: Trainer, logs: dict) -> None:
+        """After the last epoch, or when training stopped; `logs['stopped']` says why, if it did."""
+
+    def on_epoch_begin(self, trainer: Trainer, logs: dict) -> None:
+        """Before the first batch of an epoch."""
+
+    def on_epoch_end(self, trainer: Trainer, logs: dict) -> None:
+        """After validation; `logs` is the epoch's history row."""
+
+    def on_batch_begin(self, trainer: Trainer, logs: dict) -> None:
+        """Before a training batch."""
+
+    def on_batch_end(self, trainer: Trainer, logs: dict) -> None:
+        """After a training batch's optimiser step."""

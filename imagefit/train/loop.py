@@ -1,0 +1,316 @@
+"""The training loop: engineering (device, precision, stages, state, callbacks) apart from the model.
+
+The caller brings the research code: a model, batches of (images, labels), a loss and an optimiser
+spec. The Trainer runs stages of epochs, validates after each, and tells callbacks what happened;
+checkpoints, early stopping, the history file and progress bars are callbacks. Its whole state
+(model, optimiser, schedule, RNG, position, history) round-trips through `state_dict`, so a run
+resumed from a checkpoint ends exactly where an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from imagefit.errors import ModelError, OptionError
+from imagefit.train._state import load_state
+from imagefit.train.optim import OptimSpec, make_optimizer, make_schedule
+from imagefit.train.stages import Stage, freeze_except, frozen_norms_to_eval, param_groups
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end")
+LAST_CHECKPOINT = "last.safetensors"
+
+__all__ = ["OptimSpec", "Stage", "Trainer", "make_optimizer", "make_schedule", "seed_everything"]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices): the same seed gives the same run on a CPU."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Fits `model` on batches of (x, y) from `train_data`, stage by stage, validating each epoch."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_data: Iterable,
+        valid_data: Iterable | None = None,
+        *,
+        optim: OptimSpec | None = None,
+        stages: Sequence[Stage] | None = None,
+        epochs: int = 10,
+        loss: nn.Module | None = None,
+        callbacks: Sequence = (),
+        device: str | torch.device | None = None,
+        precision: str = "auto",
+        seed: int | None = None,
+    ):
+        self.optim = optim or OptimSpec()
+        self.stages = list(stages) if stages is not None else [Stage("train", epochs)]
+        if not self.stages or len({s.name for s in self.stages}) != len(self.stages):
+            raise OptionError("stages need distinct names, and there must be at least one")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.amp_dtype = _amp_dtype(precision, self.device)
+        self.channels_last = self.device.type == "cuda"
+        memory = torch.channels_last if self.channels_last else torch.preserve_format
+        self.model = model.to(self.device, memory_format=memory)
+        self.train_data, self.valid_data = train_data, valid_data
+        self.loss_fn = loss or nn.CrossEntropyLoss()
+        self.callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
+        self.seed = seed
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler = None
+        self.history: list[dict] = []
+        self.epoch = self.stage_index = self.stage_epoch = 0
+        self.stop_training = self.stop_stage = False
+        self.stop_reason: str | None = None
+        self._resumed = False
+
+    @property
+    def stage(self) -> Stage:
+        return self.stages[self.stage_index]
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(s.epochs for s in self.stages)
+
+    def fit(self) -> list[dict]:
+        """Train to the end (or a stop) and return the history, one dict per epoch.
+
+        Ctrl-C stops at once, keeps the last checkpoint written, tells the callbacks and re-raises.
+        """
+        if self.seed is not None and not self._resumed:
+            seed_everything(self.seed)
+        self.stop_reason = None
+        names = [s.name for s in self.stages]
+        self._call("on_train_begin", {"epochs": self.total_epochs, "epoch": self.epoch, "stages": names})
+        try:
+            while not self.stop_training:
+                if self.stage_epoch >= self.stage.epochs or self.stop_stage:
+                    if self.stage_index == len(self.stages) - 1:
+                        break
+                    self._next_stage()
+                    continue
+                if self.optimizer is None:
+                    self._enter_stage()
+                if not self._run_epoch():
+                    break
+        except KeyboardInterrupt:
+            self.stop_reason = "interrupted"
+            self._call("on_train_end", {"epoch": self.epoch, "stopped": self.stop_reason})
+            raise
+        self._call("on_train_end", {"epoch": self.epoch, "stopped": self.stop_reason})
+        return self.history
+
+    def resume(self, path: str | Path) -> Trainer:
+        """Continue from a checkpoint file, or the last checkpoint in a run or checkpoint folder."""
+        self.load_state_dict(load_state(find_checkpoint(path)))
+        return self
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly here: tensors and plain values only."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "rng": _rng_state(),
+            "history": [dict(row) for row in self.history],
+            "stages": [[s.name, s.epochs] for s in self.stages],
+            "position": {
+                "epoch": self.epoch,
+                "stage_index": self.stage_index,
+                "stage_epoch": self.stage_epoch,
+                "stop_stage": self.stop_stage,
+                "stop_training": self.stop_training,
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a `state_dict`: the next `fit` goes on from the same epoch of the same stage."""
+        saved = [tuple(s) for s in state["stages"]]
+        if [s[0] for s in saved] != [s.name for s in self.stages]:
+            mine = [s.name for s in self.stages]
+            raise ModelError(f"the checkpoint has stages {[s[0] for s in saved]}, this run has {mine}")
+        self.model.load_state_dict(state["model"])
+        self.history = [dict(row) for row in state["history"]]
+        pos = state["position"]
+        self.epoch, self.stage_index, self.stage_epoch = pos["epoch"], pos["stage_index"], pos["stage_epoch"]
+        self.stop_stage, self.stop_training = pos["stop_stage"], pos["stop_training"]
+        self.optimizer = self.scheduler = None
+        if state["optimizer"] is not None and self.stage_epoch < self.stage.epochs and not self.stop_stage:
+            self._enter_stage()
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"])
+        self._resumed = True
+
+    def _next_stage(self) -> None:
+        self.stage_index += 1
+        self.stage_epoch = 0
+        self.stop_stage = False
+        self.optimizer = self.scheduler = None
+
+    def _enter_stage(self) -> None:
+        stage = self.stage
+        lr = stage.lr if stage.lr is not None else self.optim.lr
+        groups = param_groups(self.model, stage, lr)
+        freeze_except(self.model, groups)
+        spec = self.optim
+        self.optimizer = make_optimizer(spec.name, groups, lr, spec.weight_decay, spec.momentum)
+        steps = stage.epochs * _steps_per_epoch(self.train_data)
+        self.scheduler = make_schedule(spec.schedule, spec.warmup)(self.optimizer, steps)
+
+    def _run_epoch(self) -> bool:
+        """One epoch of training and validation; False when it was stopped before its end."""
+        steps = _steps_per_epoch(self.train_data)
+        begin = {"epoch": self.epoch + 1, "epochs": self.total_epochs, "stage": self.stage.name}
+        self._call("on_epoch_begin", {**begin, "steps": steps})
+        started = time.perf_counter()
+        self.model.train()
+        frozen_norms_to_eval(self.model)
+        totals = np.zeros(3)  # loss sum, correct, samples
+        lr = _max_lr(self.optimizer)
+        for i, batch in enumerate(self.train_data):
+            x, y = self._to_device(batch)
+            self._call("on_batch_begin", {"batch": i, "size": len(y)})
+            lr = _max_lr(self.optimizer)
+            loss, correct = self._train_step(x, y)
+            totals += (loss * len(y), correct, len(y))
+            loss_mean, acc = totals[0] / totals[2], totals[1] / totals[2]
+            logs = {"batch": i, "size": len(y), "batch_loss": loss, "loss": loss_mean, "acc": acc, "lr": lr}
+            self._call("on_batch_end", logs)
+            if self.stop_training:
+                return False
+        row = {"epoch": self.epoch + 1, "stage": self.stage.name, "lr": lr}
+        row.update(loss=_mean(totals[0], totals[2]), acc=_mean(totals[1], totals[2]))
+        row.update(self._validate())
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        self.epoch += 1
+        self.stage_epoch += 1
+        self.history.append(row)
+        self._call("on_epoch_end", dict(row))
+        return True
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
+        with self._autocast():
+            out = self.model(x)
+            loss = self.loss_fn(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.scheduler.step()
+        return float(loss.detach()), _correct(out.detach(), y)
+
+    def evaluate(self, data: Iterable) -> dict:
+        """Mean loss and accuracy of the model (in eval mode) over batches of (x, y), and their count."""
+        self.model.eval()
+        totals = np.zeros(3)
+        with torch.inference_mode():
+            for batch in data:
+                x, y = self._to_device(batch)
+                with self._autocast():
+                    out = self.model(x)
+                loss = self.loss_fn(out.float(), y)
+                totals += (float(loss) * len(y), _correct(out, y), len(y))
+        return {"loss": _mean(totals[0], totals[2]), "acc": _mean(totals[1], totals[2]), "n": int(totals[2])}
+
+    def _validate(self) -> dict:
+        if self.valid_data is None:
+            return {"val_loss": None, "val_acc": None}
+        scores = self.evaluate(self.valid_data)
+        return {"val_loss": scores["loss"], "val_acc": scores["acc"]}
+
+    def _to_device(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = batch
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last and x.ndim == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(self.device, non_blocking=True)
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _call(self, hook: str, logs: dict) -> None:
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, logs)
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    """The last checkpoint: `path` itself, or last.safetensors in it or in its checkpoints/ folder."""
+    path = Path(path)
+    for candidate in (path, path / LAST_CHECKPOINT, path / "checkpoints" / LAST_CHECKPOINT):
+        if candidate.is_file():
+            return candidate
+    raise ModelError(f"no checkpoint in {path}: expected {LAST_CHECKPOINT} (was the run started?)")
+
+
+def _amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Mixed precision on CUDA only: bf16 where supported, else fp16 with a gradient scaler."""
+    if precision not in PRECISIONS:
+        raise OptionError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if device.type != "cuda" or precision == "fp32":
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def _steps_per_epoch(data: Iterable) -> int:
+    try:
+        return len(data)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise OptionError("training batches need a length (a DataLoader, a list) for the schedule") from exc
+
+
+def _correct(out: torch.Tensor, y: torch.Tensor) -> int:
+    target = y if y.ndim == 1 else y.argmax(1)
+    return int((out.argmax(1) == target).sum())
+
+
+def _mean(total: float, n: float) -> float | None:
+    return float(total / n) if n else None
+
+
+def _max_lr(optimizer: torch.optim.Optimizer) -> float:
+    return max(float(g["lr"]) for g in optimizer.param_groups)
+
+
+def _rng_state() -> dict:
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    numpy = np.random.get_state()
+    return {"python": random.getstate(), "numpy": numpy, "torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
