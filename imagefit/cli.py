@@ -134,11 +134,11 @@ def imagenet(images, model, weights, top, as_json) -> None:
 @click.argument("data", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--strategy",
-    type=click.Choice(["linear", "scratch"]),
+    type=click.Choice(["linear", "finetune", "scratch"]),
     default="linear",
     show_default=True,
-    help="linear: a logistic-regression head on cached backbone features; "
-    "scratch: a small CNN trained from scratch (--arch).",
+    help="linear: a logistic-regression head on cached backbone features; finetune: a new head, "
+    "then later blocks unfrozen in --stages; scratch: a small CNN trained from scratch (--arch).",
 )
 @model_option
 @weights_option
@@ -157,7 +157,13 @@ def imagenet(images, model, weights, top, as_json) -> None:
     default=None,
     help="Square input size (default: the backbone's; scratch: from the images).",
 )
-@batch_option
+@click.option(
+    "--batch-size",
+    "-b",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Images per batch (default 32, or the training set's size when smaller).",
+)
 @workers_option
 @engine_option
 @click.option("--no-cache", is_flag=True, help="Recompute features even if cached.")
@@ -168,19 +174,24 @@ def imagenet(images, model, weights, top, as_json) -> None:
     help="scratch: larger_model, simple_model, baseline_model or a spec such as "
     "conv30@5-pool2-conv15@3-pool2-drop0.2-dense128-dense50.",
 )
+@click.option(
+    "--stages",
+    default=None,
+    help="finetune: head|topN|all:EPOCHS:LR stages (default head:1:2e-3,top2:2:5e-4,top4:2:2e-4).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="scratch: epochs.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="scratch: peak learning rate.")
 @click.option(
     "--optimizer",
     type=click.Choice(["sgd", "adam", "adamw", "rmsprop"], case_sensitive=False),
-    default="adam",
-    show_default=True,
+    default=None,
+    help="Default: adam (scratch), adamw (finetune).",
 )
 @click.option(
     "--schedule", type=click.Choice(["onecycle", "cosine", "constant"]), default="onecycle", show_default=True
 )
 @click.option("--warmup", type=float, default=None, help="Share of steps to warm up (default per schedule).")
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
+@click.option("--weight-decay", type=float, default=None, help="Default: 0 (scratch), 0.01 (finetune).")
 @click.option("--momentum", type=float, default=0.9, show_default=True)
 @click.option(
     "--channels",
@@ -188,7 +199,11 @@ def imagenet(images, model, weights, top, as_json) -> None:
     default=None,
     help="scratch: 1 (grayscale) or 3 input channels (default: from the images).",
 )
-@click.option("--augment", is_flag=True, help="scratch: random crops (75-100 %), flips, colour jitter.")
+@click.option(
+    "--augment/--no-augment",
+    default=None,
+    help="Random crops (75-100 %), flips, colour jitter. Default: off (scratch), on (finetune).",
+)
 @click.option(
     "--patience",
     type=click.IntRange(min=1),
@@ -215,6 +230,7 @@ def train(
     workers,
     engine,
     no_cache,
+    stages,
     arch,
     epochs,
     lr,
@@ -238,19 +254,24 @@ def train(
     elif data is None:
         raise click.UsageError("give DATA, or --resume RUN to continue a run")
     else:
-        scratch = {
-            "arch": arch,
-            "epochs": epochs,
-            "lr": lr,
-            "optimizer": optimizer.lower(),
+        common = {
+            "optimizer": optimizer and optimizer.lower(),
             "schedule": schedule,
             "warmup": warmup,
             "weight_decay": weight_decay,
             "momentum": momentum,
-            "channels": int(channels) if channels else None,
             "augment": augment,
             "patience": patience,
         }
+        common = {k: v for k, v in common.items() if v is not None}  # the strategy's defaults fill the rest
+        scratch = {
+            **common,
+            "arch": arch,
+            "epochs": epochs,
+            "lr": lr,
+            "channels": int(channels) if channels else None,
+        }
+        finetune = {**common, **({"stages": stages} if stages else {})}
         result = run(
             data,
             strategy=strategy,
@@ -264,7 +285,8 @@ def train(
             engine=engine,
             cache=not no_cache,
             image_size=image_size,
-            scratch=scratch if strategy == "scratch" else None,
+            scratch=scratch,
+            finetune=finetune,
         )
     _print_metrics(result.metrics)
     click.echo(f"run folder: {result.run_dir}")

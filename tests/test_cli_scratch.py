@@ -54,6 +54,7 @@ def test_resume_from_the_cli_continues_the_same_run(tiny_data: Path, tmp_path: P
         (["--arch", "conv8@3-wobble"], "wobble"),
         (["--arch", "larger_model", "--lr", "0"], "--lr must be a positive number"),
         (["--arch", "larger_model", "--image-size", "10"], "cannot take"),
+        (["--arch", "larger_model", "--batch-size", "64"], "larger than the 20 training images"),
     ],
 )
 def test_bad_scratch_options_exit_2_before_training(tiny_data: Path, tmp_path: Path, args, expected) -> None:

@@ -110,7 +110,7 @@ def test_interrupted_then_resumed_equals_an_uninterrupted_run(tmp_path):
 
 
 def test_an_existing_run_is_not_overwritten_and_only_scratch_runs_resume(tmp_path):
-    data = make_folder(tmp_path / "data", n_train=3, n_valid=1)
+    data = make_folder(tmp_path / "data", n_train=4, n_valid=1)
     train_scratch(data, out=tmp_path / "run", epochs=1, **FAST)
     with pytest.raises(OptionError, match="already holds a training run"):
         train_scratch(data, out=tmp_path / "run", epochs=1, **FAST)

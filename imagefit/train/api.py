@@ -21,7 +21,7 @@ from imagefit.train.linear import fit_linear_head
 
 log = logging.getLogger(__name__)
 
-STRATEGIES = ("linear", "scratch")
+STRATEGIES = ("linear", "finetune", "scratch")
 
 
 @dataclass
@@ -41,17 +41,19 @@ def train(
     out: str | Path | None = None,
     valid_pct: float = 0.2,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     workers: int | None = None,
     engine: str = "auto",
     cache: bool = True,
     progress: bool = True,
     image_size: int | None = None,
     scratch: dict | None = None,
+    finetune: dict | None = None,
 ) -> TrainResult:
     """Train a classifier on the images under `data` and write a run folder.
 
-    `scratch` holds the scratch strategy's options (arch, epochs, lr, optimizer, schedule, ...).
+    `scratch` holds the scratch strategy's options (arch, epochs, lr, optimizer, schedule, ...);
+    `finetune` the finetune strategy's (stages, optimizer, schedule, weight_decay, augment, ...).
     """
     if strategy not in STRATEGIES:
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
@@ -69,6 +71,23 @@ def train(
             progress=progress,
             **(scratch or {}),
         )
+    if strategy == "finetune":
+        from imagefit.train.finetune import train_finetune
+
+        return train_finetune(
+            data,
+            model,
+            weights,
+            out,
+            seed,
+            workers,
+            progress,
+            image_size,
+            batch_size=batch_size,
+            valid_pct=valid_pct,
+            **(finetune or {}),
+        )
+    batch_size = 32 if batch_size is None else batch_size
     if batch_size < 1:
         raise OptionError(f"--batch-size must be at least 1, got {batch_size}")
     get_spec(model)  # a wrong name fails before the dataset is scanned

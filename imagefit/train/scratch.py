@@ -84,7 +84,7 @@ class ScratchOptions:
 
     arch: str = "larger_model"
     epochs: int = 10
-    batch_size: int = 32
+    batch_size: int | None = None  # None: 32, or the training set's size when smaller
     lr: float = 1e-3
     optimizer: str = "adam"
     schedule: str = "onecycle"
@@ -102,7 +102,7 @@ class ScratchOptions:
         parse_spec(self.arch)
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise OptionError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise OptionError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.channels not in (None, 1, 3):
             raise OptionError(f"--channels must be 1 (grayscale) or 3 (colour), got {self.channels}")
@@ -120,7 +120,7 @@ def train_scratch(
     arch: str = "larger_model",
     out: str | Path | None = None,
     epochs: int = 10,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     lr: float = 1e-3,
     optimizer: str = "adam",
     seed: int = 0,
@@ -179,6 +179,7 @@ def run_scratch(
     started = time.perf_counter()
     dataset = discover_dataset(data, options.valid_pct, seed)
     log.info(dataset.describe())
+    options.batch_size = resolve_batch_size(options.batch_size, len(dataset.train))
     model, config = _model_and_config(data, dataset, options, seed)
     run_dir = _run_dir(out, resume)
     if not resume:
@@ -253,6 +254,18 @@ def _batches(dataset: Dataset, data_config: dict, options: ScratchOptions, loade
     train = Batches(dataset.train, augmented, data_config, shuffle=True, drop_last=single_last, **loader)
     valid = Batches(dataset.valid, eval_transform(data_config), data_config, **loader)
     return train, valid
+
+
+DEFAULT_BATCH = 32
+
+
+def resolve_batch_size(batch_size: int | None, n_train: int) -> int:
+    """The batch size to train with; one asked for that exceeds the training set is an error."""
+    if batch_size is None:
+        return max(1, min(DEFAULT_BATCH, n_train))
+    if batch_size > n_train:
+        raise OptionError(f"--batch-size {batch_size} is larger than the {n_train} training images: lower it")
+    return batch_size
 
 
 def auto_image_size(samples: Sequence[Sample], arch: str, sample: int = 64) -> int:

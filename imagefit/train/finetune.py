@@ -1,0 +1,214 @@
+"""The finetune strategy: a new head on a pretrained backbone, then later blocks unfrozen in stages.
+
+Stages come from a compact spec, `head:1:2e-3,top2:2:5e-4,top4:2:2e-4`: train the head alone for
+one epoch at 2e-3, then the last two block groups with the head for two epochs at 5e-4, then the
+last four. Block groups are timm's coarse parameter groups (stem, blocks, head conv, classifier),
+so the spec works for any timm architecture. Within a stage, rates fall geometrically from the
+stage's rate at the classifier to a tenth of it at the lowest unfrozen group (discriminative rates).
+Training runs at the backbone's training resolution; the final metrics and the saved run use its
+inference preprocessing, as predictions will.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from timm.models import group_parameters
+
+from imagefit._atomic import write_json
+from imagefit.data.augment import train_transform
+from imagefit.data.folders import discover_dataset
+from imagefit.data.transforms import eval_transform
+from imagefit.errors import OptionError
+from imagefit.inference.classifier import Classifier
+from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
+from imagefit.runs import CONFIG, RunConfig, save_run
+from imagefit.train.callbacks.checkpoint import BEST, load_weights
+from imagefit.train.loop import Trainer, seed_everything
+from imagefit.train.optim import OptimSpec
+from imagefit.train.scratch import (
+    CHECKPOINTS,
+    Batches,
+    _callbacks,
+    _loader_options,
+    _run_dir,
+    resolve_batch_size,
+)
+from imagefit.train.stages import Stage
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STAGES = "head:1:2e-3,top2:2:5e-4,top4:2:2e-4"
+_STAGE = re.compile(r"^(head|top(\d+)|all):(\d+):([0-9.eE+-]+)$")
+
+
+@dataclass
+class FinetuneOptions:
+    """How a finetune run trains; saved in config.json, checked before any data is read."""
+
+    stages: str = DEFAULT_STAGES
+    batch_size: int | None = None  # None: 32, or the training set's size when smaller
+    optimizer: str = "adamw"
+    schedule: str = "onecycle"
+    warmup: float | None = None
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    augment: bool = True
+    valid_pct: float = 0.2
+    patience: int | None = None
+
+    def __post_init__(self) -> None:
+        self.optim()
+        if self.batch_size is not None and self.batch_size < 2:
+            raise OptionError(f"--batch-size must be at least 2 to fine-tune, got {self.batch_size}")
+
+    def optim(self) -> OptimSpec:
+        """The optimiser; each stage brings its own learning rate."""
+        lr = max(stage.lr for stage in parse_stages(self.stages, n_groups=99))
+        return OptimSpec(self.optimizer, lr, self.weight_decay, self.momentum, self.schedule, self.warmup)
+
+
+def parse_stages(spec: str, n_groups: int, groups: list[list[str]] | None = None) -> list[Stage]:
+    """Stages from a spec; with `groups` (parameter names per coarse group), trainable pickers too."""
+    stages = []
+    for token in [t.strip() for t in spec.split(",") if t.strip()]:
+        m = _STAGE.match(token)
+        if not m:
+            raise OptionError(
+                f"bad stage {token!r} in --stages: write head|topN|all:EPOCHS:LR, e.g. {DEFAULT_STAGES}"
+            )
+        kind, top, epochs, lr = m.group(1), m.group(2), int(m.group(3)), float(m.group(4))
+        depth = 0 if kind == "head" else (n_groups - 1 if kind == "all" else int(top))
+        if depth > n_groups - 1:
+            raise OptionError(
+                f"stage {token!r} unfreezes {depth} block groups but the model has {n_groups - 1}"
+            )
+        stages.append(Stage(token, epochs, lr, _picker(groups, depth) if groups else None))
+    if not stages:
+        raise OptionError("--stages is empty: give at least one stage, e.g. head:1:2e-3")
+    return stages
+
+
+def _picker(groups: list[list[str]], depth: int):
+    """Trainable groups: the classifier at the stage rate, `depth` groups below at falling rates."""
+    chosen = groups[len(groups) - 1 - depth :]
+
+    def pick(model) -> list[dict]:
+        params = dict(model.named_parameters())
+        out = []
+        for i, names in enumerate(chosen):
+            scale = 0.1 ** ((len(chosen) - 1 - i) / max(1, len(chosen) - 1)) if len(chosen) > 1 else 1.0
+            out.append({"params": [params[n] for n in names], "lr_scale": scale})
+        return out
+
+    return pick
+
+
+def coarse_groups(model) -> list[list[str]]:
+    """timm's coarse parameter groups in network order, the classifier last and alone."""
+    grouped = group_parameters(model, model.group_matcher(coarse=True))
+    groups = [list(names) for _, names in sorted(grouped.items())]
+    head = {n for n, _ in model.get_classifier().named_parameters(prefix=_classifier_name(model))}
+    body = [[n for n in g if n not in head] for g in groups]
+    return [g for g in body if g] + [sorted(head)]
+
+
+def _classifier_name(model) -> str:
+    return next(name for name, module in model.named_modules() if module is model.get_classifier())
+
+
+def train_finetune(
+    data: str | Path,
+    model: str = DEFAULT_BACKBONE,
+    weights: str | Path = "auto",
+    out: str | Path | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    image_size: int | None = None,
+    callbacks=(),
+    **options,
+):
+    """Fine-tune `model` on `data` stage by stage and write a run folder; returns a TrainResult."""
+    from imagefit.train.api import TrainResult, _scores  # api dispatches here
+
+    opts = FinetuneOptions(**options)
+    get_spec(model)
+    started = time.perf_counter()
+    dataset = discover_dataset(data, opts.valid_pct, seed)
+    log.info(dataset.describe())
+    opts.batch_size = resolve_batch_size(opts.batch_size, len(dataset.train))
+    seed_everything(seed)
+    backbone = create_backbone(model, weights, num_classes=len(dataset.classes), image_size=image_size)
+    groups = coarse_groups(backbone.model)
+    stages = parse_stages(opts.stages, len(groups), groups)
+    config = RunConfig(
+        backbone=backbone.spec.name,
+        arch=backbone.spec.arch,
+        weights=backbone.weights,
+        classes=dataset.classes,
+        data_config=backbone.data_config,
+        strategy="finetune",
+        seed=seed,
+        data=str(Path(data).resolve()),
+        layout=dataset.layout,
+        options={**asdict(opts), "train_data_config": backbone.train_data_config},
+    )
+    run_dir = _run_dir(out, resume=False)
+    write_json(run_dir / CONFIG, asdict(config))
+    loader = {"batch_size": opts.batch_size, **_loader_options(workers, len(dataset.train), opts)}
+    train_cfg = backbone.train_data_config
+    n = len(dataset.train)
+    train = Batches(
+        dataset.train,
+        train_transform(train_cfg, opts.augment),
+        train_cfg,
+        shuffle=True,
+        drop_last=n > opts.batch_size and n % opts.batch_size == 1,
+        **loader,
+    )
+    valid = Batches(dataset.valid, eval_transform(train_cfg), train_cfg, **loader)
+    trainer = Trainer(
+        backbone.model,
+        train,
+        valid,
+        optim=opts.optim(),
+        stages=stages,
+        seed=seed,
+        callbacks=[*_callbacks(run_dir, opts.patience, progress, callbacks)],
+    )
+    trainer.fit()
+    if trainer.epoch == 0:
+        raise OptionError(trainer.stop_reason or "training stopped before the first epoch ended")
+    best = load_weights(run_dir / CHECKPOINTS / BEST, backbone.model)
+    model_ = backbone.model.cpu().eval()
+    info = {"backbone": backbone.spec.name, "arch": backbone.spec.arch, "weights": backbone.weights}
+    classifier = Classifier(model_, dataset.classes, backbone.data_config, info)
+    metrics = _final_metrics(classifier, dataset, workers, progress, _scores)
+    metrics.update(
+        best=best,
+        epochs=trainer.epoch,
+        stopped=trainer.stop_reason,
+        seconds={"total": round(time.perf_counter() - started, 3)},
+    )
+    save_run(run_dir, classifier, config, metrics)
+    return TrainResult(run_dir, metrics, classifier)
+
+
+def _final_metrics(classifier: Classifier, dataset, workers, progress, scores) -> dict:
+    """Loss and accuracy at the inference preprocessing, through the fast feature path."""
+    out, skipped = {}, []
+    extractor = classifier.extractor(workers=workers, cache=False, progress=progress)
+    for split in ("train", "valid"):
+        samples = getattr(dataset, split)
+        features = extractor([s.path for s in samples], desc=f"{split} eval")
+        y = np.array([s.label for s, ok in zip(samples, features.ok, strict=True) if ok], np.int64)
+        out[split] = scores(classifier, features, y)
+        skipped += [{"path": str(p), "reason": r} for p, r in features.errors]
+    out["skipped"] = skipped
+    return out

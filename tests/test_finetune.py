@@ -1,0 +1,135 @@
+"""The finetune strategy: stage specs, coarse groups, frozen parts, discriminative rates, the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from click.testing import CliRunner
+
+from imagefit.cli import cli
+from imagefit.errors import OptionError
+from imagefit.train.callbacks import Callback
+from imagefit.train.finetune import coarse_groups, parse_stages, train_finetune
+from tests.conftest import TINY_MODEL
+
+
+def test_coarse_groups_end_with_the_classifier_alone() -> None:
+    model = timm.create_model("tf_efficientnet_lite0")
+    groups = coarse_groups(model)
+    assert groups[-1] == ["classifier.bias", "classifier.weight"]
+    assert groups[0][0] == "conv_stem.weight"
+    assert sum(len(g) for g in groups) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("head:1", "bad stage"),
+        ("top9:1:1e-3", "unfreezes 9"),
+        ("head:0:1e-3", "at least one epoch"),
+        ("head:1:-1", "must be a positive number"),
+        ("", "empty"),
+    ],
+)
+def test_bad_stage_specs(spec: str, message: str) -> None:
+    with pytest.raises(OptionError, match=message):
+        parse_stages(spec, n_groups=5)
+
+
+class _Spy(Callback):
+    """Records parameter-group learning rates at each epoch's start and the model after stage 1."""
+
+    def __init__(self) -> None:
+        self.rates: list[list[float]] = []
+        self.after_head: dict[str, torch.Tensor] = {}
+
+    def on_epoch_begin(self, trainer, logs) -> None:
+        self.rates.append([g["lr"] for g in trainer.optimizer.param_groups])
+
+    def on_epoch_end(self, trainer, logs) -> None:
+        if logs["epoch"] == 1:
+            self.after_head = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_head_stage_freezes_the_backbone_and_later_stages_use_falling_rates(
+    tiny_data: Path, tmp_path
+) -> None:
+    torch.manual_seed(0)
+    start = timm.create_model(TINY_MODEL).state_dict()
+    spy = _Spy()
+    result = train_finetune(
+        tiny_data,
+        TINY_MODEL,
+        "none",
+        tmp_path / "run",
+        workers=0,
+        progress=False,
+        callbacks=[spy],
+        stages="head:1:1e-2,top2:1:1e-3",
+        batch_size=8,
+        augment=False,
+    )
+    after = spy.after_head
+    moved = [k for k in start if not k.startswith("classifier") and not torch.equal(start[k], after[k])]
+    assert moved == []  # weights and BatchNorm running statistics of the frozen backbone
+    assert not torch.equal(start["classifier.weight"][:2], after["classifier.weight"])
+    head_rates, top_rates = spy.rates
+    assert len(head_rates) == 1 and len(top_rates) == 3
+    assert top_rates[0] / top_rates[-1] == pytest.approx(0.1)
+    assert top_rates[0] < top_rates[1] < top_rates[2]
+    assert result.metrics["valid"]["n"] == 8
+
+
+def test_cli_finetune_run_loads_and_predicts(tiny_data: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    args = [
+        "train",
+        str(tiny_data),
+        "--strategy",
+        "finetune",
+        "--model",
+        TINY_MODEL,
+        "--weights",
+        "none",
+        "--stages",
+        "head:1:1e-2,all:1:1e-3",
+        "-b",
+        "8",
+        "-j",
+        "0",
+        "--out",
+        str(run),
+    ]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["strategy"] == "finetune" and config["options"]["optimizer"] == "adamw"
+    assert [r["stage"] for r in csv.DictReader((run / "history.csv").open())] == ["head:1:1e-2", "all:1:1e-3"]
+    out = tmp_path / "p.csv"
+    assert (
+        CliRunner()
+        .invoke(
+            cli,
+            [
+                "predict",
+                str(run),
+                str(tiny_data / "valid"),
+                "--csv",
+                str(out),
+                "--engine",
+                "torch",
+                "-j",
+                "0",
+            ],
+        )
+        .exit_code
+        == 0
+    )
+    assert len(list(csv.DictReader(out.open()))) == 8
+    bad = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "other"), "--stages", "top:1"])
+    assert bad.exit_code == 2 and "bad stage" in bad.output
