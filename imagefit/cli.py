@@ -177,7 +177,7 @@ def imagenet(images, model, weights, top, as_json) -> None:
 @click.option(
     "--stages",
     default=None,
-    help="finetune: head|topN|all:EPOCHS:LR stages (default head:1:2e-3,top2:2:5e-4,top4:2:2e-4).",
+    help="finetune: head|topN|all:EPOCHS:LR stages (default head:1:2e-3,top2:2:1e-4,top4:2:5e-5).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="scratch: epochs.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="scratch: peak learning rate.")

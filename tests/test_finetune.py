@@ -133,3 +133,24 @@ def test_cli_finetune_run_loads_and_predicts(tiny_data: Path, tmp_path: Path) ->
     assert len(list(csv.DictReader(out.open()))) == 8
     bad = CliRunner().invoke(cli, [*args[:-1], str(tmp_path / "other"), "--stages", "top:1"])
     assert bad.exit_code == 2 and "bad stage" in bad.output
+
+
+def test_frozen_norms_keep_batchnorm_statistics_in_unfrozen_stages(tiny_data: Path, tmp_path) -> None:
+    torch.manual_seed(0)
+    start = timm.create_model(TINY_MODEL).state_dict()
+    result = train_finetune(
+        tiny_data,
+        TINY_MODEL,
+        "none",
+        tmp_path / "run",
+        workers=0,
+        progress=False,
+        stages="all:2:1e-3",
+        batch_size=8,
+        augment=False,
+    )
+    end = result.classifier.model.state_dict()
+    stats = [k for k in start if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(start[k], end[k]) for k in stats)
+    weights = [k for k in start if k.endswith("conv_stem.weight")]
+    assert not torch.equal(start[weights[0]], end[weights[0]])  # while the weights did train

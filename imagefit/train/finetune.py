@@ -1,8 +1,10 @@
 """The finetune strategy: a new head on a pretrained backbone, then later blocks unfrozen in stages.
 
-Stages come from a compact spec, `head:1:2e-3,top2:2:5e-4,top4:2:2e-4`: train the head alone for
-one epoch at 2e-3, then the last two block groups with the head for two epochs at 5e-4, then the
-last four. Block groups are timm's coarse parameter groups (stem, blocks, head conv, classifier),
+Stages come from a compact spec, `head:1:2e-3,top2:2:1e-4,top4:2:5e-5`: train the head alone for
+one epoch at 2e-3, then the last two block groups with the head for two epochs at 1e-4, then the
+last four at 5e-5. BatchNorm layers stay in inference mode throughout (`frozen_norms`), as Keras
+advises for fine-tuning on small datasets: their scale and shift train, their statistics do not.
+Block groups are timm's coarse parameter groups (stem, blocks, head conv, classifier),
 so the spec works for any timm architecture. Within a stage, rates fall geometrically from the
 stage's rate at the classifier to a tenth of it at the lowest unfrozen group (discriminative rates).
 Training runs at the backbone's training resolution; the final metrics and the saved run use its
@@ -29,6 +31,7 @@ from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
 from imagefit.runs import CONFIG, RunConfig, save_run
 from imagefit.train.callbacks.checkpoint import BEST, load_weights
+from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.optim import OptimSpec
 from imagefit.train.scratch import (
@@ -43,7 +46,7 @@ from imagefit.train.stages import Stage
 
 log = logging.getLogger(__name__)
 
-DEFAULT_STAGES = "head:1:2e-3,top2:2:5e-4,top4:2:2e-4"
+DEFAULT_STAGES = "head:1:2e-3,top2:2:1e-4,top4:2:5e-5"
 _STAGE = re.compile(r"^(head|top(\d+)|all):(\d+):([0-9.eE+-]+)$")
 
 
@@ -59,6 +62,7 @@ class FinetuneOptions:
     weight_decay: float = 0.01
     momentum: float = 0.9
     augment: bool = True
+    frozen_norms: bool = True  # BatchNorm statistics stay the pretrained ones in every stage
     valid_pct: float = 0.2
     patience: int | None = None
 
@@ -173,6 +177,7 @@ def train_finetune(
         **loader,
     )
     valid = Batches(dataset.valid, eval_transform(train_cfg), train_cfg, **loader)
+    norms = [FrozenBatchNorm()] if opts.frozen_norms else []
     trainer = Trainer(
         backbone.model,
         train,
@@ -180,7 +185,7 @@ def train_finetune(
         optim=opts.optim(),
         stages=stages,
         seed=seed,
-        callbacks=[*_callbacks(run_dir, opts.patience, progress, callbacks)],
+        callbacks=[*norms, *_callbacks(run_dir, opts.patience, progress, callbacks)],
     )
     trainer.fit()
     if trainer.epoch == 0:

@@ -1,8 +1,10 @@
-"""Callbacks for the training loop: checkpoints, early stopping, history CSV, progress bars, NaN guard."""
+"""Callbacks for the training loop: checkpoints, early stopping, history CSV, progress bars, NaN guard,
+BatchNorm kept in inference mode."""
 
 from imagefit.train.callbacks.base import Callback
 from imagefit.train.callbacks.checkpoint import Checkpoint, load_weights
 from imagefit.train.callbacks.early_stopping import EarlyStopping
+from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
 from imagefit.train.callbacks.history import HistoryCSV, read_history
 from imagefit.train.callbacks.nan_guard import NaNGuard
 from imagefit.train.callbacks.progress import ProgressBar
@@ -11,6 +13,7 @@ __all__ = [
     "Callback",
     "Checkpoint",
     "EarlyStopping",
+    "FrozenBatchNorm",
     "HistoryCSV",
     "NaNGuard",
     "ProgressBar",
