@@ -37,6 +37,24 @@ class RunConfig:
     format_version: int = FORMAT_VERSION
 
 
+def backbone_config(
+    backbone, dataset, strategy: str, seed: int, data: str | Path, options: dict
+) -> RunConfig:
+    """The config of a run that trains on top of a registry backbone (linear, finetune)."""
+    return RunConfig(
+        backbone=backbone.spec.name,
+        arch=backbone.spec.arch,
+        weights=backbone.weights,
+        classes=dataset.classes,
+        data_config=backbone.data_config,
+        strategy=strategy,
+        seed=seed,
+        data=str(Path(data).resolve()),
+        layout=dataset.layout,
+        options=options,
+    )
+
+
 def new_run_dir(base: str | Path = "runs", prefix: str = "run") -> Path:
     """A fresh folder under `base` named by prefix and time; never an existing one."""
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -16,7 +16,7 @@ from imagefit.errors import DataError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
-from imagefit.runs import RunConfig, new_run_dir, save_run
+from imagefit.runs import backbone_config, new_run_dir, save_run
 from imagefit.train.linear import fit_linear_head
 
 log = logging.getLogger(__name__)
@@ -131,17 +131,13 @@ def train(
         "features": round(features_done - started, 3),
         "total": round(time.perf_counter() - started, 3),
     }
-    config = RunConfig(
-        backbone=backbone.spec.name,
-        arch=backbone.spec.arch,
-        weights=backbone.weights,
-        classes=dataset.classes,
-        data_config=backbone.data_config,
-        strategy=strategy,
-        seed=seed,
-        data=str(Path(data).resolve()),
-        layout=dataset.layout,
-        options={
+    config = backbone_config(
+        backbone,
+        dataset,
+        strategy,
+        seed,
+        data,
+        {
             "valid_pct": valid_pct,
             "batch_size": batch_size,
             "engine": engine,

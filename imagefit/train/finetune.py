@@ -29,7 +29,7 @@ from imagefit.data.transforms import eval_transform
 from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
-from imagefit.runs import CONFIG, RunConfig, save_run
+from imagefit.runs import CONFIG, backbone_config, save_run
 from imagefit.train.callbacks.checkpoint import BEST, load_weights
 from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
 from imagefit.train.loop import Trainer, seed_everything
@@ -151,17 +151,13 @@ def train_finetune(
     backbone = create_backbone(model, weights, num_classes=len(dataset.classes), image_size=image_size)
     groups = coarse_groups(backbone.model)
     stages = parse_stages(opts.stages, len(groups), groups)
-    config = RunConfig(
-        backbone=backbone.spec.name,
-        arch=backbone.spec.arch,
-        weights=backbone.weights,
-        classes=dataset.classes,
-        data_config=backbone.data_config,
-        strategy="finetune",
-        seed=seed,
-        data=str(Path(data).resolve()),
-        layout=dataset.layout,
-        options={**asdict(opts), "train_data_config": backbone.train_data_config},
+    config = backbone_config(
+        backbone,
+        dataset,
+        "finetune",
+        seed,
+        data,
+        {**asdict(opts), "train_data_config": backbone.train_data_config},
     )
     run_dir = _run_dir(out, resume=False)
     write_json(run_dir / CONFIG, asdict(config))
