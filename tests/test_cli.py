@@ -171,3 +171,15 @@ def test_console_script_usage_error_exits_2() -> None:
     )
     assert proc.returncode == 2
     assert "bogus" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluate_command_prints_metrics_and_writes_figures(trained: Path, tiny_data: Path) -> None:
+    result = invoke("evaluate", trained, tiny_data, "--engine", "torch", "-j", "0")
+    assert result.exit_code == 0, result.output
+    report = json.loads((trained / "evaluation" / "evaluation.json").read_text())
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert report["accuracy"] == pytest.approx(metrics["valid"]["accuracy"])
+    assert f"accuracy {report['accuracy']:.4f}" in result.output
+    assert (trained / "evaluation" / "confusion.png").stat().st_size > 1000
+    missing = CliRunner().invoke(cli, ["evaluate", str(trained), str(tiny_data / "nope")])
+    assert missing.exit_code == 2 and "Traceback" not in missing.output

@@ -1,0 +1,6 @@
+"""Evaluation of a trained run on labelled images: metrics, confusion matrix, galleries."""
+
+from imagefit.evaluate.api import evaluate
+from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
+
+__all__ = ["confusion_text", "evaluate", "evaluation_metrics"]

@@ -1,0 +1,136 @@
+"""`evaluate(run, data)`: predict the labelled images of a folder and write metrics and galleries."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from imagefit._atomic import write_json, write_text
+from imagefit.data.folders import discover_dataset
+from imagefit.data.images import list_images
+from imagefit.errors import DataError, OptionError
+from imagefit.evaluate.galleries import SELECTORS, confusion_figure, save_gallery, titles_for
+from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
+from imagefit.runs import CONFIG, load, read_config
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("valid", "train")
+
+
+def evaluate(
+    run_dir: str | os.PathLike,
+    data: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    split: str = "valid",
+    n_images: int = 8,
+    seed: int = 0,
+    **predict_options,
+) -> dict:
+    """Evaluate the classifier in `run_dir` on the labelled images of `data`; write into `out`.
+
+    `data` is a dataset folder with train/ (its `split` is used, re-split as in training when it
+    has no valid/ folder) or a folder of class folders (all its images). Predictions go through
+    the feature cache, so evaluating unchanged files again does no forward pass.
+    """
+    run_dir = Path(run_dir)
+    classifier = load(run_dir)
+    labelled = labelled_images(data, classifier.classes, split, run_dir)
+    preds = classifier.predict(list(labelled), **predict_options)
+    if not preds.paths:
+        raise DataError(f"none of the {len(labelled)} images in {data} could be read")
+    out = Path(out) if out is not None else _default_out(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    preds.to_csv(out / "predictions.csv")
+    y_true = np.array([labelled[str(p)] for p in preds.paths], dtype=int)
+    metrics = evaluation_metrics(y_true, preds.probabilities, preds.classes)
+    write_text(out / "confusion.txt", confusion_text(metrics["confusion_matrix"], preds.classes) + "\n")
+    confusion_figure(
+        np.array(metrics["confusion_matrix"]),
+        np.array(metrics["confusion_matrix_normalised"]),
+        preds.classes,
+        out / "confusion.png",
+    )
+    metrics.update(
+        run=str(run_dir),
+        out=str(out),
+        data=str(data),
+        split=split,
+        skipped=[{"path": str(p), "reason": r} for p, r in preds.errors],
+        confusion_figure="confusion.png",
+        confusion_table="confusion.txt",
+        predictions="predictions.csv",
+        galleries=_galleries(preds, y_true, out, n_images, seed),
+    )
+    write_json(out / "evaluation.json", metrics)
+    return metrics
+
+
+def labelled_images(
+    data: str | os.PathLike, classes: list[str], split: str = "valid", run_dir: Path | None = None
+) -> dict[str, int]:
+    """Image path -> index into `classes`, for the images of `data` that are evaluated."""
+    data = Path(data)
+    if split not in SPLITS:
+        raise OptionError(f"--split must be one of {', '.join(SPLITS)}, got {split}")
+    if not data.is_dir():
+        raise DataError(f"{data} is not a folder: expected DATA/<class>/ or DATA/train/ + DATA/valid/")
+    if any(p.is_dir() and p.name.lower() == "train" for p in data.iterdir()):
+        valid_pct, seed = _split_of(run_dir)
+        dataset = discover_dataset(data, valid_pct, seed)
+        named = [(s.path, dataset.classes[s.label]) for s in getattr(dataset, split)]
+    else:
+        named = [(p, d.name) for d in _class_folders(data) for p in list_images(d)]
+    unknown = sorted({name for _, name in named} - set(classes))
+    if unknown:
+        raise DataError(
+            f"{data} has classes the model does not know: {', '.join(unknown)} "
+            f"(the model's classes: {', '.join(classes)})"
+        )
+    if not named:
+        raise DataError(f"{data} holds no labelled images to evaluate")
+    index = {c: i for i, c in enumerate(classes)}
+    return {str(path): index[name] for path, name in named}
+
+
+def _class_folders(data: Path) -> list[Path]:
+    folders = sorted(p for p in data.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise DataError(f"{data} has no class folders: expected DATA/<class>/ or DATA/train/ + DATA/valid/")
+    return folders
+
+
+def _split_of(run_dir: Path | None) -> tuple[float, int]:
+    """The valid_pct and seed the run was trained with, so a re-split picks the same images."""
+    if run_dir is None or not (run_dir / CONFIG).is_file():
+        return 0.2, 0
+    config = read_config(run_dir)
+    return float(config.options.get("valid_pct", 0.2)), int(config.seed)
+
+
+def _default_out(run_dir: Path) -> Path:
+    return (run_dir if run_dir.is_dir() else run_dir.parent) / "evaluation"
+
+
+def _galleries(preds, y_true: np.ndarray, out: Path, n_images: int, seed: int) -> dict:
+    """Select and draw the five galleries; an empty one is recorded with no file."""
+    result = {}
+    for name, select in SELECTORS.items():
+        per_class = name.startswith("most_confident")
+        rows = select(
+            y_true, preds.probabilities, n=max(1, n_images // 2) if per_class else n_images, seed=seed
+        )
+        paths = [str(preds.paths[i]) for i in rows]
+        entry = {"file": None, "images": paths}
+        if rows:
+            titles = titles_for(rows, y_true, preds.probabilities, preds.classes)
+            save_gallery(paths, titles, out / f"gallery_{name}.png")
+            entry["file"] = f"gallery_{name}.png"
+        else:
+            entry["note"] = "no images to show"
+            log.info("gallery %s: no images", name)
+        result[name] = entry
+    return result
