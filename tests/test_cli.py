@@ -24,6 +24,11 @@ def invoke(*args: str):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("IMAGEFIT_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def trained(tiny_data: Path, tmp_path: Path) -> Path:
     run = tmp_path / "run"

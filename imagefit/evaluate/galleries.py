@@ -9,15 +9,13 @@ predicted probability. "Most confident correct" groups by true class (the same a
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from imagefit._atomic import write_with
-from imagefit.data.images import ImageReadError, open_image
+from imagefit._figures import image_tile, pyplot, save_figure
 
 GALLERIES = (
     "random_correct",
@@ -110,15 +108,6 @@ def titles_for(
     return out
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def save_gallery(
     paths: Sequence[str | os.PathLike],
     titles: Sequence[str],
@@ -127,23 +116,16 @@ def save_gallery(
     thumb: float = 2.0,
 ) -> Path:
     """Write a PNG grid of the images, each titled (atomically)."""
-    plt = _pyplot()
+    plt = pyplot()
     cols = max(1, min(cols, len(paths)))
     rows = max(1, -(-len(paths) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * thumb, rows * thumb * 1.15), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, path, title in zip(axes.flat, paths, titles, strict=False):
-        with contextlib.suppress(ImageReadError):
-            img = open_image(path, min_size=128)
-            img.thumbnail((256, 256))
-            ax.imshow(img)
-        ax.set_title(f"{Path(path).name}\n{title}", fontsize=7)
+        image_tile(ax, path, title)
     fig.tight_layout()
-    out = Path(out_png)
-    write_with(out, lambda p: fig.savefig(p, format="png", dpi=80))
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)
 
 
 def confusion_figure(
@@ -152,7 +134,7 @@ def confusion_figure(
     """Write a PNG of the confusion matrix: counts on the left, row-normalised on the right."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    plt = _pyplot()
+    plt = pyplot()
     side = 2.5 + 0.45 * len(classes)
     fig, (left, right) = plt.subplots(1, 2, figsize=(2 * side + 1, side))
     ConfusionMatrixDisplay(np.asarray(cm), display_labels=list(classes)).plot(
@@ -164,7 +146,4 @@ def confusion_figure(
     )
     right.set_title("normalised by true class")
     fig.tight_layout()
-    out = Path(out_png)
-    write_with(out, lambda p: fig.savefig(p, format="png", dpi=80))
-    plt.close(fig)
-    return out
+    return save_figure(fig, out_png)

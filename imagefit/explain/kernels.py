@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from imagefit._atomic import write_with
+from imagefit._figures import pyplot, save_figure
 from imagefit.data.images import open_image
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import ModelError, OptionError
@@ -53,10 +53,7 @@ def feature_maps(model: nn.Module, data_config: dict, image: str | os.PathLike, 
 
 def save_grid(tiles: np.ndarray, out: str | os.PathLike, title: str, limit: int = 64) -> Path:
     """Write tiles (n, h, w[, c]) as one PNG grid."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     tiles = tiles[:limit]
     cols = math.ceil(math.sqrt(len(tiles)))
@@ -72,7 +69,4 @@ def save_grid(tiles: np.ndarray, out: str | os.PathLike, title: str, limit: int 
         )
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    out = Path(out)
-    write_with(out, lambda p: fig.savefig(p, format="png", dpi=100))
-    plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)
