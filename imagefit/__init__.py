@@ -6,7 +6,7 @@ from imagefit.errors import DataError, ImagefitError, ModelError, OptionError
 from imagefit.inference import Classifier, Predictions, imagenet
 from imagefit.models import create_backbone
 from imagefit.runs import load, predict
-from imagefit.train import TrainResult, train
+from imagefit.train import TrainResult, resume, train
 
 __all__ = [
     "Classifier",
@@ -20,5 +20,6 @@ __all__ = [
     "imagenet",
     "load",
     "predict",
+    "resume",
     "train",
 ]

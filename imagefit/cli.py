@@ -43,7 +43,7 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo(
                 "interrupted: the last complete epoch's checkpoint is kept "
-                "(continue a scratch run with imagefit train --resume RUN)",
+                "(continue the run with imagefit train --resume RUN)",
                 err=True,
             )
             sys.exit(130)
@@ -179,6 +179,12 @@ def imagenet(images, model, weights, top, as_json) -> None:
     default=None,
     help="finetune: head|topN|all:EPOCHS:LR stages (default head:1:2e-3,top2:2:1e-4,top4:2:5e-5).",
 )
+@click.option(
+    "--head-init",
+    type=click.Choice(["linear", "random"]),
+    default=None,
+    help="finetune: start the new head as the linear strategy's fit on cached features (default: linear).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="scratch: epochs.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="scratch: peak learning rate.")
 @click.option(
@@ -215,7 +221,7 @@ def imagenet(images, model, weights, top, as_json) -> None:
     "resume_run",
     type=click.Path(path_type=Path),
     default=None,
-    help="Continue the scratch run in this folder from its last checkpoint.",
+    help="Continue the scratch or finetune run in this folder from its last checkpoint.",
 )
 def train(
     data,
@@ -231,6 +237,7 @@ def train(
     engine,
     no_cache,
     stages,
+    head_init,
     arch,
     epochs,
     lr,
@@ -248,9 +255,9 @@ def train(
     from imagefit.train import train as run
 
     if resume_run is not None:
-        from imagefit.train.scratch import resume_scratch
+        from imagefit.train import resume
 
-        result = resume_scratch(resume_run, workers=workers)
+        result = resume(resume_run, workers=workers)
     elif data is None:
         raise click.UsageError("give DATA, or --resume RUN to continue a run")
     else:
@@ -271,7 +278,8 @@ def train(
             "lr": lr,
             "channels": int(channels) if channels else None,
         }
-        finetune = {**common, **({"stages": stages} if stages else {})}
+        given = {"stages": stages, "head_init": head_init}
+        finetune = {**common, **{k: v for k, v in given.items() if v is not None}}
         result = run(
             data,
             strategy=strategy,

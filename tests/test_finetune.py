@@ -154,3 +154,70 @@ def test_frozen_norms_keep_batchnorm_statistics_in_unfrozen_stages(tiny_data: Pa
     assert stats and all(torch.equal(start[k], end[k]) for k in stats)
     weights = [k for k in start if k.endswith("conv_stem.weight")]
     assert not torch.equal(start[weights[0]], end[weights[0]])  # while the weights did train
+
+
+class _HeadAtStart(Callback):
+    """Records the classifier as training begins."""
+
+    def on_train_begin(self, trainer, logs) -> None:
+        self.weight = trainer.model.get_classifier().weight.detach().clone()
+
+
+def test_linear_head_init_starts_from_the_linear_strategys_head(tiny_data: Path, tmp_path) -> None:
+    from imagefit.train import train
+
+    linear = train(
+        tiny_data, model=TINY_MODEL, weights="none", out=tmp_path / "lin", workers=0, progress=False
+    )
+    spy, random_spy = _HeadAtStart(), _HeadAtStart()
+    options = {"stages": "top1:1:1e-3", "batch_size": 8, "augment": False, "workers": 0, "progress": False}
+    train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "ft", callbacks=[spy], **options)
+    train_finetune(
+        tiny_data, TINY_MODEL, "none", tmp_path / "rnd", callbacks=[random_spy], head_init="random", **options
+    )
+    expected = linear.classifier.model.get_classifier().weight.detach()
+    assert torch.allclose(spy.weight, expected, atol=1e-6)
+    assert not torch.allclose(random_spy.weight, expected, atol=1e-2)
+    with pytest.raises(OptionError, match="head-init"):
+        train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "bad", head_init="zeros", **options)
+
+
+class _Interrupt(Callback):
+    """Ctrl-C as the given epoch begins."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_begin(self, trainer, logs) -> None:
+        if logs["epoch"] == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_finetune_run_resumes_to_the_same_weights(tiny_data: Path, tmp_path: Path) -> None:
+    from imagefit.train import resume
+
+    options = {"stages": "head:1:1e-2,top2:2:1e-3", "batch_size": 8, "workers": 0, "progress": False}
+    straight = train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "straight", seed=3, **options)
+    run = tmp_path / "cut"
+    with pytest.raises(KeyboardInterrupt):
+        train_finetune(tiny_data, TINY_MODEL, "none", run, seed=3, callbacks=[_Interrupt(2)], **options)
+    assert not (run / "model.safetensors").exists()
+    resumed = resume(run, workers=0, progress=False)
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert [r["stage"] for r in rows] == ["head:1:1e-2", "top2:2:1e-3", "top2:2:1e-3"]
+    a, b = straight.classifier.model.state_dict(), resumed.classifier.model.state_dict()
+    assert max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].numel()) < 1e-6
+    assert resumed.metrics["valid"]["loss"] == pytest.approx(straight.metrics["valid"]["loss"], rel=1e-5)
+
+
+def test_resuming_a_linear_run_is_a_clear_error(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from imagefit._atomic import write_json
+    from imagefit.runs import RunConfig
+
+    config = RunConfig("efficientnet_lite0", "tf_efficientnet_lite0", "none", ["a", "b"], {}, "linear", 0)
+    write_json(tmp_path / "config.json", asdict(config))
+    result = CliRunner().invoke(cli, ["train", "--resume", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "linear run, which has no epochs to resume" in result.output

@@ -12,12 +12,12 @@ import torch
 from sklearn.metrics import accuracy_score, log_loss
 
 from imagefit.data.folders import Dataset, Sample, discover_dataset
-from imagefit.errors import DataError, OptionError
+from imagefit.errors import DataError, ModelError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
-from imagefit.runs import backbone_config, new_run_dir, save_run
-from imagefit.train.linear import fit_linear_head
+from imagefit.runs import backbone_config, new_run_dir, read_config, save_run
+from imagefit.train.linear import fit_linear_head, load_head
 
 log = logging.getLogger(__name__)
 
@@ -106,10 +106,7 @@ def train(
     _check_classes(dataset, y)
     head = fit_linear_head(x, y, len(dataset.classes), seed, progress)
     backbone.model.reset_classifier(len(dataset.classes))
-    fc = backbone.model.get_classifier()
-    with torch.no_grad():
-        fc.weight.copy_(torch.from_numpy(head.weight))
-        fc.bias.copy_(torch.from_numpy(head.bias))
+    load_head(backbone.model, head)
     meta = {"backbone": backbone.spec.name, "arch": backbone.spec.arch, "weights": backbone.weights}
     classifier = Classifier(backbone.model, dataset.classes, backbone.data_config, meta)
 
@@ -146,6 +143,23 @@ def train(
     )
     save_run(run_dir, classifier, config, metrics)
     return TrainResult(run_dir, metrics, classifier)
+
+
+def resume(run_dir: str | Path, workers: int | None = None, progress: bool = True) -> TrainResult:
+    """Continue a scratch or finetune run from its last checkpoint, with the options it started with."""
+    config = read_config(run_dir)
+    if config.strategy == "scratch":
+        from imagefit.train.scratch import resume_scratch
+
+        return resume_scratch(run_dir, progress=progress, workers=workers)
+    if config.strategy == "finetune":
+        from imagefit.train.finetune import resume_finetune
+
+        return resume_finetune(run_dir, workers=workers, progress=progress)
+    raise ModelError(
+        f"{run_dir} is a {config.strategy} run, which has no epochs to resume: train it again "
+        "(cached features make that fast)"
+    )
 
 
 def _extract(extractor: FeatureExtractor, samples: list[Sample], split: str) -> Features:

@@ -26,12 +26,14 @@ from imagefit._atomic import write_json
 from imagefit.data.augment import train_transform
 from imagefit.data.folders import discover_dataset
 from imagefit.data.transforms import eval_transform
-from imagefit.errors import OptionError
+from imagefit.errors import DataError, OptionError
+from imagefit.features.extract import FeatureExtractor
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
-from imagefit.runs import CONFIG, backbone_config, save_run
+from imagefit.runs import CONFIG, backbone_config, read_config, save_run
 from imagefit.train.callbacks.checkpoint import BEST, load_weights
 from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
+from imagefit.train.linear import fit_linear_head, load_head
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.optim import OptimSpec
 from imagefit.train.scratch import (
@@ -47,6 +49,7 @@ from imagefit.train.stages import Stage
 log = logging.getLogger(__name__)
 
 DEFAULT_STAGES = "head:1:2e-3,top2:2:1e-4,top4:2:5e-5"
+HEAD_INITS = ("linear", "random")
 _STAGE = re.compile(r"^(head|top(\d+)|all):(\d+):([0-9.eE+-]+)$")
 
 
@@ -65,9 +68,12 @@ class FinetuneOptions:
     frozen_norms: bool = True  # BatchNorm statistics stay the pretrained ones in every stage
     valid_pct: float = 0.2
     patience: int | None = None
+    head_init: str = "linear"  # linear: the head starts as the linear strategy's fit (LP-FT); random
 
     def __post_init__(self) -> None:
         self.optim()
+        if self.head_init not in HEAD_INITS:
+            raise OptionError(f"--head-init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if self.batch_size is not None and self.batch_size < 2:
             raise OptionError(f"--batch-size must be at least 2 to fine-tune, got {self.batch_size}")
 
@@ -139,40 +145,51 @@ def train_finetune(
     **options,
 ):
     """Fine-tune `model` on `data` stage by stage and write a run folder; returns a TrainResult."""
-    from imagefit.train.api import TrainResult, _scores  # api dispatches here
-
     opts = FinetuneOptions(**options)
     get_spec(model)
-    started = time.perf_counter()
     dataset = discover_dataset(data, opts.valid_pct, seed)
     log.info(dataset.describe())
     opts.batch_size = resolve_batch_size(opts.batch_size, len(dataset.train))
     seed_everything(seed)
     backbone = create_backbone(model, weights, num_classes=len(dataset.classes), image_size=image_size)
-    groups = coarse_groups(backbone.model)
-    stages = parse_stages(opts.stages, len(groups), groups)
-    config = backbone_config(
-        backbone,
-        dataset,
-        "finetune",
-        seed,
-        data,
-        {**asdict(opts), "train_data_config": backbone.train_data_config},
-    )
+    if opts.head_init == "linear":
+        _probe_head(backbone, dataset, opts.batch_size, workers, progress, seed)
+    saved = {**asdict(opts), "image_size": image_size, "train_data_config": backbone.train_data_config}
+    config = backbone_config(backbone, dataset, "finetune", seed, data, saved)
     run_dir = _run_dir(out, resume=False)
     write_json(run_dir / CONFIG, asdict(config))
-    loader = {"batch_size": opts.batch_size, **_loader_options(workers, len(dataset.train), opts)}
-    train_cfg = backbone.train_data_config
-    n = len(dataset.train)
-    train = Batches(
-        dataset.train,
-        train_transform(train_cfg, opts.augment),
-        train_cfg,
-        shuffle=True,
-        drop_last=n > opts.batch_size and n % opts.batch_size == 1,
-        **loader,
+    return _fit(backbone, dataset, opts, config, run_dir, workers, progress, callbacks, resume=False)
+
+
+def resume_finetune(run_dir: str | Path, workers: int | None = None, progress: bool = True, callbacks=()):
+    """Continue a finetune run from its last checkpoint: same stages, same history, same options."""
+    config = read_config(run_dir)
+    opts = FinetuneOptions(
+        **{k: v for k, v in config.options.items() if k in FinetuneOptions.__dataclass_fields__}
     )
-    valid = Batches(dataset.valid, eval_transform(train_cfg), train_cfg, **loader)
+    dataset = discover_dataset(config.data, opts.valid_pct, config.seed)
+    if dataset.classes != config.classes:
+        raise DataError(
+            f"{config.data} now has classes {', '.join(dataset.classes)}, the run was started with "
+            f"{', '.join(config.classes)}: a changed dataset cannot be resumed"
+        )
+    # the weights come from the checkpoint: build the architecture only
+    backbone = create_backbone(config.backbone, "none", len(config.classes), config.options.get("image_size"))
+    backbone.weights = config.weights
+    run_dir = _run_dir(run_dir, resume=True)
+    return _fit(backbone, dataset, opts, config, run_dir, workers, progress, callbacks, resume=True)
+
+
+def _fit(
+    backbone, dataset, opts: FinetuneOptions, config, run_dir: Path, workers, progress, callbacks, resume
+):
+    """Train the stages (from the last checkpoint when resuming), keep the best epoch, save the run."""
+    from imagefit.train.api import TrainResult, _scores  # api dispatches here
+
+    started = time.perf_counter()
+    groups = coarse_groups(backbone.model)
+    stages = parse_stages(opts.stages, len(groups), groups)
+    train, valid = _batches(dataset, backbone.train_data_config, opts, workers)
     norms = [FrozenBatchNorm()] if opts.frozen_norms else []
     trainer = Trainer(
         backbone.model,
@@ -180,9 +197,11 @@ def train_finetune(
         valid,
         optim=opts.optim(),
         stages=stages,
-        seed=seed,
+        seed=config.seed,
         callbacks=[*norms, *_callbacks(run_dir, opts.patience, progress, callbacks)],
     )
+    if resume:
+        trainer.resume(run_dir / CHECKPOINTS)
     trainer.fit()
     if trainer.epoch == 0:
         raise OptionError(trainer.stop_reason or "training stopped before the first epoch ended")
@@ -199,6 +218,34 @@ def train_finetune(
     )
     save_run(run_dir, classifier, config, metrics)
     return TrainResult(run_dir, metrics, classifier)
+
+
+def _batches(dataset, train_cfg: dict, opts: FinetuneOptions, workers) -> tuple[Batches, Batches]:
+    """Augmented, shuffled training batches and plain validation batches at the training resolution."""
+    loader = {"batch_size": opts.batch_size, **_loader_options(workers, len(dataset.train), opts)}
+    n = len(dataset.train)
+    train = Batches(
+        dataset.train,
+        train_transform(train_cfg, opts.augment),
+        train_cfg,
+        shuffle=True,
+        drop_last=n > opts.batch_size and n % opts.batch_size == 1,
+        **loader,
+    )
+    return train, Batches(dataset.valid, eval_transform(train_cfg), train_cfg, **loader)
+
+
+def _probe_head(backbone, dataset, batch_size: int, workers, progress: bool, seed: int) -> None:
+    """Start the head as the linear strategy's fit on cached features, so fine-tuning starts
+    from a good classifier and does not distort the features early (LP-FT)."""
+    from imagefit.train.api import _extract, _labels
+
+    extractor = FeatureExtractor(
+        backbone.model, backbone.data_config, "auto", batch_size, workers, True, progress
+    )
+    features = _extract(extractor, dataset.train, "train")
+    y = _labels(dataset.train, features)
+    load_head(backbone.model, fit_linear_head(features.vectors, y, len(dataset.classes), seed, progress))
 
 
 def _final_metrics(classifier: Classifier, dataset, workers, progress, scores) -> dict:

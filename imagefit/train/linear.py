@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
@@ -69,3 +70,11 @@ def _full_rank(model: LogisticRegression, n_classes: int) -> tuple[np.ndarray, n
     bias = np.full(n_classes, -1e4)  # a class absent from training is never predicted
     weight[present], bias[present] = coef, icpt
     return weight.astype(np.float32), bias.astype(np.float32)
+
+
+def load_head(model: torch.nn.Module, head: LinearHead) -> None:
+    """Copy a fitted head into the model's classifier layer (which must have the head's shape)."""
+    fc = model.get_classifier()
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(head.weight))
+        fc.bias.copy_(torch.from_numpy(head.bias))
