@@ -211,6 +211,20 @@ def imagenet(images, model, weights, top, as_json) -> None:
     help="Random crops (75-100 %), flips, colour jitter. Default: off (scratch), on (finetune).",
 )
 @click.option(
+    "--aug",
+    "aug_spec",
+    default=None,
+    help="Augmentation settings, e.g. rotate=15,shear=10,vflip=0.5,blur=0.2,scale=0.6-1,jitter=0.3 "
+    "(names: scale hflip vflip rotate shear jitter blur; implies --augment).",
+)
+@click.option(
+    "--class-weights",
+    type=click.Choice(["none", "auto"]),
+    default="none",
+    show_default=True,
+    help="auto: weigh classes by n / (k * n_c) in training, for imbalanced folders.",
+)
+@click.option(
     "--patience",
     type=click.IntRange(min=1),
     default=None,
@@ -248,6 +262,8 @@ def train(
     momentum,
     channels,
     augment,
+    aug_spec,
+    class_weights,
     patience,
     resume_run,
 ) -> None:
@@ -267,7 +283,7 @@ def train(
             "warmup": warmup,
             "weight_decay": weight_decay,
             "momentum": momentum,
-            "augment": augment,
+            "augment": aug_spec if aug_spec is not None and augment is not False else augment,
             "patience": patience,
         }
         common = {k: v for k, v in common.items() if v is not None}  # the strategy's defaults fill the rest
@@ -295,6 +311,7 @@ def train(
             image_size=image_size,
             scratch=scratch,
             finetune=finetune,
+            class_weights=class_weights,
         )
     _print_metrics(result.metrics)
     click.echo(f"run folder: {result.run_dir}")

@@ -17,6 +17,7 @@ from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
 from imagefit.runs import backbone_config, new_run_dir, read_config, save_run
+from imagefit.train.class_weights import check_class_weights
 from imagefit.train.linear import fit_linear_head, load_head
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,15 @@ def train(
     image_size: int | None = None,
     scratch: dict | None = None,
     finetune: dict | None = None,
+    class_weights: str | None = None,
 ) -> TrainResult:
     """Train a classifier on the images under `data` and write a run folder.
 
     `scratch` holds the scratch strategy's options (arch, epochs, lr, optimizer, schedule, ...);
     `finetune` the finetune strategy's (stages, optimizer, schedule, weight_decay, augment, ...).
+    `class_weights='auto'` weighs classes by n / (k * n_c) in training, for imbalanced folders.
     """
+    class_weights = check_class_weights(class_weights)
     if strategy not in STRATEGIES:
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     if strategy == "scratch":
@@ -69,7 +73,7 @@ def train(
             valid_pct=valid_pct,
             workers=workers,
             progress=progress,
-            **(scratch or {}),
+            **{"class_weights": class_weights, **(scratch or {})},
         )
     if strategy == "finetune":
         from imagefit.train.finetune import train_finetune
@@ -85,7 +89,7 @@ def train(
             image_size,
             batch_size=batch_size,
             valid_pct=valid_pct,
-            **(finetune or {}),
+            **{"class_weights": class_weights, **(finetune or {})},
         )
     batch_size = 32 if batch_size is None else batch_size
     if batch_size < 1:
@@ -104,7 +108,7 @@ def train(
     features_done = time.perf_counter()
     x, y = train_f.vectors, _labels(dataset.train, train_f)
     _check_classes(dataset, y)
-    head = fit_linear_head(x, y, len(dataset.classes), seed, progress)
+    head = fit_linear_head(x, y, len(dataset.classes), seed, progress, balanced=class_weights == "auto")
     backbone.model.reset_classifier(len(dataset.classes))
     load_head(backbone.model, head)
     meta = {"backbone": backbone.spec.name, "arch": backbone.spec.arch, "weights": backbone.weights}
@@ -139,6 +143,7 @@ def train(
             "batch_size": batch_size,
             "engine": engine,
             "image_size": image_size,
+            "class_weights": class_weights,
         },
     )
     save_run(run_dir, classifier, config, metrics)

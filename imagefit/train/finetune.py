@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 from timm.models import group_parameters
+from torch import nn
 
 from imagefit._atomic import write_json
-from imagefit.data.augment import train_transform
+from imagefit.data.augment import parse_augment, train_transform
 from imagefit.data.folders import discover_dataset
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import DataError, OptionError
@@ -33,6 +34,7 @@ from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
 from imagefit.runs import CONFIG, backbone_config, read_config, save_run
 from imagefit.train.callbacks.checkpoint import BEST, load_weights
 from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
+from imagefit.train.class_weights import check_class_weights, training_loss
 from imagefit.train.linear import fit_linear_head, load_head
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.optim import OptimSpec
@@ -64,14 +66,17 @@ class FinetuneOptions:
     warmup: float | None = None
     weight_decay: float = 0.01
     momentum: float = 0.9
-    augment: bool = True
+    augment: bool | str = True  # True: mild crops, flips, jitter; or an --aug spec (data/augment.py)
     frozen_norms: bool = True  # BatchNorm statistics stay the pretrained ones in every stage
     valid_pct: float = 0.2
     patience: int | None = None
     head_init: str = "linear"  # linear: the head starts as the linear strategy's fit (LP-FT); random
+    class_weights: str | None = None  # auto: classes weighted n / (k * n_c) in the training loss
 
     def __post_init__(self) -> None:
         self.optim()
+        parse_augment(self.augment)
+        self.class_weights = check_class_weights(self.class_weights)
         if self.head_init not in HEAD_INITS:
             raise OptionError(f"--head-init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if self.batch_size is not None and self.batch_size < 2:
@@ -198,6 +203,8 @@ def _fit(
         optim=opts.optim(),
         stages=stages,
         seed=config.seed,
+        loss=training_loss(opts.class_weights, [s.label for s in dataset.train], len(dataset.classes)),
+        eval_loss=nn.CrossEntropyLoss(),
         callbacks=[*norms, *_callbacks(run_dir, opts.patience, progress, callbacks)],
     )
     if resume:

@@ -25,33 +25,44 @@ class LinearHead:
 
 
 def fit_linear_head(
-    x: np.ndarray, y: np.ndarray, n_classes: int, seed: int = 0, progress: bool = True
+    x: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    seed: int = 0,
+    progress: bool = True,
+    balanced: bool = False,
 ) -> LinearHead:
-    """Standardise, choose C by stratified cross-validated log loss, refit on all, fold the scaling in."""
+    """Standardise, choose C by stratified cross-validated log loss, refit on all, fold the scaling in.
+
+    `balanced` weighs each class by n / (k * n_c) in the fit (`--class-weights auto`).
+    """
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / scale
     folds = min(3, int(np.unique(y, return_counts=True)[1].min()))
     cv_loss = {}
     if folds >= 2:
         for c in tqdm(C_GRID, desc="fit head", unit="C", disable=not progress, leave=False):
-            cv_loss[c] = _cv_loss(z, y, c, folds, seed, n_classes)
+            cv_loss[c] = _cv_loss(z, y, c, folds, seed, n_classes, balanced)
         best = min(cv_loss, key=cv_loss.get)
     else:
         best = 1.0
-    model = _logreg(best, seed).fit(z, y)
+    model = _logreg(best, seed, balanced).fit(z, y)
     weight, bias = _full_rank(model, n_classes)
     return LinearHead(weight / scale, bias - (weight / scale) @ mean, best, cv_loss)
 
 
-def _logreg(c: float, seed: int) -> LogisticRegression:
-    return LogisticRegression(C=c, max_iter=2000, random_state=seed)
+def _logreg(c: float, seed: int, balanced: bool = False) -> LogisticRegression:
+    weight = "balanced" if balanced else None
+    return LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight=weight)
 
 
-def _cv_loss(z: np.ndarray, y: np.ndarray, c: float, folds: int, seed: int, n_classes: int) -> float:
+def _cv_loss(
+    z: np.ndarray, y: np.ndarray, c: float, folds: int, seed: int, n_classes: int, balanced: bool
+) -> float:
     losses = []
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for tr, va in split.split(z, y):
-        model = _logreg(c, seed).fit(z[tr], y[tr])
+        model = _logreg(c, seed, balanced).fit(z[tr], y[tr])
         proba = np.zeros((len(va), n_classes))
         proba[:, model.classes_] = model.predict_proba(z[va])
         proba /= proba.sum(1, keepdims=True)

@@ -54,6 +54,7 @@ class Trainer:
         stages: Sequence[Stage] | None = None,
         epochs: int = 10,
         loss: nn.Module | None = None,
+        eval_loss: nn.Module | None = None,
         callbacks: Sequence = (),
         device: str | torch.device | None = None,
         precision: str = "auto",
@@ -69,7 +70,8 @@ class Trainer:
         memory = torch.channels_last if self.channels_last else torch.preserve_format
         self.model = model.to(self.device, memory_format=memory)
         self.train_data, self.valid_data = train_data, valid_data
-        self.loss_fn = loss or nn.CrossEntropyLoss()
+        self.loss_fn = (loss or nn.CrossEntropyLoss()).to(self.device)
+        self.eval_loss_fn = eval_loss.to(self.device) if eval_loss is not None else self.loss_fn
         self.callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
         self.seed = seed
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
@@ -233,7 +235,7 @@ class Trainer:
                 x, y = self._to_device(batch)
                 with self._autocast():
                     out = self.model(x)
-                loss = self.loss_fn(out.float(), y)
+                loss = self.eval_loss_fn(out.float(), y)
                 totals += (float(loss) * len(y), _correct(out, y), len(y))
         return {"loss": _mean(totals[0], totals[2]), "acc": _mean(totals[1], totals[2]), "n": int(totals[2])}
 

@@ -21,7 +21,7 @@ from timm.data import resolve_model_data_config
 from torch.utils.data import DataLoader
 
 from imagefit._atomic import write_json
-from imagefit.data.augment import train_transform
+from imagefit.data.augment import parse_augment, train_transform
 from imagefit.data.channels import detect_channels
 from imagefit.data.folders import Dataset, Sample, discover_dataset
 from imagefit.data.loader import ImageFiles, collate, default_workers
@@ -39,6 +39,7 @@ from imagefit.train.callbacks import (
     load_weights,
 )
 from imagefit.train.callbacks.checkpoint import BEST
+from imagefit.train.class_weights import check_class_weights, training_loss
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.optim import OptimSpec
 
@@ -93,13 +94,16 @@ class ScratchOptions:
     momentum: float = 0.9
     image_size: int | None = None  # None: the most common shorter side of the images, at most 128
     channels: int | None = None  # None: 1 when the images are stored as grayscale, else 3
-    augment: bool = False
+    augment: bool | str = False  # True: mild crops, flips, jitter; or an --aug spec (data/augment.py)
     valid_pct: float = 0.2
     patience: int | None = None  # early stopping on val_loss; None: off
+    class_weights: str | None = None  # auto: classes weighted n / (k * n_c) in the training loss
 
     def __post_init__(self) -> None:
         self.optim()
         parse_spec(self.arch)
+        parse_augment(self.augment)
+        self.class_weights = check_class_weights(self.class_weights)
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise OptionError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -187,12 +191,15 @@ def run_scratch(
     loader = {"batch_size": options.batch_size, **_loader_options(workers, len(dataset.train), options)}
     train, valid = _batches(dataset, config.data_config, options, loader)
     extra = _callbacks(run_dir, options.patience, progress, callbacks)
+    labels = [s.label for s in dataset.train]
     trainer = Trainer(
         model,
         train,
         valid,
         optim=options.optim(),
         epochs=options.epochs,
+        loss=training_loss(options.class_weights, labels, len(dataset.classes)),
+        eval_loss=torch.nn.CrossEntropyLoss(),
         callbacks=extra,
         device=device,
         seed=seed,
