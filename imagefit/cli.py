@@ -289,7 +289,7 @@ def train(
             finetune=finetune,
         )
     _print_metrics(result.metrics)
-    click.echo(f"run folder: {result.run_dir}")
+    click.echo(f"run folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -371,7 +371,20 @@ def evaluate(run_dir, data, out, split, n_images, seed, batch_size, workers, eng
         )
     if m["skipped"]:
         click.echo(f"skipped {len(m['skipped'])} unreadable image(s), listed in evaluation.json", err=True)
-    click.echo(f"wrote {m['out']}/evaluation.json and the figures")
+    click.echo(f"wrote {m['out']}/evaluation.json, the figures and report.html")
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="HTML file (default: RUN/report.html).")
+def report(run_dir, out) -> None:
+    """Write RUN's self-contained HTML report: config, curves, metrics, confusion matrix, galleries.
+
+    The evaluation part comes from RUN/evaluation/ (written by training or imagefit evaluate).
+    """
+    from imagefit.evaluate.report import report as run
+
+    click.echo(f"wrote {run(run_dir, out)}")
 
 
 @cli.command()

@@ -14,11 +14,13 @@ from imagefit.data.images import list_images
 from imagefit.errors import DataError, OptionError
 from imagefit.evaluate.galleries import SELECTORS, confusion_figure, save_gallery, titles_for
 from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
+from imagefit.inference.classifier import Predictions
 from imagefit.runs import CONFIG, load, read_config
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("valid", "train")
+EVALUATION, REPORT = "evaluation.json", "report.html"
 
 
 def evaluate(
@@ -34,7 +36,8 @@ def evaluate(
 
     `data` is a dataset folder with train/ (its `split` is used, re-split as in training when it
     has no valid/ folder) or a folder of class folders (all its images). Predictions go through
-    the feature cache, so evaluating unchanged files again does no forward pass.
+    the feature cache, so evaluating unchanged files again does no forward pass. Writes
+    evaluation.json, predictions.csv, the figures and a self-contained report.html.
     """
     run_dir = Path(run_dir)
     classifier = load(run_dir)
@@ -43,9 +46,25 @@ def evaluate(
     if not preds.paths:
         raise DataError(f"none of the {len(labelled)} images in {data} could be read")
     out = Path(out) if out is not None else _default_out(run_dir)
+    y_true = np.array([labelled[str(p)] for p in preds.paths], dtype=int)
+    record = {"run": str(run_dir), "data": str(data), "split": split}
+    metrics = write_evaluation(preds, y_true, out, n_images, seed, **record)
+    from imagefit.evaluate.report import write_report
+
+    write_report(run_dir, metrics, out / REPORT)
+    return metrics
+
+
+def write_evaluation(
+    preds: Predictions, y_true: np.ndarray, out: str | os.PathLike, n_images: int = 8, seed: int = 0, **record
+) -> dict:
+    """Write predictions.csv, the confusion matrix, the galleries and evaluation.json into `out`.
+
+    `record` (run, data, split, ...) is stored in evaluation.json with the metrics.
+    """
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     preds.to_csv(out / "predictions.csv")
-    y_true = np.array([labelled[str(p)] for p in preds.paths], dtype=int)
     metrics = evaluation_metrics(y_true, preds.probabilities, preds.classes)
     write_text(out / "confusion.txt", confusion_text(metrics["confusion_matrix"], preds.classes) + "\n")
     confusion_figure(
@@ -55,17 +74,15 @@ def evaluate(
         out / "confusion.png",
     )
     metrics.update(
-        run=str(run_dir),
+        record,
         out=str(out),
-        data=str(data),
-        split=split,
         skipped=[{"path": str(p), "reason": r} for p, r in preds.errors],
         confusion_figure="confusion.png",
         confusion_table="confusion.txt",
         predictions="predictions.csv",
         galleries=_galleries(preds, y_true, out, n_images, seed),
     )
-    write_json(out / "evaluation.json", metrics)
+    write_json(out / EVALUATION, metrics)
     return metrics
 
 

@@ -27,6 +27,7 @@ from imagefit.data.augment import train_transform
 from imagefit.data.folders import discover_dataset
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import OptionError
+from imagefit.evaluate.training_report import training_report
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
 from imagefit.runs import CONFIG, backbone_config, save_run
@@ -198,6 +199,7 @@ def train_finetune(
         seconds={"total": round(time.perf_counter() - started, 3)},
     )
     save_run(run_dir, classifier, config, metrics)
+    training_report(run_dir, classifier, dataset, cache=False, workers=workers, progress=progress)
     return TrainResult(run_dir, metrics, classifier)
 
 
