@@ -178,3 +178,19 @@ def test_learning_curves_figure(tmp_path: Path) -> None:
     image = Image.open(path)
     assert image.format == "PNG" and image.size == (990, 342)  # 11 x 3.8 inches at 90 dpi
     assert learning_curves([], tmp_path / "none.png") is None and not (tmp_path / "none.png").exists()
+
+
+def test_a_failing_report_does_not_fail_the_finished_run(
+    linear_run: Path, odd_data: Path, monkeypatch
+) -> None:
+    from imagefit.data.folders import discover_dataset
+    from imagefit.evaluate import training_report as module
+    from imagefit.runs import load
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module, "write_report", fail)
+    classifier, dataset = load(linear_run), discover_dataset(odd_data)
+    assert module.training_report(linear_run, classifier, dataset, engine="torch", workers=0) is None
+    assert (linear_run / "model.safetensors").is_file()
