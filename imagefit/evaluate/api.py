@@ -35,7 +35,8 @@ def evaluate(
     """Evaluate the classifier in `run_dir` on the labelled images of `data`; write into `out`.
 
     `data` is a dataset folder with train/ (its `split` is used, re-split as in training when it
-    has no valid/ folder) or a folder of class folders (all its images). Predictions go through
+    has no valid/ folder), the folder the run was trained on in any layout (its `split`, as in
+    training), or another folder of class folders (all its images). Predictions go through
     the feature cache, so evaluating unchanged files again does no forward pass. Writes
     evaluation.json, predictions.csv, the figures and a self-contained report.html.
     """
@@ -95,8 +96,9 @@ def labelled_images(
         raise OptionError(f"--split must be one of {', '.join(SPLITS)}, got {split}")
     if not data.is_dir():
         raise DataError(f"{data} is not a folder: expected DATA/<class>/ or DATA/train/ + DATA/valid/")
-    if any(p.is_dir() and p.name.lower() == "train" for p in data.iterdir()):
-        valid_pct, seed = _split_of(run_dir)
+    trained_on = _trained_on(run_dir)
+    if trained_on == data.resolve() or any(p.is_dir() and p.name.lower() == "train" for p in data.iterdir()):
+        valid_pct, seed = _split_of(run_dir)  # the run's own data: the same split as in training
         dataset = discover_dataset(data, valid_pct, seed)
         named = [(s.path, dataset.classes[s.label]) for s in getattr(dataset, split)]
     else:
@@ -126,6 +128,14 @@ def _split_of(run_dir: Path | None) -> tuple[float, int]:
         return 0.2, 0
     config = read_config(run_dir)
     return float(config.options.get("valid_pct", 0.2)), int(config.seed)
+
+
+def _trained_on(run_dir: Path | None) -> Path | None:
+    """The data folder the run was trained on, if it says."""
+    if run_dir is None or not (run_dir / CONFIG).is_file():
+        return None
+    data = read_config(run_dir).data
+    return Path(data).resolve() if data else None
 
 
 def _default_out(run_dir: Path) -> Path:
