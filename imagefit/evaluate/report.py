@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import time
 from html import escape
@@ -21,6 +22,8 @@ from imagefit.errors import ModelError
 from imagefit.evaluate.curves import learning_curves
 from imagefit.evaluate.galleries import GALLERIES
 from imagefit.runs import CONFIG, METRICS, read_config
+
+log = logging.getLogger(__name__)
 
 REPORT, HISTORY, CURVES = "report.html", "history.csv", "curves.png"
 EVALUATION_DIR, EVALUATION = "evaluation", "evaluation.json"
@@ -97,7 +100,11 @@ def _history(run_dir: Path) -> list[dict]:
     from imagefit.train.callbacks.history import read_history
 
     path = run_dir / HISTORY
-    return read_history(path) if path.is_file() else []
+    try:
+        return read_history(path) if path.is_file() else []
+    except (ValueError, KeyError) as exc:  # a hand-edited or foreign file: the report goes on without curves
+        log.warning("%s is unreadable (%s): the report has no learning curves", path, exc)
+        return []
 
 
 def _page(run_dir: Path, config: dict, evaluated: bool, body: str) -> str:
