@@ -314,7 +314,7 @@ def train(
             class_weights=class_weights,
         )
     _print_metrics(result.metrics)
-    click.echo(f"run folder: {result.run_dir}")
+    click.echo(f"run folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")
 
 
 def _print_metrics(metrics: dict) -> None:
@@ -330,14 +330,42 @@ def _print_metrics(metrics: dict) -> None:
 @click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write all probabilities as CSV.")
+@click.option(
+    "--submission",
+    type=click.Path(path_type=Path),
+    help="Write a Kaggle file: id (from the file name), probability of the --positive class.",
+)
+@click.option("--positive", default=None, help="Class the submission scores (default: the second of two).")
+@click.option(
+    "--clip",
+    nargs=2,
+    type=float,
+    default=(0.025, 0.975),
+    show_default=True,
+    metavar="LO HI",
+    help="Clip submitted probabilities to [LO, HI] (0 1: no clipping).",
+)
+@click.option("--tta", is_flag=True, help="Average each image's probabilities with its mirror image's.")
+@click.option("--tta-crops", is_flag=True, help="Also average over the four corners zoomed in (6 views).")
 @batch_option
 @workers_option
 @engine_option
-def predict(run_dir, inputs, csv_path, batch_size, workers, engine) -> None:
+def predict(
+    run_dir, inputs, csv_path, submission, positive, clip, tta, tta_crops, batch_size, workers, engine
+) -> None:
     """Predict the class of INPUTS (files or folders) with the model in RUN (or an exported .onnx)."""
+    from imagefit.inference.submission import Submission
     from imagefit.runs import load
 
-    preds = load(run_dir).predict(inputs, batch_size=batch_size, workers=workers, engine=engine)
+    classifier = load(run_dir)
+    scoring = Submission(classifier.classes, positive, clip) if submission else None  # checked first
+    preds = classifier.predict(
+        inputs,
+        tta="crops" if tta_crops else tta,
+        batch_size=batch_size,
+        workers=workers,
+        engine=engine,
+    )
     for path, label, prob in zip(preds.paths, preds.labels, preds.probabilities.max(1), strict=True):
         click.echo(f"{label}\t{prob:.4f}\t{path}")
     if preds.errors:
@@ -345,6 +373,11 @@ def predict(run_dir, inputs, csv_path, batch_size, workers, engine) -> None:
     if csv_path:
         preds.to_csv(csv_path)
         click.echo(f"wrote {csv_path}", err=True)
+    if scoring:
+        scoring.write(preds, submission)
+        click.echo(
+            f"wrote {submission} (id, p({scoring.positive}) clipped to {list(scoring.clip)})", err=True
+        )
 
 
 @cli.command()
@@ -396,7 +429,20 @@ def evaluate(run_dir, data, out, split, n_images, seed, batch_size, workers, eng
         )
     if m["skipped"]:
         click.echo(f"skipped {len(m['skipped'])} unreadable image(s), listed in evaluation.json", err=True)
-    click.echo(f"wrote {m['out']}/evaluation.json and the figures")
+    click.echo(f"wrote {m['out']}/evaluation.json, the figures and report.html")
+
+
+@cli.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="HTML file (default: RUN/report.html).")
+def report(run_dir, out) -> None:
+    """Write RUN's self-contained HTML report: config, curves, metrics, confusion matrix, galleries.
+
+    The evaluation part comes from RUN/evaluation/ (written by training or imagefit evaluate).
+    """
+    from imagefit.evaluate.report import report as run
+
+    click.echo(f"wrote {run(run_dir, out)}")
 
 
 @cli.command()

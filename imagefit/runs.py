@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 import timm
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from imagefit import __version__
@@ -83,13 +84,22 @@ def read_config(run_dir: str | Path) -> RunConfig:
     path = run_dir / CONFIG
     if not path.is_file():
         raise ModelError(f"{run_dir} is not a run folder (no {CONFIG}): pass a folder made by imagefit train")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    if raw.get("format_version", 0) > FORMAT_VERSION:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc}): the run folder is damaged, train again") from exc
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path} is not an imagefit run config: train again")
+    if not isinstance(raw.get("format_version", 0), int) or raw.get("format_version", 0) > FORMAT_VERSION:
         raise ModelError(
             f"{run_dir} was written by a newer imagefit ({raw.get('imagefit_version')}): upgrade"
         )
-    raw["data_config"] = _tuples(raw["data_config"])
     known = RunConfig.__dataclass_fields__
+    required = [name for name, f in known.items() if f.default is MISSING and f.default_factory is MISSING]
+    missing = [name for name in required if name not in raw]
+    if missing:
+        raise ModelError(f"{path} lacks {', '.join(missing)}: the run folder is damaged, train again")
+    raw["data_config"] = _tuples(raw["data_config"])
     return RunConfig(**{k: v for k, v in raw.items() if k in known})
 
 
@@ -109,9 +119,22 @@ def load(run_dir: str | Path) -> Classifier:
         model = SmallCNN.from_description(config.options["small_cnn"], num_classes=len(config.classes))
     else:
         model = timm.create_model(config.arch, pretrained=False, num_classes=len(config.classes))
-    load_model(model, str(run_dir / WEIGHTS))
+    try:
+        load_model(model, str(run_dir / WEIGHTS))
+    except (OSError, RuntimeError, SafetensorError) as exc:
+        raise ModelError(
+            f"{run_dir / WEIGHTS} cannot be loaded ({_first_reason(exc)}): it is damaged or does not "
+            f"match {CONFIG}; train again"
+        ) from exc
     info = {"backbone": config.backbone, "arch": config.arch, "run": str(run_dir)}
     return Classifier(model, config.classes, config.data_config, info)
+
+
+def _first_reason(exc: Exception) -> str:
+    """The telling line of a (possibly many-line) loading error, shortened."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()] or [type(exc).__name__]
+    telling = next((line for line in lines if "mismatch" in line or "Missing key" in line), lines[0])
+    return telling[:200]
 
 
 def _jsonable(obj):

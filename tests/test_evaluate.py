@@ -174,3 +174,22 @@ def test_unknown_class_is_a_one_line_data_error(run_and_data, tmp_path: Path) ->
     with pytest.raises(DataError, match="classes the model does not know: green") as err:
         evaluate(run, other / "valid", **OPTIONS)
     assert "\n" not in str(err.value)
+
+
+def test_the_runs_own_split_folder_is_evaluated_on_its_validation_split(tmp_path: Path) -> None:
+    import shutil
+
+    from imagefit.data.folders import discover_dataset
+    from imagefit.train import train
+
+    data = tmp_path / "flat"
+    for k, name in enumerate(("blue", "red")):
+        for i in range(8):
+            write_image(data / name / f"{i}.png", COLOURS[name], seed=300 + 10 * k + i)
+    run = tmp_path / "run"
+    train(data, model=TINY_MODEL, weights="none", out=run, valid_pct=0.25, seed=3, **OPTIONS)
+    result = evaluate(run, data, **OPTIONS)
+    valid = sorted(str(s.path) for s in discover_dataset(data, 0.25, 3).valid)
+    assert result["n"] == 4 and sorted(result["galleries"]["most_uncertain"]["images"]) == valid
+    shutil.copytree(data, tmp_path / "copy")
+    assert evaluate(run, tmp_path / "copy", out=tmp_path / "all", **OPTIONS)["n"] == 16  # another folder: all

@@ -2,5 +2,6 @@
 
 from imagefit.evaluate.api import evaluate
 from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
+from imagefit.evaluate.report import report, write_report
 
-__all__ = ["confusion_text", "evaluate", "evaluation_metrics"]
+__all__ = ["confusion_text", "evaluate", "evaluation_metrics", "report", "write_report"]

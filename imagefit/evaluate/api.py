@@ -14,11 +14,13 @@ from imagefit.data.images import list_images
 from imagefit.errors import DataError, OptionError
 from imagefit.evaluate.galleries import SELECTORS, confusion_figure, save_gallery, titles_for
 from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
+from imagefit.inference.classifier import Predictions
 from imagefit.runs import CONFIG, load, read_config
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("valid", "train")
+EVALUATION, REPORT = "evaluation.json", "report.html"
 
 
 def evaluate(
@@ -33,8 +35,10 @@ def evaluate(
     """Evaluate the classifier in `run_dir` on the labelled images of `data`; write into `out`.
 
     `data` is a dataset folder with train/ (its `split` is used, re-split as in training when it
-    has no valid/ folder) or a folder of class folders (all its images). Predictions go through
-    the feature cache, so evaluating unchanged files again does no forward pass.
+    has no valid/ folder), the folder the run was trained on in any layout (its `split`, as in
+    training), or another folder of class folders (all its images). Predictions go through
+    the feature cache, so evaluating unchanged files again does no forward pass. Writes
+    evaluation.json, predictions.csv, the figures and a self-contained report.html.
     """
     run_dir = Path(run_dir)
     classifier = load(run_dir)
@@ -43,9 +47,25 @@ def evaluate(
     if not preds.paths:
         raise DataError(f"none of the {len(labelled)} images in {data} could be read")
     out = Path(out) if out is not None else _default_out(run_dir)
+    y_true = np.array([labelled[str(p)] for p in preds.paths], dtype=int)
+    record = {"run": str(run_dir), "data": str(data), "split": split}
+    metrics = write_evaluation(preds, y_true, out, n_images, seed, **record)
+    from imagefit.evaluate.report import write_report
+
+    write_report(run_dir, metrics, out / REPORT)
+    return metrics
+
+
+def write_evaluation(
+    preds: Predictions, y_true: np.ndarray, out: str | os.PathLike, n_images: int = 8, seed: int = 0, **record
+) -> dict:
+    """Write predictions.csv, the confusion matrix, the galleries and evaluation.json into `out`.
+
+    `record` (run, data, split, ...) is stored in evaluation.json with the metrics.
+    """
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     preds.to_csv(out / "predictions.csv")
-    y_true = np.array([labelled[str(p)] for p in preds.paths], dtype=int)
     metrics = evaluation_metrics(y_true, preds.probabilities, preds.classes)
     write_text(out / "confusion.txt", confusion_text(metrics["confusion_matrix"], preds.classes) + "\n")
     confusion_figure(
@@ -55,17 +75,15 @@ def evaluate(
         out / "confusion.png",
     )
     metrics.update(
-        run=str(run_dir),
+        record,
         out=str(out),
-        data=str(data),
-        split=split,
         skipped=[{"path": str(p), "reason": r} for p, r in preds.errors],
         confusion_figure="confusion.png",
         confusion_table="confusion.txt",
         predictions="predictions.csv",
         galleries=_galleries(preds, y_true, out, n_images, seed),
     )
-    write_json(out / "evaluation.json", metrics)
+    write_json(out / EVALUATION, metrics)
     return metrics
 
 
@@ -78,8 +96,9 @@ def labelled_images(
         raise OptionError(f"--split must be one of {', '.join(SPLITS)}, got {split}")
     if not data.is_dir():
         raise DataError(f"{data} is not a folder: expected DATA/<class>/ or DATA/train/ + DATA/valid/")
-    if any(p.is_dir() and p.name.lower() == "train" for p in data.iterdir()):
-        valid_pct, seed = _split_of(run_dir)
+    trained_on = _trained_on(run_dir)
+    if trained_on == data.resolve() or any(p.is_dir() and p.name.lower() == "train" for p in data.iterdir()):
+        valid_pct, seed = _split_of(run_dir)  # the run's own data: the same split as in training
         dataset = discover_dataset(data, valid_pct, seed)
         named = [(s.path, dataset.classes[s.label]) for s in getattr(dataset, split)]
     else:
@@ -109,6 +128,14 @@ def _split_of(run_dir: Path | None) -> tuple[float, int]:
         return 0.2, 0
     config = read_config(run_dir)
     return float(config.options.get("valid_pct", 0.2)), int(config.seed)
+
+
+def _trained_on(run_dir: Path | None) -> Path | None:
+    """The data folder the run was trained on, if it says."""
+    if run_dir is None or not (run_dir / CONFIG).is_file():
+        return None
+    data = read_config(run_dir).data
+    return Path(data).resolve() if data else None
 
 
 def _default_out(run_dir: Path) -> Path:

@@ -50,9 +50,10 @@ class FeatureExtractor:
         layer: str = PRE_LOGITS,
         pool: str = "avg",
         flip: bool = False,
+        view: str = "image",
     ):
         self.model = model.eval()
-        self.net = Embedding(self.model, layer, pool, flip)
+        self.net = Embedding(self.model, layer, pool, flip, view)
         self.data_config = data_config
         self.batch_size = batch_size
         self.workers = workers

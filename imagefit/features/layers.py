@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from imagefit.errors import OptionError
 
 PRE_LOGITS = "pre-logits"
 POOLS = ("avg", "max")
+# What the network sees of each preprocessed image: itself, its mirror image, or one corner zoomed in
+# (87.5 % of each side, resized back); test-time augmentation averages predictions over views.
+VIEWS = ("image", "mirror", "crop-tl", "crop-tr", "crop-bl", "crop-br")
+CROP_KEEP = 0.875
 
 
 class Embedding(nn.Module):
@@ -16,14 +21,24 @@ class Embedding(nn.Module):
 
     `pre-logits` with avg pooling is what the model's classifier reads; any other layer is taken
     from the named module's output and pooled over its spatial positions. With `flip`, the vector
-    is the mean of the image's and its mirror image's, so mirrored copies embed alike.
+    is the mean of the image's and its mirror image's, so mirrored copies embed alike. `view`
+    (one of VIEWS) transforms the batch before anything else.
     """
 
-    def __init__(self, model: nn.Module, layer: str = PRE_LOGITS, pool: str = "avg", flip: bool = False):
+    def __init__(
+        self,
+        model: nn.Module,
+        layer: str = PRE_LOGITS,
+        pool: str = "avg",
+        flip: bool = False,
+        view: str = "image",
+    ):
         super().__init__()
         if pool not in POOLS:
             raise OptionError(f"unknown pooling {pool!r}: choose avg or max")
-        self.model, self.layer, self.pool, self.flip = model, layer, pool, flip
+        if view not in VIEWS:
+            raise OptionError(f"unknown view {view!r}: choose one of {', '.join(VIEWS)}")
+        self.model, self.layer, self.pool, self.flip, self.view = model, layer, pool, flip, view
         self._module = None if layer == PRE_LOGITS else _named_module(model, layer)
         self._captured: torch.Tensor | None = None
         if self._module is not None:
@@ -41,13 +56,29 @@ class Embedding(nn.Module):
         return _pool(features, self.pool)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = apply_view(x, self.view)
         if self.flip:
             return (self._embed(x) + self._embed(x.flip(-1))) / 2
         return self._embed(x)
 
     def describe(self) -> str:
         """A short name for keys and file metadata."""
-        return f"{self.layer}/{self.pool}" + ("/flip" if self.flip else "")
+        view = "" if self.view == "image" else f"/{self.view}"
+        return f"{self.layer}/{self.pool}" + ("/flip" if self.flip else "") + view
+
+
+def apply_view(x: torch.Tensor, view: str) -> torch.Tensor:
+    """A batch (n, c, h, w) as `view` shows it: unchanged, mirrored, or a corner zoomed to full size."""
+    if view == "image":
+        return x
+    if view == "mirror":
+        return x.flip(-1)
+    h, w = int(x.shape[-2]), int(x.shape[-1])  # constants in an exported graph: its input size is fixed
+    ch, cw = round(h * CROP_KEEP), round(w * CROP_KEEP)
+    top = 0 if view[-2] == "t" else h - ch
+    left = 0 if view[-1] == "l" else w - cw
+    corner = x[..., top : top + ch, left : left + cw]
+    return F.interpolate(corner, size=(h, w), mode="bilinear", align_corners=False)
 
 
 def _pool(features: torch.Tensor, pool: str) -> torch.Tensor:

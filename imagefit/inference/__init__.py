@@ -2,5 +2,6 @@
 
 from imagefit.inference.classifier import Classifier, Predictions, collect_inputs
 from imagefit.inference.imagenet import imagenet
+from imagefit.inference.submission import Submission, write_submission
 
-__all__ = ["Classifier", "Predictions", "collect_inputs", "imagenet"]
+__all__ = ["Classifier", "Predictions", "Submission", "collect_inputs", "imagenet", "write_submission"]

@@ -14,8 +14,9 @@ import torch
 
 from imagefit._atomic import write_with
 from imagefit.data.images import is_image_file, list_images
-from imagefit.errors import DataError
+from imagefit.errors import DataError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
+from imagefit.features.layers import VIEWS
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,17 @@ def collect_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     return paths
 
 
+TTA_VIEWS = {False: ("image",), "flip": ("image", "mirror"), "crops": VIEWS}
+
+
+def tta_views(tta: bool | str) -> tuple[str, ...]:
+    """The views whose predictions test-time augmentation `tta` (False, True/"flip", "crops") averages."""
+    key = "flip" if tta is True else (tta or False)
+    if key not in TTA_VIEWS:
+        raise OptionError(f"unknown test-time augmentation {tta!r}: use flip or crops")
+    return TTA_VIEWS[key]
+
+
 class Classifier:
     """A timm model whose classifier head names `classes`, with the preprocessing it was trained on."""
 
@@ -95,12 +107,13 @@ class Classifier:
         workers: int | None = None,
         cache: bool = True,
         progress: bool = True,
+        view: str = "image",
     ) -> FeatureExtractor:
-        """The (memoised) feature extractor of this model's backbone."""
-        key = (engine, batch_size, workers, cache, progress)
+        """The (memoised) feature extractor of this model's backbone, for one view of the images."""
+        key = (engine, batch_size, workers, cache, progress, view)
         if key not in self._extractors:
             self._extractors[key] = FeatureExtractor(
-                self.model, self.data_config, engine, batch_size, workers, cache, progress
+                self.model, self.data_config, engine, batch_size, workers, cache, progress, view=view
             )
         return self._extractors[key]
 
@@ -111,11 +124,27 @@ class Classifier:
         logits = head(torch.from_numpy(np.ascontiguousarray(features, np.float32)))
         return logits.softmax(-1).numpy()
 
-    def predict(self, inputs: Iterable[str | os.PathLike], **extract_options) -> Predictions:
-        """Class probabilities for image files and folders; unreadable files are reported, not fatal."""
+    def predict(
+        self, inputs: Iterable[str | os.PathLike], tta: bool | str = False, **extract_options
+    ) -> Predictions:
+        """Class probabilities for image files and folders; unreadable files are reported, not fatal.
+
+        `tta` (test-time augmentation): True or "flip" averages the probabilities of each image and
+        its mirror image; "crops" adds the four corners zoomed in. Each view's features are cached.
+        """
         paths = collect_inputs(inputs)
-        features = self.extractor(**extract_options)(paths, desc="predict")
-        return self.predictions_from(features)
+        views = tta_views(tta)
+        preds = self.predictions_from(self.extractor(**extract_options)(paths, desc="predict"))
+        if len(views) == 1:
+            return preds
+        total = preds.probabilities.astype(np.float64)
+        for view in views[1:]:
+            features = self.extractor(**extract_options, view=view)(preds.paths, desc=f"predict {view}")
+            if not features.ok.all():
+                raise DataError(f"{features.errors[0][0]} decoded once but not again: is it changing?")
+            total += self.probabilities(features.vectors)
+        preds.probabilities = (total / len(views)).astype(np.float32)
+        return preds
 
     def predictions_from(self, features: Features) -> Predictions:
         """Predictions for already extracted features."""

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from imagefit.data.loader import iterate_batches
-from imagefit.errors import ModelError
+from imagefit.errors import ModelError, OptionError
 from imagefit.inference.classifier import Predictions, collect_inputs
 
 
@@ -42,9 +42,12 @@ class OnnxClassifier:
         batch_size: int = 32,
         workers: int | None = None,
         progress: bool = True,
+        tta: bool | str = False,
         **_ignored,
     ) -> Predictions:
         """Class probabilities for image files and folders."""
+        if tta:
+            raise OptionError("test-time augmentation needs the run folder, not an exported ONNX model")
         paths = collect_inputs(inputs)
         if isinstance(self.fixed_batch, int):
             batch_size = self.fixed_batch

@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from imagefit.data.folders import Dataset, Sample, discover_dataset
 from imagefit.errors import DataError, ModelError, OptionError
+from imagefit.evaluate.training_report import training_report
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
@@ -147,6 +148,16 @@ def train(
         },
     )
     save_run(run_dir, classifier, config, metrics)
+    training_report(
+        run_dir,
+        classifier,
+        dataset,
+        engine=engine,
+        batch_size=batch_size,
+        workers=workers,
+        cache=cache,
+        progress=progress,
+    )
     return TrainResult(run_dir, metrics, classifier)
 
 

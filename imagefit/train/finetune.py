@@ -28,6 +28,7 @@ from imagefit.data.augment import parse_augment, train_transform
 from imagefit.data.folders import discover_dataset
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import DataError, OptionError
+from imagefit.evaluate.training_report import training_report
 from imagefit.features.extract import FeatureExtractor
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
@@ -224,6 +225,7 @@ def _fit(
         seconds={"total": round(time.perf_counter() - started, 3)},
     )
     save_run(run_dir, classifier, config, metrics)
+    training_report(run_dir, classifier, dataset, cache=False, workers=workers, progress=progress)
     return TrainResult(run_dir, metrics, classifier)
 
 

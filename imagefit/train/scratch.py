@@ -27,6 +27,7 @@ from imagefit.data.folders import Dataset, Sample, discover_dataset
 from imagefit.data.loader import ImageFiles, collate, default_workers
 from imagefit.data.transforms import decode_size, eval_transform
 from imagefit.errors import DataError, ModelError, OptionError
+from imagefit.evaluate.training_report import training_report
 from imagefit.inference.classifier import Classifier, Predictions
 from imagefit.models.small_cnn import SmallCNN, min_input_size, parse_spec
 from imagefit.runs import CONFIG, RunConfig, new_run_dir, read_config, save_run
@@ -212,6 +213,9 @@ def run_scratch(
     classifier, metrics = _finish(trainer, dataset, config, run_dir, loader, (train, valid))
     metrics["seconds"] = {"total": round(time.perf_counter() - started, 3)}
     save_run(run_dir, classifier, config, metrics)
+    training_report(
+        run_dir, classifier, dataset, engine="torch", cache=False, workers=workers, progress=progress
+    )
     return TrainResult(run_dir, metrics, classifier)
 
 
