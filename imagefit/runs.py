@@ -83,11 +83,21 @@ def read_config(run_dir: str | Path) -> RunConfig:
     path = run_dir / CONFIG
     if not path.is_file():
         raise ModelError(f"{run_dir} is not a run folder (no {CONFIG}): pass a folder made by imagefit train")
-    raw = json.loads(path.read_text(encoding="utf-8"))
-    if raw.get("format_version", 0) > FORMAT_VERSION:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is damaged ({exc}): train the run again or restore the file") from exc
+    if not isinstance(raw, dict):
+        raise ModelError(f"{path} is not an imagefit run config: pass a folder made by imagefit train")
+    version = raw.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelError(
-            f"{run_dir} was written by a newer imagefit ({raw.get('imagefit_version')}): upgrade"
+            f"{run_dir} was written by a newer imagefit ({raw.get('imagefit_version')}, run format "
+            f"{version}; this is {__version__}, format {FORMAT_VERSION}): upgrade imagefit to use it"
         )
+    missing = [k for k in ("backbone", "arch", "classes", "data_config") if k not in raw]
+    if missing:
+        raise ModelError(f"{path} lacks {', '.join(missing)}: it is not a complete imagefit run config")
     raw["data_config"] = _tuples(raw["data_config"])
     known = RunConfig.__dataclass_fields__
     return RunConfig(**{k: v for k, v in raw.items() if k in known})
@@ -109,7 +119,13 @@ def load(run_dir: str | Path) -> Classifier:
         model = SmallCNN.from_description(config.options["small_cnn"], num_classes=len(config.classes))
     else:
         model = timm.create_model(config.arch, pretrained=False, num_classes=len(config.classes))
-    load_model(model, str(run_dir / WEIGHTS))
+    try:
+        load_model(model, str(run_dir / WEIGHTS))
+    except Exception as exc:  # safetensors: no code runs; a damaged or foreign file only fails
+        raise ModelError(
+            f"{run_dir / WEIGHTS} cannot be loaded ({exc.__class__.__name__}: {exc}): "
+            "it is damaged or belongs to another model; train the run again"
+        ) from exc
     info = {"backbone": config.backbone, "arch": config.arch, "run": str(run_dir)}
     return Classifier(model, config.classes, config.data_config, info)
 

@@ -12,6 +12,7 @@ import torch
 from sklearn.metrics import accuracy_score, log_loss
 
 from imagefit.data.folders import Dataset, Sample, discover_dataset
+from imagefit.data.scan import report_dataset
 from imagefit.errors import DataError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
@@ -93,7 +94,7 @@ def train(
     get_spec(model)  # a wrong name fails before the dataset is scanned
     started = time.perf_counter()
     dataset = discover_dataset(data, valid_pct, seed)
-    log.info(dataset.describe())
+    report_dataset(dataset)  # per-class counts, files to skip, imbalance, train/valid leakage
     torch.manual_seed(seed)  # an untrained backbone starts the same for the same seed
     backbone = create_backbone(model, weights, image_size=image_size)
     extractor = FeatureExtractor(

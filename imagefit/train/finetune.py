@@ -25,6 +25,7 @@ from timm.models import group_parameters
 from imagefit._atomic import write_json
 from imagefit.data.augment import train_transform
 from imagefit.data.folders import discover_dataset
+from imagefit.data.scan import report_dataset
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
@@ -145,7 +146,7 @@ def train_finetune(
     get_spec(model)
     started = time.perf_counter()
     dataset = discover_dataset(data, opts.valid_pct, seed)
-    log.info(dataset.describe())
+    report_dataset(dataset)  # per-class counts, files to skip, imbalance, train/valid leakage
     opts.batch_size = resolve_batch_size(opts.batch_size, len(dataset.train))
     seed_everything(seed)
     backbone = create_backbone(model, weights, num_classes=len(dataset.classes), image_size=image_size)
