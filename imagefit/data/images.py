@@ -114,11 +114,16 @@ def _decode(path: Path, min_size: int | None, background: str | None) -> Image.I
 
 
 def _decode_tiff(path: Path, first: Exception) -> Image.Image:
+    limit = max_pixels()
     try:
-        img = read_tiff_array(path)
+        img = read_tiff_array(path, limit)
+    except OverflowError as exc:
+        raise ImageReadError(
+            f"{path}: {exc}: raise IMAGEFIT_MAX_PIXELS if you trust the file", "too-large"
+        ) from exc
     except Exception as exc:
         raise ImageReadError(f"{path}: {_reason(first)}", "not-image") from exc
-    _check_pixels(path, img.size, max_pixels())
+    _check_pixels(path, img.size, limit)
     return img
 
 

@@ -13,6 +13,10 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _WIDE_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
 
+class TooManyPixels(ValueError):
+    """An image's header declares more pixels than the limit allows."""
+
+
 def default_background() -> str:
     """$IMAGEFIT_BACKGROUND (white or black), else white."""
     return os.environ.get("IMAGEFIT_BACKGROUND", "white").strip().lower() or "white"
@@ -51,11 +55,18 @@ def scale_to_8bit(values: np.ndarray) -> np.ndarray:
     return np.where(finite, np.clip(np.round(scaled), 0, 255), 0).astype(np.uint8)
 
 
-def read_tiff_array(path: str | os.PathLike) -> Image.Image:
-    """A TIFF that Pillow cannot decode (float RGB, float64, float16, many bands) read with tifffile."""
+def read_tiff_array(path: str | os.PathLike, max_pixels: int) -> Image.Image:
+    """A TIFF that Pillow cannot decode (float RGB, float64, float16, many bands) read with tifffile.
+
+    The size in the header is checked against `max_pixels` before any pixel is read.
+    """
     import tifffile
 
-    arr = np.asarray(tifffile.imread(Path(path), key=0))
+    with tifffile.TiffFile(Path(path)) as tif:
+        page = tif.pages[0]
+        if page.imagewidth * page.imagelength > max_pixels:
+            raise TooManyPixels(f"{page.imagewidth} x {page.imagelength} pixels is more than {max_pixels:,}")
+        arr = np.asarray(page.asarray())
     if arr.ndim == 3 and arr.shape[0] <= 4 < arr.shape[-1]:
         arr = np.moveaxis(arr, 0, -1)  # planar (bands first) to interleaved
     if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[-1] == 1):
