@@ -6,9 +6,11 @@ every pixel format, every damaged file and every oversized image is handled the 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -22,7 +24,6 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own warning threshold, about 9500 x 
 _TIFF = frozenset({".tif", ".tiff"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, never half a picture
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # max_pixels() decides
 
 
 class ImageReadError(Exception):
@@ -103,7 +104,7 @@ def _decode(path: Path, min_size: int | None, background: str | None) -> Image.I
         Image.MAX_IMAGE_PIXELS = limit  # raised on purpose by the user: Pillow must not refuse first
     if path.is_file() and path.stat().st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)", "empty")
-    with Image.open(path) as img:
+    with quiet_bomb_warnings(), Image.open(path) as img:
         if min_size is not None and img.format == "JPEG":
             scale = min(img.size) / min_size
             if scale >= 2:
@@ -125,6 +126,14 @@ def _decode_tiff(path: Path, first: Exception) -> Image.Image:
         raise ImageReadError(f"{path}: {_reason(first)}", "not-image") from exc
     _check_pixels(path, img.size, limit)
     return img
+
+
+@contextlib.contextmanager
+def quiet_bomb_warnings() -> Iterator[None]:
+    """Pillow's decompression-bomb warning silenced: max_pixels() decides, with a clear error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
 
 
 def _check_pixels(path: Path, size: tuple[int, int], limit: int) -> None:

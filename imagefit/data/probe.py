@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from imagefit.data.images import ImageReadError, max_pixels, open_image
+from imagefit.data.images import ImageReadError, max_pixels, open_image, quiet_bomb_warnings
 
 _ORIENTATION = 0x0112
 _TAIL = 4096  # bytes read from the end of a JPEG or PNG to find its end marker
@@ -63,7 +63,7 @@ def _header(path: Path) -> tuple[str, ...]:
     """Conversion notes from the header; raises ImageReadError for what cannot be opened at all."""
     _stat(path)
     try:
-        with Image.open(path) as img:
+        with quiet_bomb_warnings(), Image.open(path) as img:
             mode, size, info = img.mode, img.size, img.info
             rotated = img.getexif().get(_ORIENTATION, 1) not in (1, None)
     except Exception:
