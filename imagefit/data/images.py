@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from imagefit.data.pixels import read_tiff_array, to_rgb
+from imagefit.data.pixels import TooManyPixels, read_tiff_array, to_rgb
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -118,10 +118,9 @@ def _decode_tiff(path: Path, first: Exception) -> Image.Image:
     limit = max_pixels()
     try:
         img = read_tiff_array(path, limit)
-    except OverflowError as exc:
-        raise ImageReadError(
-            f"{path}: {exc}: raise IMAGEFIT_MAX_PIXELS if you trust the file", "too-large"
-        ) from exc
+    except TooManyPixels as exc:
+        reason = f"{exc}: raise the limit with IMAGEFIT_MAX_PIXELS=N if you trust the file"
+        raise ImageReadError(f"{path}: {reason}", "too-large") from exc
     except Exception as exc:
         raise ImageReadError(f"{path}: {_reason(first)}", "not-image") from exc
     _check_pixels(path, img.size, limit)
