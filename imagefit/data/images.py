@@ -7,6 +7,7 @@ every pixel format, every damaged file and every oversized image is handled the 
 from __future__ import annotations
 
 import contextlib
+import errno
 import math
 import os
 import warnings
@@ -24,6 +25,7 @@ DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own warning threshold, about 9500 x 
 _TIFF = frozenset({".tif", ".tiff"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, never half a picture
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # max_pixels() decides
 
 
 class ImageReadError(Exception):
@@ -146,6 +148,16 @@ def _check_pixels(path: Path, size: tuple[int, int], limit: int) -> None:
         )
 
 
+def os_reason(exc: OSError) -> str:
+    """Why a file could not be opened, in words: a broken link, a link loop, missing, no permission."""
+    path = Path(exc.filename) if exc.filename else None
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        return "a broken symbolic link" if path is not None and path.is_symlink() else "missing"
+    return (exc.strerror or str(exc)).lower()
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip() or exc.__class__.__name__
     if isinstance(exc, Image.DecompressionBombError):
@@ -155,7 +167,7 @@ def _reason(exc: BaseException) -> str:
     if "truncated" in text.lower() or "broken data stream" in text:
         return f"truncated or damaged image data ({text}): the file was cut short; copy it again"
     if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
+        return os_reason(exc)
     if not isinstance(exc, OSError | ValueError | SyntaxError | EOFError):
         return f"cannot decode ({exc.__class__.__name__}: {text})"
     return text

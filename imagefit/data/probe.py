@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
-from imagefit.data.images import ImageReadError, max_pixels, open_image, quiet_bomb_warnings
+from imagefit.data.images import ImageReadError, max_pixels, open_image, os_reason, quiet_bomb_warnings
 
 _ORIENTATION = 0x0112
 _TAIL = 4096  # bytes read from the end of a JPEG or PNG to find its end marker
@@ -83,11 +82,7 @@ def _stat(path: Path) -> None:
     try:
         st = path.stat()
     except OSError as exc:
-        reason = {
-            errno.ELOOP: "a symbolic link loop",
-            errno.ENOENT: "a broken symbolic link" if path.is_symlink() else "missing",
-        }.get(exc.errno, exc.strerror or str(exc))
-        raise ImageReadError(f"{path}: {reason}", "unreadable") from exc
+        raise ImageReadError(f"{path}: {os_reason(exc)}", "unreadable") from exc
     if st.st_size == 0:
         raise ImageReadError(f"{path}: empty file (0 bytes)", "empty")
     if not os.access(path, os.R_OK):
