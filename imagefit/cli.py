@@ -39,7 +39,7 @@ class ShortUsageError(click.UsageError):
 
 
 def _short(exc: click.UsageError) -> ShortUsageError:
-    return ShortUsageError(exc.message, exc.ctx)
+    return ShortUsageError(exc.format_message(), exc.ctx)
 
 
 class _Group(click.Group):
@@ -64,7 +64,8 @@ class _Group(click.Group):
         except OSError as exc:  # a path the user gave cannot be read or written: theirs to fix
             if debug or exc.filename is None:
                 raise
-            raise UserError(f"{exc.filename}: {exc.strerror or exc}") from exc
+            reason = (exc.strerror or str(exc)).lower()
+            raise UserError(f"{exc.filename}: {reason}: check the path and its permissions") from exc
         except KeyboardInterrupt:
             click.echo(
                 "interrupted: the last complete epoch's checkpoint is kept "

@@ -12,7 +12,7 @@ from safetensors.torch import load_model, save_model
 
 from imagefit import __version__
 from imagefit._atomic import write_json, write_with
-from imagefit.errors import ModelError
+from imagefit.errors import ModelError, OptionError
 from imagefit.inference.classifier import Classifier
 
 CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.json"
@@ -66,6 +66,12 @@ def new_run_dir(base: str | Path = "runs", prefix: str = "run") -> Path:
         except FileExistsError:
             continue
     raise ModelError(f"could not create a new run folder under {base}")
+
+
+def check_out_folder(out: str | Path | None) -> None:
+    """Fail before any work when the run folder asked for cannot be one (an existing file)."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise OptionError(f"--out {out} is a file: give a folder for the run (new or existing)")
 
 
 def save_run(run_dir: Path, classifier: Classifier, config: RunConfig, metrics: dict) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from imagefit.data.pixels import TooManyPixels, read_tiff_array, to_rgb
+from imagefit.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -28,7 +29,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, never hal
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # max_pixels() decides
 
 
-class ImageReadError(Exception):
+class ImageReadError(DataError):
     """An image file could not be decoded; the message names the file and the reason.
 
     `kind` sorts the reason: empty, not-image, truncated, too-large, unreadable (missing, no

@@ -17,7 +17,7 @@ from imagefit.errors import DataError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
-from imagefit.runs import backbone_config, new_run_dir, save_run
+from imagefit.runs import backbone_config, check_out_folder, new_run_dir, save_run
 from imagefit.train.linear import fit_linear_head
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ def train(
     """
     if strategy not in STRATEGIES:
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    check_out_folder(out)
     if strategy == "scratch":
         from imagefit.train.scratch import train_scratch
 
