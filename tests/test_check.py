@@ -134,3 +134,17 @@ def test_cli_check_lines_and_exit_codes(corpus) -> None:
     assert fixed.exit_code == 0, fixed.output
     assert fixed.stdout.count("moved ") == len(skipped)
     assert CliRunner().invoke(cli, ["check", str(data)]).exit_code == 0
+
+
+def test_background_option_reaches_every_decoder(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    from imagefit.data.images import open_image
+
+    monkeypatch.setenv("IMAGEFIT_BACKGROUND", "white")  # restored after the test
+    data = make_folder(tmp_path / "d", n_train=2, n_valid=1)
+    result = CliRunner().invoke(cli, ["--background", "black", "check", str(data)])
+    assert result.exit_code == 0, result.output
+    assert os.environ["IMAGEFIT_BACKGROUND"] == "black"  # inherited by decode workers
+    Image.new("RGBA", (2, 2), (0, 0, 0, 0)).save(tmp_path / "clear.png")
+    assert open_image(tmp_path / "clear.png").getpixel((0, 0)) == (0, 0, 0)

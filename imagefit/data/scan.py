@@ -32,7 +32,11 @@ class DatasetScan:
 
     def imbalance(self, split: str = "train") -> tuple[str, int, str, int] | None:
         """(largest class, its count, smallest class, its count) when their ratio is worrying."""
-        counts = {c: n for c, n in self.dataset.counts(split).items()}
+        counts = self.dataset.counts(split)
+        bad = {p.path for p in self.problems}
+        for sample in getattr(self.dataset, split):
+            if sample.path in bad:
+                counts[self.dataset.classes[sample.label]] -= 1  # counted as they will be trained on
         if len(counts) < 2 or not any(counts.values()):
             return None
         big, small = max(counts, key=counts.get), min(counts, key=counts.get)
@@ -69,7 +73,7 @@ class DatasetScan:
             )
         found = [
             f"{len(self.problems)} file(s) to skip" if self.problems else "",
-            f"{len(self.leaks)} train/valid duplicate(s)" if self.leaks else "",
+            f"{len(self.leaks)} file(s) in valid/test also in train" if self.leaks else "",
             f"{len(self.conflicts)} file(s) in two classes" if self.conflicts else "",
             f"{self.copies} duplicate file(s) within a class" if self.copies else "",
         ]
