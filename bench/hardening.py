@@ -78,9 +78,7 @@ def kill_stress(kills: int, seed: int = 0) -> None:
             tmp.unlink()
         epochs.append(load_state(last)["position"]["epoch"])
         loaded += 1
-    print(
-        f"kills: {kills}; last checkpoint loaded after {loaded}; kills during a checkpoint write: {mid_write}"
-    )
+    print(f"kills: {kills}; last checkpoint loaded after {loaded}; kills during a file write: {mid_write}")
     print(f"  epoch reached after each kill: {epochs}")
 
 

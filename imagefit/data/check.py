@@ -70,6 +70,8 @@ class CheckReport:
             + (f" ({len(self.moved)} moved to quarantine)" if self.moved else ""),
             f"{self.ignored} other files ignored",
         ]
+        if self.scan is not None and self.scan.copies:
+            parts.append(f"{self.scan.copies} duplicate file(s) within a class")
         return "; ".join(parts) + (f"; converted on the fly: {notes}" if notes else "")
 
 
