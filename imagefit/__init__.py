@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from imagefit.data.check import check
 from imagefit.errors import DataError, ImagefitError, ModelError, OptionError
 from imagefit.inference import Classifier, Predictions, imagenet
 from imagefit.models import create_backbone
@@ -16,6 +17,7 @@ __all__ = [
     "OptionError",
     "Predictions",
     "TrainResult",
+    "check",
     "create_backbone",
     "imagenet",
     "load",

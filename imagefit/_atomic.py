@@ -34,10 +34,25 @@ def write_with(target: str | os.PathLike, writer: Callable[[Path], None]) -> Non
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:
-    """Write `text` to `target` atomically."""
-    write_with(target, lambda p: p.write_text(text, encoding="utf-8"))
+    """Write `text` to `target` atomically, as UTF-8; undecodable file names keep their bytes."""
+    write_with(target, lambda p: p.write_text(text, encoding="utf-8", errors="surrogateescape"))
 
 
 def write_json(target: str | os.PathLike, obj: object) -> None:
-    """Write `obj` as indented JSON to `target` atomically."""
-    write_text(target, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Write `obj` as indented JSON to `target` atomically.
+
+    A file name that is not valid UTF-8 is written as a \\udcXX escape, which reads back as the same
+    name; everything else stays readable as it is.
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False)
+    if not _encodable(text):
+        text = json.dumps(obj, indent=2, ensure_ascii=True)
+    write_text(target, text + "\n")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

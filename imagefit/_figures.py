@@ -27,7 +27,12 @@ def image_tile(ax, path: str | os.PathLike, title: str) -> None:
         img = open_image(path, min_size=128)
         img.thumbnail((256, 256))
         ax.imshow(img)
-    ax.set_title(f"{Path(path).name}\n{title}", fontsize=7)
+    ax.set_title(printable(f"{Path(path).name}\n{title}"), fontsize=7)
+
+
+def printable(text: str) -> str:
+    """`text` with the undecodable bytes of odd file names shown as U+FFFD, so fonts can draw it."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def save_figure(fig, out: str | os.PathLike, dpi: int = 80) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -29,7 +30,25 @@ class InternalError(click.ClickException):
     exit_code = 1
 
 
+class ShortUsageError(click.UsageError):
+    """A wrong command line in two lines: what is wrong, and where the help is."""
+
+    def show(self, file=None) -> None:
+        hint = f"Try '{self.ctx.command_path} -h' for help." if self.ctx else "Try 'imagefit -h' for help."
+        click.echo(f"Error: {self.format_message()}\n{hint}", err=True)
+
+
+def _short(exc: click.UsageError) -> ShortUsageError:
+    return ShortUsageError(exc.format_message(), exc.ctx)
+
+
 class _Group(click.Group):
+    def make_context(self, info_name, args, parent=None, **extra) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _short(exc) from exc
+
     def invoke(self, ctx: click.Context):
         debug = "--debug" in sys.argv or ctx.params.get("debug", False)
         try:
@@ -38,8 +57,15 @@ class _Group(click.Group):
             if debug:
                 raise
             raise UserError(str(exc)) from exc
+        except click.UsageError as exc:
+            raise exc if isinstance(exc, ShortUsageError) else _short(exc) from exc
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except OSError as exc:  # a path the user gave cannot be read or written: theirs to fix
+            if debug or exc.filename is None:
+                raise
+            reason = (exc.strerror or str(exc)).lower()
+            raise UserError(f"{exc.filename}: {reason}: check the path and its permissions") from exc
         except KeyboardInterrupt:
             click.echo(
                 "interrupted: the last complete epoch's checkpoint is kept "
@@ -104,10 +130,18 @@ workers_option = click.option(
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
 @click.option("--quiet", "-q", is_flag=True, help="Only warnings and results.")
+@click.option(
+    "--background",
+    type=click.Choice(["white", "black"]),
+    default=None,
+    help="Colour that transparent pixels are laid on (default white, or $IMAGEFIT_BACKGROUND).",
+)
 @click.version_option(package_name="imagefit")
-def cli(debug: bool, quiet: bool) -> None:
+def cli(debug: bool, quiet: bool, background: str | None) -> None:
     """Transfer learning on image folders: train, predict, explain."""
     _setup_logging(quiet)
+    if background:
+        os.environ["IMAGEFIT_BACKGROUND"] = background  # decode workers inherit it
 
 
 @cli.command()
@@ -650,6 +684,41 @@ def demo(out: Path) -> None:
     click.echo(f"run folder: {result.run_dir}  (next: imagefit predict {result.run_dir} IMAGES)")
 
 
+# --- check: a dataset folder's problems, file by file ---------------------------------------------
+
+
+@cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--fix", is_flag=True, help="Move unusable files into the quarantine folder (never deletes).")
+@click.option(
+    "--quarantine",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where --fix moves files (default: DATA-quarantine beside DATA).",
+)
+@click.option("--quick", is_flag=True, help="Read headers and end markers only, not every pixel.")
+@workers_option
+def check(data, fix, quarantine, quick, workers) -> None:
+    """Report every file under DATA that imagefit cannot use, and dataset problems, like a linter.
+
+    Exit code 0 when everything left can be used, 3 when unusable files or layout errors remain.
+    """
+    from imagefit.data.check import check as run
+
+    report = run(data, fix=fix, quarantine=quarantine, quick=quick, workers=workers or None)
+    for line in report.lines():
+        click.echo(line)
+    click.echo(report.summary(), err=True)
+    if report.remaining:
+        hint = "" if fix else ": imagefit check DATA --fix moves them to a quarantine folder"
+        click.echo(f"{len(report.remaining)} unusable file(s) left{hint}", err=True)
+    if report.dataset_error:
+        click.echo("the folder cannot be trained on as it is: see the layout error above", err=True)
+    sys.exit(report.exit_code)
+
+
 def main() -> None:
     """Console-script entry point."""
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="surrogateescape")  # file names that are not valid UTF-8
     cli(prog_name="imagefit")

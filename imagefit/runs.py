@@ -8,12 +8,11 @@ from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 import timm
-from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from imagefit import __version__
 from imagefit._atomic import write_json, write_with
-from imagefit.errors import ModelError
+from imagefit.errors import ModelError, OptionError
 from imagefit.inference.classifier import Classifier
 
 CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.json"
@@ -69,6 +68,12 @@ def new_run_dir(base: str | Path = "runs", prefix: str = "run") -> Path:
     raise ModelError(f"could not create a new run folder under {base}")
 
 
+def check_out_folder(out: str | Path | None) -> None:
+    """Fail before any work when the run folder asked for cannot be one (an existing file)."""
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise OptionError(f"--out {out} is a file: give a folder for the run (new or existing)")
+
+
 def save_run(run_dir: Path, classifier: Classifier, config: RunConfig, metrics: dict) -> None:
     """Write weights, config and metrics into `run_dir`, each file atomically."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,13 +91,15 @@ def read_config(run_dir: str | Path) -> RunConfig:
         raise ModelError(f"{run_dir} is not a run folder (no {CONFIG}): pass a folder made by imagefit train")
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path} is not valid JSON ({exc}): the run folder is damaged, train again") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is damaged ({exc}): train the run again or restore the file") from exc
     if not isinstance(raw, dict):
-        raise ModelError(f"{path} is not an imagefit run config: train again")
-    if not isinstance(raw.get("format_version", 0), int) or raw.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelError(f"{path} is not an imagefit run config: pass a folder made by imagefit train")
+    version = raw.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ModelError(
-            f"{run_dir} was written by a newer imagefit ({raw.get('imagefit_version')}): upgrade"
+            f"{run_dir} was written by a newer imagefit ({raw.get('imagefit_version')}, run format "
+            f"{version}; this is {__version__}, format {FORMAT_VERSION}): upgrade imagefit to use it"
         )
     known = RunConfig.__dataclass_fields__
     required = [name for name, f in known.items() if f.default is MISSING and f.default_factory is MISSING]
@@ -121,10 +128,10 @@ def load(run_dir: str | Path) -> Classifier:
         model = timm.create_model(config.arch, pretrained=False, num_classes=len(config.classes))
     try:
         load_model(model, str(run_dir / WEIGHTS))
-    except (OSError, RuntimeError, SafetensorError) as exc:
+    except Exception as exc:  # safetensors: no code runs; a damaged or foreign file only fails
         raise ModelError(
-            f"{run_dir / WEIGHTS} cannot be loaded ({_first_reason(exc)}): it is damaged or does not "
-            f"match {CONFIG}; train again"
+            f"{run_dir / WEIGHTS} cannot be loaded ({_first_reason(exc)}): "
+            "it is damaged or belongs to another model; train the run again"
         ) from exc
     info = {"backbone": config.backbone, "arch": config.arch, "run": str(run_dir)}
     return Classifier(model, config.classes, config.data_config, info)

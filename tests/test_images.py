@@ -273,3 +273,161 @@ def test_list_images_of_a_file_is_that_file(tmp_path: Path) -> None:
 
 def test_list_images_of_empty_folder(tmp_path: Path) -> None:
     assert list_images(tmp_path) == []
+
+
+# --- hardening: backgrounds, odd TIFFs, pixel limit, kinds, links ------------------------------
+
+
+def _half_transparent(tmp_path: Path) -> Path:
+    pixels = np.zeros((4, 6, 4), np.uint8)
+    pixels[..., :3] = (10, 20, 200)
+    pixels[..., 3] = 255
+    pixels[0, 0] = (0, 0, 0, 0)
+    return _save(Image.fromarray(pixels, mode="RGBA"), tmp_path / "t.png")
+
+
+def test_rgba_on_black_by_argument_and_by_environment(tmp_path: Path, monkeypatch) -> None:
+    path = _half_transparent(tmp_path)
+    assert open_image(path, background="black").getpixel((0, 0)) == (0, 0, 0)
+    assert open_image(path).getpixel((0, 0)) == (255, 255, 255)
+    monkeypatch.setenv("IMAGEFIT_BACKGROUND", "black")
+    assert open_image(path).getpixel((0, 0)) == (0, 0, 0)
+    assert open_image(path).getpixel((3, 2)) == (10, 20, 200)  # opaque pixels untouched
+
+
+def test_unknown_background_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ImageReadError, match="white or black"):
+        open_image(_half_transparent(tmp_path), background="pink")
+
+
+def test_float_tiff_is_scaled_from_its_range(tmp_path: Path) -> None:
+    values = np.linspace(-2.0, 6.0, 8 * 5, dtype=np.float32).reshape(5, 8)
+    path = _save(Image.fromarray(values, mode="F"), tmp_path / "f.tif")
+    arr = np.asarray(open_image(path))
+    assert arr.shape == (5, 8, 3)
+    assert arr[0, 0].tolist() == [0, 0, 0] and arr[-1, -1].tolist() == [255, 255, 255]
+    assert arr[2, 4, 0] == round((values[2, 4] + 2) / 8 * 255)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_float_rgb_tiff_pillow_cannot_read_comes_through_tifffile(tmp_path: Path, dtype) -> None:
+    import tifffile
+
+    rgb = np.zeros((6, 9, 3), dtype)
+    rgb[..., 0] = 1.0  # red where Pillow sees nothing it can decode
+    rgb[0, 0] = (0.0, 0.0, 1.0)
+    tifffile.imwrite(tmp_path / "f.tif", rgb, photometric="rgb")
+    with pytest.raises(Exception):  # noqa: B017 - Pillow alone refuses this file
+        Image.open(tmp_path / "f.tif").load()
+    img = open_image(tmp_path / "f.tif")
+    assert img.mode == "RGB" and img.size == (9, 6)
+    assert img.getpixel((5, 3)) == (255, 0, 0)
+    assert img.getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_float_with_nan_and_infinity(tmp_path: Path) -> None:
+    import tifffile
+
+    values = np.array([[np.nan, 0.0, 1.0, np.inf]], np.float64)
+    tifffile.imwrite(tmp_path / "nan.tif", values)
+    assert np.asarray(open_image(tmp_path / "nan.tif"))[0, :, 0].tolist() == [0, 0, 255, 0]
+
+
+def test_16bit_rgb_tiff_keeps_the_high_byte(tmp_path: Path) -> None:
+    import tifffile
+
+    rgb = np.full((4, 4, 3), (65535, 32896, 0), np.uint16)
+    tifffile.imwrite(tmp_path / "rgb16.tif", rgb, photometric="rgb")
+    assert open_image(tmp_path / "rgb16.tif").getpixel((1, 1)) == (255, 128, 0)
+
+
+def test_cmyk_tiff_becomes_rgb(tmp_path: Path) -> None:
+    path = _save(Image.new("CMYK", (5, 5), (0, 255, 255, 0)), tmp_path / "c.tif")
+    assert open_image(path).getpixel((2, 2)) == (255, 0, 0)
+
+
+def test_pixel_limit_names_the_size_and_the_way_out(tmp_path: Path, monkeypatch) -> None:
+    path = _save(_gradient(300, 200), tmp_path / "big.png")
+    monkeypatch.setenv("IMAGEFIT_MAX_PIXELS", "50000")
+    with pytest.raises(ImageReadError) as err:
+        open_image(path)
+    assert err.value.kind == "too-large"
+    assert "300 x 200 = 60,000 pixels" in str(err.value) and "IMAGEFIT_MAX_PIXELS" in str(err.value)
+    monkeypatch.setenv("IMAGEFIT_MAX_PIXELS", "60000")
+    assert open_image(path).size == (300, 200)
+
+
+def test_pixel_limit_applies_to_the_draft_size_of_a_jpeg(tmp_path: Path, monkeypatch) -> None:
+    path = _save(_gradient(1600, 1200), tmp_path / "big.jpg")
+    monkeypatch.setenv("IMAGEFIT_MAX_PIXELS", "500000")
+    with pytest.raises(ImageReadError, match="pixels is more than"):
+        open_image(path)
+    assert max(open_image(path, min_size=224).size) <= 800  # decoded small: under the limit
+
+
+def test_real_decompression_bomb_is_refused_from_its_header(tmp_path: Path) -> None:
+    path = _save(Image.new("1", (10_000, 10_000)), tmp_path / "bomb.png")
+    assert path.stat().st_size < 100_000
+    with pytest.raises(ImageReadError) as err:
+        open_image(path)
+    assert err.value.kind == "too-large" and "100,000,000 pixels" in str(err.value)
+
+
+def test_float_tiff_over_the_limit_is_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "f.tif", np.zeros((100, 100, 3), np.float32), photometric="rgb")
+    monkeypatch.setenv("IMAGEFIT_MAX_PIXELS", "5000")
+    with pytest.raises(ImageReadError) as err:
+        open_image(tmp_path / "f.tif")
+    assert err.value.kind == "too-large"
+
+
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (lambda p: p.write_bytes(b""), "empty"),
+        (lambda p: p.write_text("not a picture " * 50), "not-image"),
+        (lambda p: None, "unreadable"),
+    ],
+)
+def test_read_errors_say_their_kind(tmp_path: Path, make, kind: str) -> None:
+    path = tmp_path / "x.jpg"
+    make(path)
+    with pytest.raises(ImageReadError) as err:
+        open_image(path)
+    assert err.value.kind == kind and str(path) in str(err.value)
+
+
+def test_truncated_files_say_truncated(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    _gradient(64, 64).save(buffer, "PNG")
+    (tmp_path / "cut.png").write_bytes(buffer.getvalue()[:-40])
+    with pytest.raises(ImageReadError) as err:
+        open_image(tmp_path / "cut.png")
+    assert err.value.kind == "truncated" and "copy it again" in str(err.value)
+
+
+def test_symlink_loops_are_errors_not_hangs(tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").symlink_to(tmp_path / "b.jpg")
+    (tmp_path / "b.jpg").symlink_to(tmp_path / "a.jpg")
+    with pytest.raises(ImageReadError) as err:
+        open_image(tmp_path / "a.jpg")
+    assert err.value.kind == "unreadable"
+
+
+def test_list_images_follows_folder_links_once_and_ends_on_loops(tmp_path: Path) -> None:
+    elsewhere = _save(_gradient(4, 4), tmp_path / "elsewhere" / "far.png")
+    root = tmp_path / "root"
+    near = _save(_gradient(4, 4), root / "near.png")
+    (root / "linked").symlink_to(elsewhere.parent)
+    (root / "loop").symlink_to(root)  # back to the top
+    (root / "linked" / "up").symlink_to(root)  # a longer loop through the linked folder
+    found = list_images(root)
+    assert found == [root / "linked" / "far.png", near]
+
+
+def test_unicode_and_space_paths_open(tmp_path: Path) -> None:
+    path = _save(_gradient(7, 5), tmp_path / "dossier été" / "猫 photo 01.png")
+    assert list_images(tmp_path) == [path]
+    assert open_image(path).size == (7, 5)

@@ -59,6 +59,8 @@ class Dataset:
 def discover_dataset(root: str | Path, valid_pct: float = 0.2, seed: int = 0) -> Dataset:
     """Read a dataset folder in any of the supported layouts."""
     root = Path(root)
+    if not 0.0 < valid_pct < 1.0:
+        raise OptionError(f"--valid-pct must be between 0 and 1 (exclusive), got {valid_pct}")
     if not root.exists():
         raise DataError(f"{root} does not exist: expected a dataset folder ({_EXPECTED})")
     if not root.is_dir():

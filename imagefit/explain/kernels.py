@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from imagefit._figures import pyplot, save_figure
+from imagefit._figures import printable, pyplot, save_figure
 from imagefit.data.images import open_image
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import ModelError, OptionError
@@ -67,6 +67,6 @@ def save_grid(tiles: np.ndarray, out: str | os.PathLike, title: str, limit: int 
             cmap="gray" if tile.ndim == 2 or tile.shape[-1] == 1 else None,
             interpolation="nearest",
         )
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(printable(title), fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out, dpi=100)

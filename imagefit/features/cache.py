@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -17,6 +19,7 @@ from imagefit._atomic import write_with
 log = logging.getLogger(__name__)
 
 _DIGEST_BYTES = 16
+_STALE_SECONDS = 3600
 
 
 def cache_root() -> Path:
@@ -26,7 +29,13 @@ def cache_root() -> Path:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """Content hash of a file (BLAKE2b, 128 bits, hex)."""
+    """Content hash of a file (BLAKE2b, 128 bits, hex); remembered while the file stays unchanged."""
+    st = os.stat(path)
+    return _digest(os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
     h = hashlib.blake2b(digest_size=_DIGEST_BYTES)
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -59,22 +68,36 @@ class FeatureCache:
     def _load(self) -> dict[str, np.ndarray]:
         if self._table is None:
             self._table = {}
+            self._remove_stale_temporaries()
             for shard in sorted(self.dir.glob("*.safetensors")):
                 self._table.update(self._read_shard(shard))
         return self._table
 
     @staticmethod
     def _read_shard(shard: Path) -> dict[str, np.ndarray]:
+        """The vectors of one shard; a shard that fails to read or to match its checksum is removed."""
+        from safetensors import safe_open
         from safetensors.numpy import load_file
 
         try:
+            with safe_open(str(shard), "np") as fh:
+                expected = (fh.metadata() or {}).get("checksum")
             arrays = load_file(str(shard))
             digests, vectors = arrays["digests"], arrays["features"]
+            if expected is not None and _checksum(digests, vectors) != expected:
+                raise ValueError("contents do not match the checksum written with them")
             return {d.tobytes().hex(): v for d, v in zip(digests, vectors, strict=True)}
         except Exception as exc:
             log.warning("feature cache shard %s is unreadable (%s): recomputing", shard, exc)
             shard.unlink(missing_ok=True)
             return {}
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files left by a process killed while writing a shard (older than an hour)."""
+        for tmp in self.dir.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if time.time() - tmp.stat().st_mtime > _STALE_SECONDS:
+                    tmp.unlink()
 
     def get(self, digests: list[str]) -> dict[int, np.ndarray]:
         """Position in `digests` -> cached vector, for those present."""
@@ -94,6 +117,14 @@ class FeatureCache:
             "features": np.ascontiguousarray(vectors, dtype=np.float32),
         }
         name = f"{time.time_ns():x}-{os.getpid()}.safetensors"
-        write_with(self.dir / name, lambda p: save_file(arrays, str(p)))
+        meta = {"checksum": _checksum(arrays["digests"], arrays["features"])}
+        write_with(self.dir / name, lambda p: save_file(arrays, str(p), metadata=meta))
         table = self._load()
         table.update(zip(digests, arrays["features"], strict=True))
+
+
+def _checksum(digests: np.ndarray, vectors: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=_DIGEST_BYTES)
+    h.update(np.ascontiguousarray(digests).tobytes())
+    h.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
+    return h.hexdigest()

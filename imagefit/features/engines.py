@@ -56,7 +56,12 @@ class OnnxEngine:
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # a cached graph that fails to load is exported again, not trusted
+            log.warning("cached ONNX graph %s is unreadable (%s): exporting it again", path, exc)
+            export_onnx(net.eval(), input_size, path)
+            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> np.ndarray:
         return self.session.run(None, {"images": x.numpy()})[0]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from imagefit.data.images import os_reason
 from imagefit.data.loader import iterate_batches
 from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
 from imagefit.features.engines import make_engine
@@ -109,7 +110,7 @@ class FeatureExtractor:
             try:
                 digests[i] = file_digest(path)
             except OSError as exc:
-                errors[i] = f"{path}: {exc.strerror or exc}"
+                errors[i] = f"{path}: {os_reason(exc)}"
         return digests
 
     def _compute(self, paths, todo, digests, table, ok, errors, desc) -> None:

@@ -67,10 +67,13 @@ def load_embeddings(path: str | os.PathLike) -> EmbeddingSet:
             f"{path} is not an embedding file (with {sidecar(path).name} beside it): "
             "make one with imagefit features"
         )
-    meta = json.loads(sidecar(path).read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
+    try:
+        meta = json.loads(sidecar(path).read_text(encoding="utf-8"))
+        vectors = load_file(str(path))["vectors"] if isinstance(meta, dict) else None
+    except Exception as exc:
+        raise DataError(f"{path} is damaged ({exc.__class__.__name__}: {exc}): make it again") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{sidecar(path)} is not an imagefit embedding sidecar")
-    vectors = load_file(str(path))["vectors"]
     if len(vectors) != len(meta["paths"]):
         raise DataError(f"{path} holds {len(vectors)} vectors for {len(meta['paths'])} paths: rewrite it")
     return EmbeddingSet(

@@ -49,7 +49,7 @@ class Predictions:
         fields = ["path", "class", "probability", *(f"p_{c}" for c in self.classes)]
 
         def write(tmp: Path) -> None:
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
                 writer = csv.DictWriter(fh, fieldnames=fields)
                 writer.writeheader()
                 for row in self.rows():

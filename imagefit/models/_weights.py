@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,11 +23,20 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path))
+        try:
+            return load_file(str(path))
+        except Exception as exc:
+            raise ModelError(f"cannot read weights from {path}: {exc.__class__.__name__}: {exc}") from exc
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # weights_only: a pickle that would run code is refused, not run
+        raise ModelError(
+            f"cannot read weights from {path}: it holds Python objects besides tensors, and imagefit never "
+            "unpickles code: save a plain state dict, or convert it to .safetensors"
+        ) from exc
     except Exception as exc:
-        raise ModelError(f"cannot read weights from {path}: {exc.__class__.__name__}: {exc}") from exc
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ModelError(f"cannot read weights from {path}: {exc.__class__.__name__}: {first}") from exc
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

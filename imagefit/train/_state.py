@@ -36,11 +36,18 @@ def load_state(path: str | Path, device: str | torch.device = "cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"no checkpoint at {path}: nothing to resume from")
-    with safe_open(str(path), "pt") as fh:
-        raw = (fh.metadata() or {}).get(_KEY)
-    if raw is None:
-        raise ModelError(f"{path} is not an imagefit checkpoint (no training state in its header)")
-    return _decode(json.loads(raw), load_file(str(path), device=str(device)))
+    try:
+        with safe_open(str(path), "pt") as fh:
+            raw = (fh.metadata() or {}).get(_KEY)
+        if raw is None:
+            raise ModelError(f"{path} is not an imagefit checkpoint (no training state in its header)")
+        return _decode(json.loads(raw), load_file(str(path), device=str(device)))
+    except ModelError:
+        raise
+    except Exception as exc:  # safetensors + JSON: a damaged file fails to parse, never runs code
+        raise ModelError(
+            f"{path} is damaged ({exc.__class__.__name__}: {exc}): it cannot be resumed"
+        ) from exc
 
 
 def _encode(obj, path: str, tensors: dict[str, torch.Tensor]):

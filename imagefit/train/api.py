@@ -12,12 +12,13 @@ import torch
 from sklearn.metrics import accuracy_score, log_loss
 
 from imagefit.data.folders import Dataset, Sample, discover_dataset
+from imagefit.data.scan import report_dataset
 from imagefit.errors import DataError, ModelError, OptionError
 from imagefit.evaluate.training_report import training_report
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
-from imagefit.runs import backbone_config, new_run_dir, read_config, save_run
+from imagefit.runs import backbone_config, check_out_folder, new_run_dir, read_config, save_run
 from imagefit.train.class_weights import check_class_weights
 from imagefit.train.linear import fit_linear_head, load_head
 
@@ -62,6 +63,7 @@ def train(
     class_weights = check_class_weights(class_weights)
     if strategy not in STRATEGIES:
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    check_out_folder(out)
     if strategy == "scratch":
         from imagefit.train.scratch import train_scratch
 
@@ -98,7 +100,7 @@ def train(
     get_spec(model)  # a wrong name fails before the dataset is scanned
     started = time.perf_counter()
     dataset = discover_dataset(data, valid_pct, seed)
-    log.info(dataset.describe())
+    report_dataset(dataset)  # per-class counts, files to skip, imbalance, train/valid leakage
     torch.manual_seed(seed)  # an untrained backbone starts the same for the same seed
     backbone = create_backbone(model, weights, image_size=image_size)
     extractor = FeatureExtractor(

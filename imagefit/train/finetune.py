@@ -26,6 +26,7 @@ from torch import nn
 from imagefit._atomic import write_json
 from imagefit.data.augment import parse_augment, train_transform
 from imagefit.data.folders import discover_dataset
+from imagefit.data.scan import report_dataset
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import DataError, OptionError
 from imagefit.evaluate.training_report import training_report
@@ -154,7 +155,7 @@ def train_finetune(
     opts = FinetuneOptions(**options)
     get_spec(model)
     dataset = discover_dataset(data, opts.valid_pct, seed)
-    log.info(dataset.describe())
+    report_dataset(dataset)  # per-class counts, files to skip, imbalance, train/valid leakage
     opts.batch_size = resolve_batch_size(opts.batch_size, len(dataset.train))
     seed_everything(seed)
     backbone = create_backbone(model, weights, num_classes=len(dataset.classes), image_size=image_size)

@@ -25,6 +25,7 @@ from imagefit.data.augment import parse_augment, train_transform
 from imagefit.data.channels import detect_channels
 from imagefit.data.folders import Dataset, Sample, discover_dataset
 from imagefit.data.loader import ImageFiles, collate, default_workers
+from imagefit.data.scan import report_dataset
 from imagefit.data.transforms import decode_size, eval_transform
 from imagefit.errors import DataError, ModelError, OptionError
 from imagefit.evaluate.training_report import training_report
@@ -183,7 +184,7 @@ def run_scratch(
 
     started = time.perf_counter()
     dataset = discover_dataset(data, options.valid_pct, seed)
-    log.info(dataset.describe())
+    report_dataset(dataset)  # per-class counts, files to skip, imbalance, train/valid leakage
     options.batch_size = resolve_batch_size(options.batch_size, len(dataset.train))
     model, config = _model_and_config(data, dataset, options, seed)
     run_dir = _run_dir(out, resume)
