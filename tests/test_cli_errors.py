@@ -48,7 +48,7 @@ MISTAKES = [
     (["train", "{d}/data", "--strategy", "scratch", "--arch", "conv@@"], "conv@@"),
     (["train", "{d}/data", "--strategy", "finetune", "--stages", "nonsense", *TINY], "nonsense"),
     (["train", "--resume", "{d}/nowhere"], "is not a run folder"),
-    (["train", "--resume", "{d}/run"], "only scratch runs can be resumed"),
+    (["train", "--resume", "{d}/run"], "linear run, which has no epochs to resume"),
     (["train", "{d}/data", "--strategy", "scratch", "--batch-size", "1000"], "larger than the 8 training"),
     (["predict", "{d}/run"], "Missing argument"),
     (["predict", "{d}/nowhere", "{d}/data"], "is not a run folder"),

@@ -1,5 +1,8 @@
 """The finetune strategy: a new head on a pretrained backbone, then later blocks unfrozen in stages.
 
+The head starts as the linear strategy's fit on cached features (`head_init='linear'`, LP-FT), so
+the backbone is never trained under a random head.
+
 Stages come from a compact spec, `head:1:2e-3,top2:2:1e-4,top4:2:5e-5`: train the head alone for
 one epoch at 2e-3, then the last two block groups with the head for two epochs at 1e-4, then the
 last four at 5e-5. BatchNorm layers stay in inference mode throughout (`frozen_norms`), as Keras
@@ -7,8 +10,8 @@ advises for fine-tuning on small datasets: their scale and shift train, their st
 Block groups are timm's coarse parameter groups (stem, blocks, head conv, classifier),
 so the spec works for any timm architecture. Within a stage, rates fall geometrically from the
 stage's rate at the classifier to a tenth of it at the lowest unfrozen group (discriminative rates).
-Training runs at the backbone's training resolution; the final metrics and the saved run use its
-inference preprocessing, as predictions will.
+Training runs at the backbone's training resolution; validation, the final metrics and the saved
+run use its inference preprocessing, as predictions will.
 """
 
 from __future__ import annotations
@@ -196,7 +199,7 @@ def _fit(
     started = time.perf_counter()
     groups = coarse_groups(backbone.model)
     stages = parse_stages(opts.stages, len(groups), groups)
-    train, valid = _batches(dataset, backbone.train_data_config, opts, workers)
+    train, valid = _batches(dataset, backbone, opts, workers)
     norms = [FrozenBatchNorm()] if opts.frozen_norms else []
     trainer = Trainer(
         backbone.model,
@@ -230,8 +233,10 @@ def _fit(
     return TrainResult(run_dir, metrics, classifier)
 
 
-def _batches(dataset, train_cfg: dict, opts: FinetuneOptions, workers) -> tuple[Batches, Batches]:
-    """Augmented, shuffled training batches and plain validation batches at the training resolution."""
+def _batches(dataset, backbone, opts: FinetuneOptions, workers) -> tuple[Batches, Batches]:
+    """Augmented, shuffled training batches at the training resolution; validation batches as the
+    saved model will predict (inference preprocessing), so val_loss picks the best model for that."""
+    train_cfg, infer_cfg = backbone.train_data_config, backbone.data_config
     loader = {"batch_size": opts.batch_size, **_loader_options(workers, len(dataset.train), opts)}
     n = len(dataset.train)
     train = Batches(
@@ -242,7 +247,7 @@ def _batches(dataset, train_cfg: dict, opts: FinetuneOptions, workers) -> tuple[
         drop_last=n > opts.batch_size and n % opts.batch_size == 1,
         **loader,
     )
-    return train, Batches(dataset.valid, eval_transform(train_cfg), train_cfg, **loader)
+    return train, Batches(dataset.valid, eval_transform(infer_cfg), infer_cfg, **loader)
 
 
 def _probe_head(backbone, dataset, batch_size: int, workers, progress: bool, seed: int) -> None:
