@@ -106,3 +106,20 @@ def test_dense_equals_naive_on_a_300x300_region_of_a_real_tile(tmp_path):
         assert np.abs(dense - naive).max() < 1e-4
         assert np.array_equal(dense.argmax(0), naive.argmax(0))  # every pixel's class
     assert len(np.unique(naive.argmax(0))) >= 2  # the classes vary across the region
+
+
+def test_a_backbone_maps_densely_and_one_patch_gets_the_backbones_own_logits():
+    import timm
+
+    from imagefit.maps.dense import DenseBackbone
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", num_classes=4).eval()
+    net = DenseBackbone(model, 64)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(net(x)[0, :, 0, 0], model(x)[0], atol=1e-4)  # a lone patch: exactly it
+        out = net(torch.randn(1, 3, 150, 170))
+    assert out.shape == (1, 4, 87, 107) and torch.isfinite(out).all()
+    with pytest.raises(ModelError, match="patch 50 must be a multiple of 32"):
+        DenseBackbone(model, 50)

@@ -90,21 +90,15 @@ def train_map(
     roi = opts.roi or _default_roi(tileset, valid)
     seed_everything(seed)
     model, data_config, config = _model_and_config(tileset, opts, seed, train, valid, roi)
-    source = PatchSource(tileset, train, opts.patch)
-    batches = PatchBatches(source, opts.steps, opts.batch_size, data_config, opts.balance, opts.augment, seed)
-    patches, labels = load_labelled_patches(
-        [valid], opts.patch, limit=opts.valid_patches, shuffle=True, tiles=tileset, seed=seed
-    )
+    source, batches, valid_batches = _data(tileset, opts, train, valid, data_config, seed)
     run_dir = _run_dir(out, resume=False) if out is not None else _new_dir()
     write_json(run_dir / CONFIG, asdict(config))
     display = DisplayMap(tileset, valid, roi, opts.patch, data_config, run_dir / "maps")
     callbacks = [NaNGuard(), HistoryCSV(run_dir / "history.csv"), Checkpoint(run_dir / CHECKPOINTS), display]
     callbacks.append(ProgressBar(disable=not progress))
-    optim = OptimSpec(opts.optimizer, opts.lr)
-    valid_batches = fixed_batches(patches, labels, 256, data_config)
     trainer = Trainer(
-        model, batches, valid_batches, optim=optim, epochs=opts.epochs, callbacks=callbacks,
-        device=device, seed=seed,
+        model, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr), epochs=opts.epochs,
+        callbacks=callbacks, device=device, seed=seed,
     )  # fmt: skip
     trainer.fit()
     if trainer.epoch == 0:
@@ -123,6 +117,16 @@ def train_map(
     classifier = Classifier(model, tileset.classes, data_config, {"run": str(run_dir)})
     save_run(run_dir, classifier, config, metrics)
     return MapTrainResult(run_dir, metrics, classifier)
+
+
+def _data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_config: dict, seed: int):
+    """The training patches' source, epochs of random batches from it, and fixed validation batches."""
+    source = PatchSource(tileset, train, opts.patch)
+    batches = PatchBatches(source, opts.steps, opts.batch_size, data_config, opts.balance, opts.augment, seed)
+    patches, labels = load_labelled_patches(
+        [valid], opts.patch, limit=opts.valid_patches, shuffle=True, tiles=tileset, seed=seed
+    )
+    return source, batches, fixed_batches(patches, labels, 256, data_config)
 
 
 def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train, valid, roi):
