@@ -124,7 +124,7 @@ def main() -> None:
     if not args.skip_quality:
         scratch = {"model": "larger_model", "epochs": args.epochs, "steps": 200, "batch_size": 64}
         model = quality("scratch", tmp, **scratch)
-        pretrained = {"model": "efficientnet_lite0", "epochs": 3, "steps": 100, "batch_size": 32}
+        pretrained = {"model": "efficientnet_lite0", "epochs": 4, "steps": 150, "batch_size": 32}
         quality("pretrained", tmp, **pretrained)
     if not args.skip_speed:
         if model is None:

@@ -615,17 +615,18 @@ def _roi(value: str | None):
     "--ignore", type=click.IntRange(0, 65535), default=None, help="Label value to leave out (e.g. 0)."
 )
 @click.option("--roi", default=None, help="Validation map region x0,y0,x1,y1 (default: first 300x300).")
+@click.option("--stages", default=None, help="Backbones: finetune stages (default top4:EPOCHS:LR).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def map_train(tiles, train_refs, valid_ref, patch, model, weights, epochs, steps, batch_size, lr, balance,
-              no_augment, ignore, roi, out, seed) -> None:  # fmt: skip
+              no_augment, ignore, roi, stages, out, seed) -> None:  # fmt: skip
     """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt)."""
     from imagefit.maps.train import train_map
 
     result = train_map(
         tiles, _refs(train_refs), valid_ref, out=out, seed=seed, model=model, patch=patch, weights=weights,
         epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, balance=balance, augment=not no_augment,
-        ignore=ignore, roi=_roi(roi),
+        ignore=ignore, roi=_roi(roi), stages=stages,
     )  # fmt: skip
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]

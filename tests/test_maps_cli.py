@@ -137,3 +137,21 @@ def test_a_label_value_not_in_the_key_is_named(trained, tmp_path):
         and "label value 7 is not in the key" in result.output
         and "--ignore 7" in result.output
     )
+
+
+def test_a_backbone_trains_on_its_later_blocks_and_maps_a_tile(trained, tmp_path):
+    _, tiles, _, _ = trained
+    run = tmp_path / "bb"
+    args = ["map-train", str(tiles), "--train", "A1", "--valid", "B1", "--model", "test_efficientnet"]
+    args += ["--weights", "none", "--patch", "32", "--epochs", "1", "--steps", "3", "--batch-size", "8"]
+    result = CliRunner().invoke(cli, ["-q", *args, "--stages", "top2:1:1e-3", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["options"]["map"]["patch"] == 32 and config["arch"] == "test_efficientnet"
+    out = tmp_path / "bb.tif"
+    result = CliRunner().invoke(cli, ["map", str(run), str(tiles / "3band" / "A1.png"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as ds:
+        values = ds.read(1)
+    assert (values[:16] == 0).all() and set(np.unique(values[16:-15, 16:-15])) <= {1000, 2000, 5000}
+    assert (values[16:-15, 16:-15] > 0).all()  # every position a full patch covers gets a class

@@ -28,9 +28,11 @@ from imagefit.models.small_cnn import SmallCNN, parse_spec
 from imagefit.runs import CONFIG, RunConfig, save_run
 from imagefit.train.callbacks import Checkpoint, HistoryCSV, NaNGuard, ProgressBar, load_weights
 from imagefit.train.callbacks.checkpoint import BEST
+from imagefit.train.finetune import coarse_groups, parse_stages
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.optim import OptimSpec
 from imagefit.train.scratch import CHECKPOINTS, _run_dir
+from imagefit.train.stages import Stage
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class MapTrainOptions:
     valid_patches: int = 2000
     roi: Roi | None = None  # validation map region; None: the first 300x300 pixels
     weights: str = "auto"
+    stages: str | None = None  # backbones: finetune stages; None: the last 4 block groups, all epochs
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.steps < 1 or self.batch_size < 1 or self.valid_patches < 1:
@@ -97,7 +100,7 @@ def train_map(
     callbacks = [NaNGuard(), HistoryCSV(run_dir / "history.csv"), Checkpoint(run_dir / CHECKPOINTS), display]
     callbacks.append(ProgressBar(disable=not progress))
     trainer = Trainer(
-        model, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr), epochs=opts.epochs,
+        model, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr), stages=_stages(model, opts),
         callbacks=callbacks, device=device, seed=seed,
     )  # fmt: skip
     trainer.fit()
@@ -117,6 +120,15 @@ def train_map(
     classifier = Classifier(model, tileset.classes, data_config, {"run": str(run_dir)})
     save_run(run_dir, classifier, config, metrics)
     return MapTrainResult(run_dir, metrics, classifier)
+
+
+def _stages(model: nn.Module, opts: MapTrainOptions) -> list[Stage]:
+    """All parameters for a small CNN; for a backbone, its later block groups (backward through the
+    early, high-resolution depthwise blocks is what makes CPU fine-tuning slow)."""
+    if opts.scratch:
+        return [Stage("train", opts.epochs)]
+    groups = coarse_groups(model)
+    return parse_stages(opts.stages or f"top4:{opts.epochs}:{opts.lr}", len(groups), groups)
 
 
 def _data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_config: dict, seed: int):
