@@ -1,0 +1,100 @@
+"""`map_tile`: a trained map run applied to a tile, with GeoTIFF, PNG and metrics against labels."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imagefit._atomic import write_json
+from imagefit.errors import DataError, ModelError
+from imagefit.maps.engines import make_engine
+from imagefit.maps.key import ThemeKey
+from imagefit.maps.metrics import map_metrics
+from imagefit.maps.output import save_map_png, write_geotiff
+from imagefit.maps.predict import DEFAULT_WINDOW, ThemeMap, map_region, region_of
+from imagefit.maps.rasters import raster_info, read_band
+from imagefit.maps.tiles import Roi
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MapRun:
+    """A trained patch classifier with its theme key, patch size and preprocessing."""
+
+    model: object
+    key: ThemeKey
+    patch: int
+    mean: tuple
+    std: tuple
+    run_dir: Path
+
+
+@dataclass
+class MapResult:
+    """What `map_tile` made: the map, the files written and the metrics (with --truth)."""
+
+    theme_map: ThemeMap
+    files: list[Path] = field(default_factory=list)
+    metrics: dict | None = None
+
+
+def load_map_run(run_dir: str | Path) -> MapRun:
+    """The model of a run folder written by map-train."""
+    from imagefit.runs import load, read_config
+
+    config = read_config(run_dir)
+    if "map" not in config.options:
+        raise ModelError(
+            f"{run_dir} is a {config.strategy} run, not a map run: train one with imagefit map-train"
+        )
+    classifier = load(run_dir)
+    maps = config.options["map"]
+    key = ThemeKey.from_json(maps["key"])
+    dc = config.data_config
+    return MapRun(classifier.model.eval(), key, int(maps["patch"]), dc["mean"], dc["std"], Path(run_dir))
+
+
+def map_tile(
+    run_dir: str | Path, tile: str | Path, out: str | Path | None = None, png: bool = False,
+    truth: str | Path | None = None, ignore: int | None = None, naive: bool = False,
+    engine: str = "auto", window: int = DEFAULT_WINDOW, roi: Roi | None = None,
+) -> MapResult:  # fmt: skip
+    """Map `tile` (or its ROI) with a map run: a GeoTIFF at `out` (default <tile>-map.tif here), with
+    `png` a coloured PNG beside it, with `truth` (a label raster) metrics.json beside it too."""
+    run = load_map_run(run_dir)
+    tile = Path(tile)
+    region_of(raster_info(tile), roi, run.patch)  # a bad ROI or patch fails before any work
+    key = run.key.with_ignore(run.key.ignore if ignore is None else ignore)
+    labels = _truth(truth, tile, key, roi) if truth is not None else None
+    theme_map = map_region(
+        make_engine(run.model, run.patch, naive, engine), tile, run.patch, run.mean, run.std, roi, window
+    )
+    out = Path(out) if out is not None else Path(f"{tile.stem}-map.tif")
+    result = MapResult(theme_map, [write_geotiff(theme_map, key, out)])
+    if png:
+        title = f"{tile.name}: {run.run_dir.name}"
+        result.files.append(save_map_png(theme_map.index, list(key.names), out.with_suffix(".png"), title))
+    if labels is not None:
+        result.metrics = map_metrics(theme_map.index, labels, list(key.names))
+        result.metrics.update(seconds=round(theme_map.seconds, 3), naive=naive, truth=str(truth))
+        write_json(out.parent / "metrics.json", result.metrics)
+        result.files.append(out.parent / "metrics.json")
+    return result
+
+
+def _truth(path: str | Path, tile: Path, key: ThemeKey, roi: Roi | None) -> np.ndarray:
+    """Class indices of a label raster, checked to match the tile's size (and cut to the ROI)."""
+    a, b = raster_info(tile), raster_info(path)
+    if (a.height, a.width) != (b.height, b.width):
+        raise DataError(
+            f"labels {path} are {b.width}x{b.height} but tile {tile} is {a.width}x{a.height}: they must match"
+        )
+    window = None
+    if roi is not None:
+        (x0, y0), (x1, y1) = roi
+        window = (y0, x0, y1 - y0, x1 - x0)
+    return key.encode(read_band(path, window), path)

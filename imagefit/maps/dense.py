@@ -1,0 +1,183 @@
+"""Patch classifiers run fully convolutionally: logits for every patch position of an image at once.
+
+A small CNN becomes exactly dense: its dense layers become convolutions (the first one with the
+feature map's size as kernel, the others 1x1), and every pooling or strided convolution is run at
+stride 1, the layers after it dilated by the stride so far ("a trous", the dilated form of
+shift-and-stitch). The output at (i, j) is then the network's logits for the patch whose top-left
+corner is (i, j), equal to running the network on that patch alone.
+
+A pretrained backbone (stride 32, padded convolutions) is made dense approximately: its features are
+computed once over the window, the classifier applied to every feature cell as a 1x1 convolution,
+averaged over a patch's cells, and the logits interpolated between patch positions 32 pixels apart.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from imagefit.errors import ModelError
+from imagefit.models.small_cnn import SmallCNN
+
+
+class DenseSmallCNN(nn.Module):
+    """A SmallCNN as one fully convolutional network: (N, 3, H, W) -> (N, classes, H-P+1, W-P+1)."""
+
+    exact = True
+
+    def __init__(self, model: SmallCNN):
+        super().__init__()
+        self.patch = tuple(model.input_size)
+        self.margin, self.reduction = 0, 1
+        layers, dilation = _dense_features(model.features)
+        maps = [s for s in model.layer_shapes if len(s) == 3]
+        map_shape = maps[-1] if maps else (model.in_chans, *self.patch)
+        layers += _dense_head([*model.pre_logits, model.head], map_shape, dilation)
+        self.net = nn.Sequential(*layers).eval()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.net(x)
+        rows, cols = x.shape[2] - self.patch[0] + 1, x.shape[3] - self.patch[1] + 1
+        return out[:, :, :rows, :cols]  # a pooling floor can leave a patch's last pixels unread
+
+
+def _dense_features(features: nn.Sequential) -> tuple[list[nn.Module], int]:
+    """The feature layers at stride 1, dilated; and the dilation the layers after them need."""
+    out: list[nn.Module] = []
+    d = 1
+    for m in features:
+        if isinstance(m, nn.Conv2d):
+            if not _unpadded(m):
+                raise ModelError("a network with 'same' padding cannot be mapped densely: use --naive")
+            out.append(_dilated_conv(m, d))
+            d *= _pair(m.stride)[0]
+        elif isinstance(m, nn.MaxPool2d):
+            k, s = _pair(m.kernel_size)[0], _pair(m.stride)[0]
+            out.append(nn.MaxPool2d(k, stride=1, dilation=d))
+            d *= s
+        elif isinstance(m, nn.AvgPool2d):
+            out.append(_avg_as_conv(m, d, _channels_before(out)))
+            d *= _pair(m.stride)[0]
+        elif isinstance(m, nn.ReLU):
+            out.append(nn.ReLU(inplace=True))
+        elif isinstance(m, nn.BatchNorm2d):
+            out.append(m)
+        elif not isinstance(m, nn.Dropout):
+            raise ModelError(f"cannot map {type(m).__name__} layers densely: use --naive")
+    return out, d
+
+
+def _dense_head(layers, map_shape: tuple[int, ...], d: int) -> list[nn.Module]:
+    """Dense layers as convolutions: the first over the feature map's extent, dilated; then 1x1."""
+    out: list[nn.Module] = []
+    shape = map_shape
+    for m in layers:
+        if isinstance(m, nn.Linear):
+            if shape is not None:
+                c, h, w = shape
+                conv = nn.Conv2d(c, m.out_features, (h, w), dilation=d)
+                conv.weight.data = m.weight.data.reshape(m.out_features, c, h, w).clone()
+                shape = None
+            else:
+                conv = nn.Conv2d(m.in_features, m.out_features, 1)
+                conv.weight.data = m.weight.data.reshape(m.out_features, m.in_features, 1, 1).clone()
+            conv.bias.data = m.bias.data.clone()
+            out.append(conv)
+        elif isinstance(m, nn.BatchNorm1d):
+            out.append(_bn2d(m))
+        elif isinstance(m, nn.ReLU):
+            out.append(nn.ReLU(inplace=True))
+        elif not isinstance(m, nn.Flatten | nn.Dropout | nn.Identity):
+            raise ModelError(f"cannot map {type(m).__name__} layers densely: use --naive")
+    return out
+
+
+def _unpadded(m: nn.Conv2d) -> bool:
+    """A plain convolution without padding (timm's Conv2dSame pads on the fly: not this)."""
+    return type(m) is nn.Conv2d and (m.padding == "valid" or all(p == 0 for p in _pair(m.padding)))
+
+
+def _dilated_conv(m: nn.Conv2d, d: int) -> nn.Conv2d:
+    conv = nn.Conv2d(
+        m.in_channels, m.out_channels, m.kernel_size, dilation=_pair(m.dilation)[0] * d,
+        groups=m.groups, bias=m.bias is not None,
+    )  # fmt: skip
+    conv.load_state_dict(m.state_dict())
+    return conv
+
+
+def _avg_as_conv(m: nn.AvgPool2d, d: int, channels: int) -> nn.Conv2d:
+    k = _pair(m.kernel_size)[0]
+    conv = nn.Conv2d(channels, channels, k, dilation=d, groups=channels, bias=False)
+    conv.weight.data.fill_(1.0 / (k * k))
+    return conv
+
+
+def _channels_before(layers: list[nn.Module]) -> int:
+    convs = [m for m in layers if isinstance(m, nn.Conv2d)]
+    if not convs:
+        raise ModelError("average pooling before any convolution cannot be mapped densely: use --naive")
+    return convs[-1].out_channels
+
+
+def _bn2d(m: nn.BatchNorm1d) -> nn.BatchNorm2d:
+    bn = nn.BatchNorm2d(m.num_features, eps=m.eps)
+    bn.load_state_dict(m.state_dict())
+    return bn.eval()
+
+
+def _pair(v) -> tuple[int, int]:
+    return tuple(v) if isinstance(v, tuple | list) else (v, v)
+
+
+class DenseBackbone(nn.Module):
+    """A timm classifier run over a whole window: logits at every patch position, interpolated.
+
+    Not exact: the padded convolutions of a backbone see beyond a patch inside a larger image.
+    """
+
+    exact = False
+
+    def __init__(self, model: nn.Module, patch: int):
+        super().__init__()
+        self.reduction = int(model.feature_info[-1]["reduction"])
+        if patch % self.reduction:
+            raise ModelError(
+                f"patch {patch} must be a multiple of {self.reduction} to map this backbone densely"
+            )
+        self.model, self.patch, self.cells = model.eval(), (patch, patch), patch // self.reduction
+        self.margin = 2 * self.reduction  # context beyond a block, so that blocks stitch smoothly
+        classifier = model.get_classifier()
+        self.classifier = nn.Conv2d(classifier.in_features, classifier.out_features, 1)
+        self.classifier.weight.data = classifier.weight.data[:, :, None, None].clone()
+        self.classifier.bias.data = classifier.bias.data.clone()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.classifier(self.model.forward_features(x))
+        logits = F.avg_pool2d(logits, self.cells, stride=1)  # patch at (32i, 32j) -> cell (i, j)
+        rows, cols = x.shape[2] - self.patch[0] + 1, x.shape[3] - self.patch[1] + 1
+        logits = _lerp(logits, 2, rows, self.reduction)
+        return _lerp(logits, 3, cols, self.reduction)
+
+
+def _lerp(t: torch.Tensor, dim: int, n: int, spacing: int) -> torch.Tensor:
+    """Linear interpolation along `dim` from samples `spacing` apart to `n` unit steps (edges held)."""
+    pos = torch.arange(n, dtype=torch.float32) / spacing
+    last = t.shape[dim] - 1
+    lo = pos.floor().clamp(max=last).long()
+    hi = (lo + 1).clamp(max=last)
+    w = (pos - lo).clamp(0, 1)
+    shape = [1] * t.ndim
+    shape[dim] = n
+    a, b = t.index_select(dim, lo), t.index_select(dim, hi)
+    return a + (b - a) * w.view(shape)
+
+
+def dense_model(model: nn.Module, patch: int) -> nn.Module:
+    """The dense form of a patch classifier: exact for small CNNs, approximate for timm backbones."""
+    if isinstance(model, SmallCNN):
+        return DenseSmallCNN(model.eval())
+    if hasattr(model, "forward_features") and hasattr(model, "feature_info"):
+        return DenseBackbone(model, patch)
+    raise ModelError(f"cannot map {type(model).__name__} densely: use --naive")

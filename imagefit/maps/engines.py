@@ -1,0 +1,98 @@
+"""How logits are computed for a window of pixels: densely (PyTorch or ONNX Runtime) or patch by patch.
+
+Every engine takes a normalised window (1, 3, h, w) and returns logits (classes, h-P+1, w-P+1):
+the logits of the patch whose top-left corner is at each position.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import numpy as np
+import torch
+from torch import nn
+
+from imagefit.errors import OptionError
+from imagefit.maps.dense import DenseSmallCNN, dense_model
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "torch", "onnx")
+
+
+class NaiveEngine:
+    """The reference: every patch cut out and classified on its own, in batches."""
+
+    exact, margin, reduction = True, 0, 1
+
+    def __init__(self, model: nn.Module, patch: int, batch_size: int = 1024):
+        self.model, self.patch, self.batch_size = model.eval(), patch, batch_size
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        p = self.patch
+        t = torch.from_numpy(x)
+        grid = t.unfold(2, p, 1).unfold(3, p, 1)[0]  # (3, rows, cols, p, p), a view
+        rows, cols = grid.shape[1:3]
+        patches = grid.permute(1, 2, 0, 3, 4).reshape(-1, 3, p, p)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(patches), self.batch_size):
+                out.append(self.model(patches[i : i + self.batch_size].contiguous()))
+        return torch.cat(out).reshape(rows, cols, -1).permute(2, 0, 1).numpy()
+
+
+class TorchDenseEngine:
+    """The dense network in PyTorch, channels_last (measured faster on a CPU)."""
+
+    def __init__(self, model: nn.Module, patch: int):
+        self.net = dense_model(model, patch).eval().to(memory_format=torch.channels_last)
+        self.exact, self.margin, self.reduction = self.net.exact, self.net.margin, self.net.reduction
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            return self.net(t)[0].contiguous().numpy()
+
+
+class OnnxDenseEngine:
+    """The dense network exported to ONNX Runtime with free height and width (small CNNs)."""
+
+    exact, margin, reduction = True, 0, 1
+
+    def __init__(self, model: nn.Module, patch: int, threads: int | None = None):
+        import onnxruntime as ort
+
+        net = dense_model(model, patch).eval()
+        buffer = io.BytesIO()
+        axes = {"x": {2: "h", 3: "w"}, "logits": {2: "rows", 3: "cols"}}
+        with torch.no_grad():
+            torch.onnx.export(
+                net, torch.zeros(1, 3, patch + 8, patch + 8), buffer, input_names=["x"],
+                output_names=["logits"], dynamic_axes=axes, opset_version=17, dynamo=False,
+            )  # fmt: skip
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"x": x})[0][0]
+
+
+def make_engine(model: nn.Module, patch: int, naive: bool = False, engine: str = "auto"):
+    """The engine that maps with `model`: naive, or dense through ONNX Runtime or PyTorch."""
+    if engine not in ENGINES:
+        raise OptionError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if naive:
+        return NaiveEngine(model, patch)
+    on_cpu = next(model.parameters()).device.type == "cpu"
+    if engine == "onnx" or (
+        engine == "auto" and on_cpu and isinstance(dense_model(model, patch), DenseSmallCNN)
+    ):
+        try:
+            return OnnxDenseEngine(model, patch)
+        except Exception as exc:  # the exporter or runtime refused: PyTorch computes the same
+            if engine == "onnx":
+                raise OptionError(f"ONNX Runtime cannot run this model densely: {exc}") from exc
+            log.info("ONNX Runtime unavailable for this model (%s): using PyTorch", exc)
+    return TorchDenseEngine(model, patch)

@@ -1,0 +1,176 @@
+"""map-train: a patch classifier trained on tiles with the training engine, scratch or pretrained.
+
+Scratch models are small CNNs from a spec (the seed's `larger_model` by default, 28-pixel patches);
+any other name is a registry backbone with its pretrained weights (efficientnet_lite0 is bundled),
+trained end to end on 64-pixel patches. Training batches are random patches of the training tiles
+(optionally class-balanced, rotated and mirrored); validation is a fixed random sample of the
+validation tile's patches, and the DisplayMap callback draws that tile's ROI map after every epoch.
+The run folder is a normal imagefit run (config.json, model.safetensors, metrics.json, history.csv,
+checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torch import nn
+
+from imagefit._atomic import write_json
+from imagefit.errors import ModelError, OptionError
+from imagefit.inference.classifier import Classifier
+from imagefit.maps.display_map import DisplayMap
+from imagefit.maps.patches import PatchBatches, PatchSource, fixed_batches, load_labelled_patches
+from imagefit.maps.tiles import Roi, TileSet
+from imagefit.models.small_cnn import SmallCNN, parse_spec
+from imagefit.runs import CONFIG, RunConfig, save_run
+from imagefit.train.callbacks import Checkpoint, HistoryCSV, NaNGuard, ProgressBar, load_weights
+from imagefit.train.callbacks.checkpoint import BEST
+from imagefit.train.finetune import coarse_groups, parse_stages
+from imagefit.train.loop import Trainer, seed_everything
+from imagefit.train.optim import OptimSpec
+from imagefit.train.scratch import CHECKPOINTS, _run_dir
+from imagefit.train.stages import Stage
+
+log = logging.getLogger(__name__)
+
+SCRATCH_PATCH, PRETRAINED_PATCH = 28, 64
+
+
+@dataclass
+class MapTrainOptions:
+    """How a map-train run trains; saved in config.json."""
+
+    model: str = "larger_model"
+    patch: int | None = None  # None: 28 for small CNNs, 64 for backbones
+    epochs: int = 5
+    steps: int = 200  # batches per epoch
+    batch_size: int = 64
+    lr: float | None = None  # None: 1e-3 (scratch), 5e-4 (pretrained)
+    optimizer: str = "adamw"
+    balance: bool = False
+    augment: bool = True
+    ignore: int | None = None
+    valid_patches: int = 2000
+    roi: Roi | None = None  # validation map region; None: the first 300x300 pixels
+    weights: str = "auto"
+    stages: str | None = None  # backbones: finetune stages; None: the last 4 block groups, all epochs
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.steps < 1 or self.batch_size < 1 or self.valid_patches < 1:
+            raise OptionError("epochs, steps, batch size and validation patches must be at least 1")
+        if self.patch is None:
+            self.patch = SCRATCH_PATCH if self.scratch else PRETRAINED_PATCH
+        if self.lr is None:
+            self.lr = 1e-3 if self.scratch else 5e-4
+
+    @property
+    def scratch(self) -> bool:
+        try:
+            parse_spec(self.model)
+        except ModelError:
+            return False
+        return True
+
+
+@dataclass
+class MapTrainResult:
+    run_dir: Path
+    metrics: dict
+    classifier: Classifier
+
+
+def train_map(
+    tiles: str | Path, train: list[str], valid: str, out: str | Path | None = None, seed: int = 0,
+    progress: bool = True, device: str | None = None, **options,
+) -> MapTrainResult:  # fmt: skip
+    """Train a patch classifier on tiles `train`, validated (and mapped each epoch) on tile `valid`."""
+    started = time.perf_counter()
+    opts = MapTrainOptions(**options)
+    tileset = TileSet(tiles, opts.ignore)
+    roi = opts.roi or _default_roi(tileset, valid)
+    seed_everything(seed)
+    model, data_config, config = _model_and_config(tileset, opts, seed, train, valid, roi)
+    source, batches, valid_batches = _data(tileset, opts, train, valid, data_config, seed)
+    run_dir = _run_dir(out, resume=False) if out is not None else _new_dir()
+    write_json(run_dir / CONFIG, asdict(config))
+    display = DisplayMap(tileset, valid, roi, opts.patch, data_config, run_dir / "maps")
+    callbacks = [NaNGuard(), HistoryCSV(run_dir / "history.csv"), Checkpoint(run_dir / CHECKPOINTS), display]
+    callbacks.append(ProgressBar(disable=not progress))
+    trainer = Trainer(
+        model, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr), stages=_stages(model, opts),
+        callbacks=callbacks, device=device, seed=seed,
+    )  # fmt: skip
+    trainer.fit()
+    if trainer.epoch == 0:
+        raise OptionError(trainer.stop_reason or "training stopped before the first epoch ended")
+    best = load_weights(run_dir / CHECKPOINTS / BEST, trainer.model)
+    scores = trainer.evaluate(valid_batches)
+    model = trainer.model.cpu().eval()
+    metrics = {
+        "valid_patches": {"n": scores["n"], "loss": scores["loss"], "accuracy": scores["acc"]},
+        "valid_map": {"ref": valid, "roi": [list(p) for p in roi], **display.evaluate(model)},
+        "best": best,
+        "epochs": trainer.epoch,
+        "train_patches_available": len(source),
+        "seconds": {"total": round(time.perf_counter() - started, 3)},
+    }
+    classifier = Classifier(model, tileset.classes, data_config, {"run": str(run_dir)})
+    save_run(run_dir, classifier, config, metrics)
+    return MapTrainResult(run_dir, metrics, classifier)
+
+
+def _stages(model: nn.Module, opts: MapTrainOptions) -> list[Stage]:
+    """All parameters for a small CNN; for a backbone, its later block groups (backward through the
+    early, high-resolution depthwise blocks is what makes CPU fine-tuning slow)."""
+    if opts.scratch:
+        return [Stage("train", opts.epochs)]
+    groups = coarse_groups(model)
+    return parse_stages(opts.stages or f"top4:{opts.epochs}:{opts.lr}", len(groups), groups)
+
+
+def _data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_config: dict, seed: int):
+    """The training patches' source, epochs of random batches from it, and fixed validation batches."""
+    source = PatchSource(tileset, train, opts.patch)
+    batches = PatchBatches(source, opts.steps, opts.batch_size, data_config, opts.balance, opts.augment, seed)
+    patches, labels = load_labelled_patches(
+        [valid], opts.patch, limit=opts.valid_patches, shuffle=True, tiles=tileset, seed=seed
+    )
+    return source, batches, fixed_batches(patches, labels, 256, data_config)
+
+
+def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train, valid, roi):
+    """The untrained patch classifier, its preprocessing and the run's config."""
+    n = len(tileset.classes)
+    if opts.scratch:
+        model: nn.Module = SmallCNN(opts.model, 3, n, opts.patch)
+        from timm.data import resolve_model_data_config
+
+        data_config = dict(resolve_model_data_config(model))
+        backbone, arch, weights, extra = model.arch, model.spec, "none", {"small_cnn": model.describe()}
+    else:
+        from imagefit.models.registry import create_backbone
+
+        bb = create_backbone(opts.model, opts.weights, num_classes=n, image_size=opts.patch)
+        model, data_config, extra = bb.model, bb.data_config, {}
+        backbone, arch, weights = bb.spec.name, bb.spec.arch, bb.weights
+    maps = {"patch": opts.patch, "key": tileset.key.to_json(), "train": list(train), "valid": valid}
+    options = {**asdict(opts), "roi": [list(p) for p in roi], "map": maps, **extra}
+    config = RunConfig(
+        backbone=backbone, arch=arch, weights=weights, classes=tileset.classes, data_config=data_config,
+        strategy="map", seed=seed, data=str(tileset.root.resolve()), layout="tiles", options=options,
+    )  # fmt: skip
+    return model, data_config, config
+
+
+def _default_roi(tileset: TileSet, ref: str) -> Roi:
+    tile = tileset.tile(ref)
+    return ((0, 0), (min(300, tile.width), min(300, tile.height)))
+
+
+def _new_dir() -> Path:
+    from imagefit.runs import new_run_dir
+
+    return new_run_dir(prefix="map")

@@ -1,0 +1,157 @@
+"""map-train and map end to end on generated tiles: run folder, GeoTIFF, PNG, metrics, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+from PIL import Image
+from rasterio.transform import from_origin
+
+from imagefit.cli import cli
+from imagefit.maps.metrics import map_metrics
+from tests._tiles import label_raster, make_tiles, rgb_of, write_labels
+
+SPEC = "conv8@3-pool2-dense16"
+TRAIN = ["--patch", "12", "--model", SPEC, "--epochs", "2", "--steps", "25", "--batch-size", "32"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("maps")
+    tiles = make_tiles(root / "tiles", refs=("A1", "A2", "B1"), size=(70, 90))
+    args = ["map-train", str(tiles), "--train", "A1,A2", "--valid", "B1", "--out", str(root / "run"), *TRAIN]
+    result = CliRunner().invoke(cli, ["-q", *args])
+    assert result.exit_code == 0, result.output
+    return root, tiles, root / "run", result.output
+
+
+def test_map_train_writes_a_run_folder_with_history_and_a_map_per_epoch(trained):
+    _, _, run, output = trained
+    assert "valid map B1: pixel accuracy" in output
+    names = {p.name for p in run.iterdir()}
+    assert {"config.json", "model.safetensors", "metrics.json", "history.csv", "checkpoints", "maps"} <= names
+    assert sorted(p.name for p in (run / "maps").iterdir()) == ["epoch_01.png", "epoch_02.png", "truth.png"]
+    config = json.loads((run / "config.json").read_text())
+    assert config["strategy"] == "map" and config["classes"] == ["Building", "Land", "Water"]
+    assert config["options"]["map"]["patch"] == 12 and config["options"]["map"]["train"] == ["A1", "A2"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["valid_map"]["pixel_accuracy"] > 0.8  # colours say the class: easy to learn
+    assert len((run / "history.csv").read_text().splitlines()) == 3
+
+
+def _georeferenced(path, labels, seed):
+    rgb = rgb_of(labels, seed).transpose(2, 0, 1)
+    profile = {"driver": "GTiff", "height": labels.shape[0], "width": labels.shape[1], "count": 3}
+    profile.update(dtype="uint8", crs="EPSG:27700", transform=from_origin(440000.0, 110000.0, 0.25, 0.25))
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(rgb)
+    return path
+
+
+def test_map_writes_a_geotiff_with_the_sources_georeferencing_a_png_and_metrics(trained, tmp_path):
+    _, _, run, _ = trained
+    labels = label_raster(80, 100, seed=7)
+    labels[:5, :5] = 0  # unlabelled pixels, ignored with --ignore 0
+    tile = _georeferenced(tmp_path / "SU4012.tif", labels, 7)
+    write_labels(tmp_path / "SU4012-theme.png", labels)
+    out = tmp_path / "out" / "SU4012-map.tif"
+    args = [
+        "map",
+        str(run),
+        str(tile),
+        "-o",
+        str(out),
+        "--png",
+        "--truth",
+        str(tmp_path / "SU4012-theme.png"),
+    ]
+    result = CliRunner().invoke(cli, [*args, "--ignore", "0", "--window", "40"])
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as ds:
+        assert ds.crs.to_epsg() == 27700 and ds.transform == from_origin(440000.0, 110000.0, 0.25, 0.25)
+        values = ds.read(1)
+        assert ds.nodata == 0 and ds.dtypes[0] == "uint16"
+    assert (values[:6] == 0).all() and (values[:, -5:] == 0).all()  # border: no full patch
+    inner = values[6:-5, 6:-5]
+    assert set(np.unique(inner)) <= {1000, 2000, 5000} and (inner == labels[6:-5, 6:-5]).mean() > 0.8
+    metrics = json.loads((out.parent / "metrics.json").read_text())
+    assert set(metrics) >= {"pixel_accuracy", "miou", "iou"}
+    assert set(metrics["iou"]) == {"Building", "Land", "Water"}
+    index = np.select([values == 1000, values == 2000, values == 5000], [0, 1, 2], -1)
+    truth = np.select([labels == 1000, labels == 2000, labels == 5000], [0, 1, 2], -1)
+    assert metrics["pixel_accuracy"] == pytest.approx(
+        map_metrics(index, truth, ["B", "L", "W"])["pixel_accuracy"]
+    )
+    assert Image.open(out.with_suffix(".png")).size[0] > 300
+
+
+def test_naive_and_dense_maps_are_the_same(trained, tmp_path):
+    _, tiles, run, _ = trained
+    maps = []
+    for extra in ([], ["--naive"]):
+        out = tmp_path / f"map{len(extra)}.tif"
+        result = CliRunner().invoke(
+            cli, ["map", str(run), str(tiles / "3band" / "A1.png"), "-o", str(out), *extra]
+        )
+        assert result.exit_code == 0, result.output
+        with rasterio.open(out) as ds:
+            maps.append(ds.read(1))
+    assert np.array_equal(maps[0], maps[1]) and len(np.unique(maps[0])) >= 3
+
+
+def test_bad_input_is_one_line_and_exit_code_2(trained, tmp_path):
+    _, tiles, run, _ = trained
+    tile = str(tiles / "3band" / "A1.png")
+    write_labels(tmp_path / "small-theme.png", np.full((10, 10), 2000))
+    (tmp_path / "nokey").mkdir()
+    cases = {
+        "are 10x10 but tile": ["map", str(run), tile, "--truth", str(tmp_path / "small-theme.png")],
+        "missing key file": ["map-train", str(tmp_path / "nokey"), "--train", "A1", "--valid", "A2"],
+        "ref 'Z1' has no image": ["map-train", str(tiles), "--train", "Z1", "--valid", "A2", *TRAIN],
+        "patch size 200 is larger than tile A1": [
+            "map-train", str(tiles), "--train", "A1", "--valid", "A2", *TRAIN, "--patch", "200",
+        ],
+        "ROI (0,0)-(400,20) is not inside": ["map", str(run), tile, "--roi", "0,0,400,20"],
+        "is not a run folder": ["map", str(tmp_path), tile],
+    }  # fmt: skip
+    for message, args in cases.items():
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (message, result.output)
+        assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_a_label_value_not_in_the_key_is_named(trained, tmp_path):
+    _, tiles, run, _ = trained
+    labels = np.asarray(Image.open(tiles / "theme" / "A1-theme.png")).copy()
+    labels[0, 0] = 7
+    write_labels(tmp_path / "A1-theme.png", labels)
+    result = CliRunner().invoke(
+        cli, ["map", str(run), str(tiles / "3band" / "A1.png"), "--truth", str(tmp_path / "A1-theme.png")]
+    )
+    assert (
+        result.exit_code == 2
+        and "label value 7 is not in the key" in result.output
+        and "--ignore 7" in result.output
+    )
+
+
+def test_a_backbone_trains_on_its_later_blocks_and_maps_a_tile(trained, tmp_path):
+    _, tiles, _, _ = trained
+    run = tmp_path / "bb"
+    args = ["map-train", str(tiles), "--train", "A1", "--valid", "B1", "--model", "test_efficientnet"]
+    args += ["--weights", "none", "--patch", "32", "--epochs", "1", "--steps", "3", "--batch-size", "8"]
+    result = CliRunner().invoke(cli, ["-q", *args, "--stages", "top2:1:1e-3", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["options"]["map"]["patch"] == 32 and config["arch"] == "test_efficientnet"
+    out = tmp_path / "bb.tif"
+    result = CliRunner().invoke(cli, ["map", str(run), str(tiles / "3band" / "A1.png"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as ds:
+        values = ds.read(1)
+    assert (values[:16] == 0).all() and set(np.unique(values[16:-15, 16:-15])) <= {1000, 2000, 5000}
+    assert (values[16:-15, 16:-15] > 0).all()  # every position a full patch covers gets a class

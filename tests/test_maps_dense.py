@@ -1,0 +1,125 @@
+"""Dense maps: the fully convolutional network equals the patch-by-patch reference, and windows stitch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from imagefit.errors import ModelError
+from imagefit.maps.dense import dense_model
+from imagefit.maps.engines import NaiveEngine, OnnxDenseEngine, TorchDenseEngine
+from imagefit.maps.predict import NODATA, logits_of_region, map_region
+from imagefit.models.small_cnn import SmallCNN
+from tests._tiles import make_tiles
+from tests.conftest import SHARED_DATA
+
+HALF = (0.5, 0.5, 0.5)
+
+
+def _naive_logits(model, x, patch):
+    patches = x.unfold(2, patch, 1).unfold(3, patch, 1)[0].permute(1, 2, 0, 3, 4).reshape(-1, 3, patch, patch)
+    rows, cols = x.shape[2] - patch + 1, x.shape[3] - patch + 1
+    with torch.inference_mode():
+        return model(patches).reshape(rows, cols, -1).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize(
+    ("spec", "patch"),
+    [
+        ("larger_model", 28),
+        ("larger_model", 31),  # pooling floors leave the patch's last pixels unread
+        ("conv8@3s2-bn-conv6@3-avgpool2-dense16-bn-drop0.3", 24),
+        ("simple_model", 20),
+        ("baseline_model", 9),
+    ],
+)
+def test_the_dense_network_gives_every_patch_the_logits_of_the_patch_alone(spec, patch):
+    torch.manual_seed(0)
+    model = SmallCNN(spec, 3, 5, patch).eval()
+    for m in model.modules():  # give BatchNorm statistics that matter
+        if isinstance(m, torch.nn.BatchNorm1d | torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 3, patch + 23, patch + 17)
+    with torch.inference_mode():
+        dense = dense_model(model, patch)(x)[0]
+    naive = _naive_logits(model, x, patch)
+    assert dense.shape == naive.shape == (5, 24, 18)
+    assert torch.allclose(dense, naive, atol=1e-4)
+
+
+def test_same_padding_cannot_be_made_dense():
+    with pytest.raises(ModelError, match="'same' padding cannot be mapped densely: use --naive"):
+        dense_model(SmallCNN("conv8@3same-pool2-dense8", 3, 2, 16), 16)
+
+
+@pytest.fixture(scope="module")
+def tile(tmp_path_factory):
+    return make_tiles(tmp_path_factory.mktemp("tiles"), refs=("A1",), size=(90, 110)) / "3band" / "A1.png"
+
+
+def test_four_or_more_windows_stitch_into_the_map_of_one_window(tile):
+    torch.manual_seed(1)
+    model = SmallCNN("larger_model", 3, 3, 28).eval()
+    engine = TorchDenseEngine(model, 28)
+    whole = logits_of_region(engine, tile, 28, HALF, HALF, window=400)
+    pieces = logits_of_region(engine, tile, 28, HALF, HALF, window=28 + 24)  # blocks of 25 positions
+    assert whole.shape == (3, 63, 83)
+    assert np.allclose(whole, pieces, atol=1e-5)
+    one, many = (map_region(engine, tile, 28, HALF, HALF, window=w) for w in (400, 52))
+    assert one.windows == 1 and many.windows == 3 * 4
+    assert np.array_equal(one.index, many.index)
+
+
+def test_onnx_torch_and_naive_engines_agree_and_the_border_is_no_data(tile):
+    torch.manual_seed(2)
+    model = SmallCNN("larger_model", 3, 3, 28).eval()
+    maps = [
+        map_region(engine, tile, 28, HALF, HALF, window=60)
+        for engine in (NaiveEngine(model, 28), TorchDenseEngine(model, 28), OnnxDenseEngine(model, 28))
+    ]
+    assert np.array_equal(maps[0].index, maps[1].index) and np.array_equal(maps[0].index, maps[2].index)
+    index = maps[0].index
+    assert index.shape == (90, 110)
+    assert (index[:14] == NODATA).all() and (index[:, :14] == NODATA).all()
+    assert (index[-13:] == NODATA).all() and (index[:, -13:] == NODATA).all()
+    assert (index[14:-13, 14:-13] >= 0).all()
+
+
+@pytest.mark.realdata
+def test_dense_equals_naive_on_a_300x300_region_of_a_real_tile(tmp_path):
+    tiles = SHARED_DATA / "aerial-tiles"
+    if not (tiles / "3band" / "T1P03.jpg").is_file():
+        pytest.skip(f"real aerial tiles not found at {tiles}")
+    from imagefit.maps.train import train_map
+
+    options = {"epochs": 1, "steps": 30, "batch_size": 64, "valid_patches": 128, "progress": False}
+    run = train_map(tiles, ["T1P01"], "T1P03", out=tmp_path / "run", ignore=0, balance=True, **options)
+    model = run.classifier.model  # trained a little, so that classes are decided by real margins
+    roi = ((200, 100), (500, 400))
+    image = tiles / "3band" / "T1P03.jpg"
+    naive = logits_of_region(NaiveEngine(model, 28, batch_size=4096), image, 28, HALF, HALF, roi, window=300)
+    for engine in (TorchDenseEngine(model, 28), OnnxDenseEngine(model, 28)):
+        dense = logits_of_region(engine, image, 28, HALF, HALF, roi, window=300)
+        assert dense.shape == naive.shape == (6, 273, 273)
+        assert np.abs(dense - naive).max() < 1e-4
+        assert np.array_equal(dense.argmax(0), naive.argmax(0))  # every pixel's class
+    assert len(np.unique(naive.argmax(0))) >= 2  # the classes vary across the region
+
+
+def test_a_backbone_maps_densely_and_one_patch_gets_the_backbones_own_logits():
+    import timm
+
+    from imagefit.maps.dense import DenseBackbone
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_efficientnet", num_classes=4).eval()
+    net = DenseBackbone(model, 64)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(net(x)[0, :, 0, 0], model(x)[0], atol=1e-4)  # a lone patch: exactly it
+        out = net(torch.randn(1, 3, 150, 170))
+    assert out.shape == (1, 4, 87, 107) and torch.isfinite(out).all()
+    with pytest.raises(ModelError, match="patch 50 must be a multiple of 32"):
+        DenseBackbone(model, 50)
