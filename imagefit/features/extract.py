@@ -12,6 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from imagefit.data.loader import iterate_batches
+from imagefit.features.autotune import choose_engine, remembered
 from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
 from imagefit.features.engines import make_engine
 from imagefit.features.layers import PRE_LOGITS, Embedding, embedding_dim
@@ -19,7 +20,8 @@ from imagefit.features.layers import PRE_LOGITS, Embedding, embedding_dim
 log = logging.getLogger(__name__)
 
 _SHARD_EVERY = 1024  # images per cache shard written during a long extraction
-_EXPORT_WORTH = 200  # images from which exporting to ONNX pays for itself
+_EXPORT_WORTH = 200  # images from which measuring the engines (and exporting to ONNX) pays for itself
+_TUNE_SAMPLE = 16  # images of the first batch the engines are timed on
 
 
 @dataclass
@@ -63,19 +65,28 @@ class FeatureExtractor:
         self._engine = None
         self.dim = embedding_dim(self.net, tuple(data_config["input_size"]))
 
-    def engine(self, n_images: int):
+    def engine(self, n_images: int, sample: torch.Tensor | None = None):
         """The inference engine, built on first use.
 
-        Exporting to ONNX costs seconds once per model, so 'auto' runs a handful of images
-        through PyTorch until an exported graph exists.
+        'auto' on a CPU uses the engine measured earlier for this model on this machine; a job
+        large enough to pay for the measurement (and the ONNX export) measures it on `sample`,
+        a smaller one runs PyTorch channels_last.
         """
         if self._engine is None:
-            onnx_path = cache_root() / "onnx" / f"{self.key}.onnx"
-            kind = self._engine_kind
-            if kind == "auto" and n_images < _EXPORT_WORTH and not onnx_path.is_file():
-                kind = "torch"
-            self._engine = make_engine(self.net, self.data_config, kind, onnx_path)
+            self._engine = self._build_engine(n_images, sample)
         return self._engine
+
+    def _build_engine(self, n_images: int, sample: torch.Tensor | None):
+        onnx_path = cache_root() / "onnx" / f"{self.key}.onnx"
+        kind = self._engine_kind
+        if kind != "auto" or torch.cuda.is_available():
+            return make_engine(self.net, self.data_config, kind, onnx_path)
+        known = remembered(self.key)
+        if known is not None:
+            return make_engine(self.net, self.data_config, known, onnx_path)
+        if n_images >= _EXPORT_WORTH and sample is not None:
+            return choose_engine(self.net, self.data_config, sample[:_TUNE_SAMPLE], onnx_path, self.key)
+        return make_engine(self.net, self.data_config, "channels_last", onnx_path)
 
     def __call__(self, paths: Sequence[str | Path], desc: str = "features") -> Features:
         paths = [Path(p) for p in paths]
@@ -115,7 +126,6 @@ class FeatureExtractor:
         if not todo:
             return
         pending: list[int] = []
-        engine = self.engine(len(todo))
         bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not self.progress, leave=False)
         for batch in iterate_batches(
             [paths[i] for i in todo], self.data_config, self.batch_size, self.workers
@@ -124,7 +134,7 @@ class FeatureExtractor:
                 errors[todo[j]] = message
             if batch.images is not None:
                 rows = [todo[j] for j in batch.indices.tolist()]
-                table[rows] = engine(batch.images)
+                table[rows] = self.engine(len(todo), batch.images)(batch.images)
                 ok[rows] = True
                 pending.extend(rows)
             if len(pending) >= _SHARD_EVERY:

@@ -17,6 +17,7 @@ from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
 from imagefit.runs import backbone_config, new_run_dir, save_run
+from imagefit.train import distributed
 from imagefit.train.linear import fit_linear_head
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ def train(
     """
     if strategy not in STRATEGIES:
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    if distributed.init():
+        _check_world(data, valid_pct, seed)
     if strategy == "scratch":
         from imagefit.train.scratch import train_scratch
 
@@ -99,6 +102,10 @@ def train(
     extractor = FeatureExtractor(
         backbone.model, backbone.data_config, engine, batch_size, workers, cache, progress
     )
+    if distributed.active():
+        _extract_shards(extractor, dataset, cache)
+        if not distributed.is_main():
+            return TrainResult(Path(out) if out is not None else Path(), {}, None)  # rank 0 fits
     train_f = _extract(extractor, dataset.train, "train")
     valid_f = _extract(extractor, dataset.valid, "valid")
     features_done = time.perf_counter()
@@ -146,6 +153,25 @@ def train(
     )
     save_run(run_dir, classifier, config, metrics)
     return TrainResult(run_dir, metrics, classifier)
+
+
+def _check_world(data: str | Path, valid_pct: float, seed: int) -> None:
+    """Every rank of a distributed run reads the same dataset, or all stop with the reason."""
+    dataset = distributed.agree(lambda: discover_dataset(data, valid_pct, seed), "reading the dataset")
+    seen = (dataset.classes, len(dataset.train), len(dataset.valid), len(dataset.test))
+    distributed.same_everywhere(seen, "datasets (classes, train, valid, test images)")
+
+
+def _extract_shards(extractor: FeatureExtractor, dataset: Dataset, cache: bool) -> None:
+    """Each rank computes its share of the feature vectors into the shared cache; rank 0 reads them all."""
+    if not cache:
+        raise OptionError("distributed feature extraction shares vectors through the cache: drop --no-cache")
+    samples = [*dataset.train, *dataset.valid, *dataset.test]
+    distributed.agree(
+        lambda: extractor(distributed.shard([s.path for s in samples]), desc="features"), "features"
+    )
+    if extractor.cache is not None:
+        extractor.cache.reload()  # shards the other ranks wrote
 
 
 def _extract(extractor: FeatureExtractor, samples: list[Sample], split: str) -> Features:
