@@ -12,6 +12,7 @@ compared with the fastest engine that agrees on at least 99.5 % of the photos.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -47,14 +48,14 @@ def automatic_choice(model, data_config: dict, images: torch.Tensor) -> tuple[st
     """What FeatureExtractor's 'auto' picks for the pre-logits embedding, on a fresh cache."""
     import json
 
-    from imagefit.features.autotune import choice_path, choose_engine
+    from imagefit.features.autotune import architecture_key, choice_path, choose_engine
     from imagefit.features.cache import cache_root, model_key
     from imagefit.features.layers import Embedding
 
     net = Embedding(model)
-    key = model_key(model, data_config, net.describe())
-    engine = choose_engine(net, data_config, images[:16], cache_root() / "onnx" / f"{key}.onnx", key)
-    return engine.name, json.loads(choice_path(key).read_text())
+    key, arch = model_key(model, data_config, net.describe()), architecture_key(net, data_config)
+    engine = choose_engine(net, data_config, images[:16], cache_root() / "onnx" / f"{key}.onnx", arch)
+    return engine.name, json.loads(choice_path(arch).read_text())
 
 
 def main() -> None:

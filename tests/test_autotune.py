@@ -85,15 +85,21 @@ def test_extractor_measures_large_jobs_and_reuses_the_choice(backbone, tiny_data
     assert calls == [8]  # measured on the first batch
     second = FeatureExtractor(backbone.model, backbone.data_config, "auto", 8, 0, cache=False, progress=False)
     b = second(files)
-    assert calls == [8] and second.engine(len(files)).name == autotune.remembered(first.key)
+    arch = autotune.architecture_key(first.net, backbone.data_config)
+    assert calls == [8] and second.engine(len(files)).name == autotune.remembered(arch)
     assert autotune.min_cosine(a.vectors, b.vectors) > 0.999
+    other_weights = create_backbone(TINY_MODEL, weights="none").model  # a fine-tuned copy, say
+    third = FeatureExtractor(other_weights, backbone.data_config, "auto", 8, 0, cache=False, progress=False)
+    third(files)
+    assert calls == [8] and third.key != first.key  # same architecture: the choice is reused
 
 
 def test_small_jobs_do_not_measure(backbone, tiny_data: Path) -> None:
     files = sorted(tiny_data.rglob("*.jpg"))[:4]
     ex = FeatureExtractor(backbone.model, backbone.data_config, "auto", 4, 0, cache=False, progress=False)
     ex(files)
-    assert ex.engine(4).name == "channels_last" and autotune.remembered(ex.key) is None
+    assert ex.engine(4).name == "channels_last"
+    assert autotune.remembered(autotune.architecture_key(ex.net, backbone.data_config)) is None
 
 
 def test_forced_and_unknown_engines(backbone) -> None:

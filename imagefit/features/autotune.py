@@ -2,8 +2,9 @@
 
 Each candidate runs a sample batch of real images; one whose vectors drift from eager fp32's
 (cosine similarity below AGREEMENT) is refused, and the fastest of the rest is kept. The choice
-is stored in the cache folder under the model's key and a fingerprint of the machine (CPU,
-instruction sets, thread count, library versions), so later runs start with it at once.
+is stored in the cache folder under the model's architecture (`architecture_key`) and a
+fingerprint of the machine (CPU, instruction sets, thread count, library versions), so later runs
+start with it at once.
 """
 
 from __future__ import annotations
@@ -58,6 +59,18 @@ def machine_fingerprint() -> str:
         ort_version,
     ]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def architecture_key(net: torch.nn.Module, data_config: dict) -> str:
+    """What decides an engine's speed for a model: its classes, tensor shapes and input, not its weights.
+
+    A fine-tuned copy of a backbone reuses the backbone's measured choice.
+    """
+    h = hashlib.sha256(json.dumps(data_config, sort_keys=True, default=str).encode())
+    for name, tensor in net.state_dict().items():
+        h.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+    h.update(" ".join(sorted({type(m).__name__ for m in net.modules()})).encode())
+    return h.hexdigest()[:32]
 
 
 def choice_path(model_key: str) -> Path:

@@ -12,7 +12,7 @@ import torch
 from tqdm.auto import tqdm
 
 from imagefit.data.loader import iterate_batches
-from imagefit.features.autotune import choose_engine, remembered
+from imagefit.features.autotune import architecture_key, choose_engine, remembered
 from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
 from imagefit.features.engines import make_engine
 from imagefit.features.layers import PRE_LOGITS, Embedding, embedding_dim
@@ -81,11 +81,12 @@ class FeatureExtractor:
         kind = self._engine_kind
         if kind != "auto" or torch.cuda.is_available():
             return make_engine(self.net, self.data_config, kind, onnx_path)
-        known = remembered(self.key)
+        arch = architecture_key(self.net, self.data_config)
+        known = remembered(arch)
         if known is not None:
             return make_engine(self.net, self.data_config, known, onnx_path)
         if n_images >= _EXPORT_WORTH and sample is not None:
-            return choose_engine(self.net, self.data_config, sample[:_TUNE_SAMPLE], onnx_path, self.key)
+            return choose_engine(self.net, self.data_config, sample[:_TUNE_SAMPLE], onnx_path, arch)
         return make_engine(self.net, self.data_config, "channels_last", onnx_path)
 
     def __call__(self, paths: Sequence[str | Path], desc: str = "features") -> Features:

@@ -60,6 +60,9 @@ def train(
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     if distributed.init():
         _check_world(data, valid_pct, seed)
+        progress = progress and distributed.is_main()  # one set of bars and messages: rank 0's
+        if not distributed.is_main():
+            logging.getLogger("imagefit").setLevel(logging.WARNING)
     if strategy == "scratch":
         from imagefit.train.scratch import train_scratch
 
