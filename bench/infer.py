@@ -46,8 +46,6 @@ def run_engine(engine, images: torch.Tensor, batch_size: int) -> tuple[float, np
 
 def automatic_choice(model, data_config: dict, images: torch.Tensor) -> tuple[str, dict]:
     """What FeatureExtractor's 'auto' picks for the pre-logits embedding, on a fresh cache."""
-    import json
-
     from imagefit.features.autotune import architecture_key, choice_path, choose_engine
     from imagefit.features.cache import cache_root, model_key
     from imagefit.features.layers import Embedding
