@@ -23,7 +23,7 @@ import torch
 
 from bench._common import dogs_cats_files
 
-ENGINES = ("eager", "channels_last", "bf16", "onnx")
+ENGINES = ("eager", "channels_last", "bf16", "onnx", "openvino", "openvino-bf16")
 REQUIRED = 0.995
 
 

@@ -39,10 +39,10 @@ def test_every_engine_agrees_with_eager_fp32(backbone, tmp_path: Path) -> None:
     net = Embedding(backbone.model)
     x = torch.randn(3, *backbone.data_config["input_size"])
     want = build_engine(net, backbone.data_config, "eager")(x)
-    for name in ("channels_last", "onnx", "bf16"):
+    for name in ("channels_last", "onnx", "openvino", "bf16", "openvino-bf16"):
         got = build_engine(net, backbone.data_config, name, tmp_path / "m.onnx")(x)
         assert got.shape == want.shape and got.dtype == np.float32
-        assert autotune.min_cosine(got, want) > (0.98 if name == "bf16" else 0.99999), name
+        assert autotune.min_cosine(got, want) > (0.98 if "bf16" in name else 0.99999), name
 
 
 def test_the_fastest_agreeing_engine_is_chosen_and_remembered(backbone, tmp_path: Path) -> None:
@@ -103,7 +103,8 @@ def test_small_jobs_do_not_measure(backbone, tiny_data: Path) -> None:
 
 
 def test_forced_and_unknown_engines(backbone) -> None:
-    assert {"eager", "channels_last", "bf16", "onnx", "torch", "auto"} == set(ENGINES)
+    named = {"eager", "channels_last", "bf16", "onnx", "openvino", "openvino-bf16", "torch", "auto"}
+    assert named == set(ENGINES)
     ex = FeatureExtractor(backbone.model, backbone.data_config, "bf16", 4, 0, cache=False, progress=False)
     assert ex.engine(1000).name == "bf16"
     with pytest.raises(OptionError, match="unknown engine"):

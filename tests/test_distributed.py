@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from imagefit.train import distributed
+from imagefit.train import distributed, train
 from imagefit.train.callbacks.history import read_history
-from tests.conftest import make_folder
+from tests.conftest import TINY_MODEL, make_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 # Full-batch SGD on a network without BatchNorm or dropout: two ranks of 10 images average to the
@@ -107,3 +107,18 @@ def test_helpers_outside_a_distributed_run() -> None:
     assert distributed.shard([1, 2, 3]) == [1, 2, 3]
     np.testing.assert_array_equal(distributed.all_sum([1.0, 2.0]), [1.0, 2.0])
     assert distributed.agree(lambda: 7, "a step") == 7
+
+
+def test_linear_features_are_sharded_and_rank_0_fits(data: Path, tmp_path: Path) -> None:
+    args = ["train", str(data), "--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
+    result = torchrun(2, [*args, "--out", str(tmp_path / "run2")], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shards = list((tmp_path / "cache" / "features").rglob("*.safetensors"))
+    writers = {shard.stem.split("-")[1] for shard in shards}
+    assert len(writers) == 2  # both ranks computed vectors; rank 0 found the other's in the cache
+    assert sum(len(load_file(str(s))["digests"]) for s in shards) == 28  # each image once
+    two = json.loads((tmp_path / "run2" / "metrics.json").read_text())
+    assert two["features"] == {"reused": 28, "computed": 0}
+    one = train(data, model=TINY_MODEL, weights="none", engine="torch", workers=0, cache=False, progress=0)
+    assert two["valid"]["accuracy"] == one.metrics["valid"]["accuracy"]
+    assert two["valid"]["loss"] == pytest.approx(one.metrics["valid"]["loss"], abs=1e-4)

@@ -25,7 +25,7 @@ from imagefit.features.engines import Engine, build_engine
 
 log = logging.getLogger(__name__)
 
-CANDIDATES = ("onnx", "bf16", "channels_last", "eager")
+CANDIDATES = ("onnx", "openvino", "openvino-bf16", "bf16", "channels_last", "eager")
 REFERENCE = "eager"
 # Minimum cosine similarity with fp32 vectors. bench/infer.py measures what it means in top-1
 # agreement of the ImageNet head on 1,000 real photos.
@@ -47,8 +47,9 @@ def machine_fingerprint() -> str:
         pass
     try:
         import onnxruntime
+        import openvino
 
-        ort_version = onnxruntime.__version__
+        ort_version = f"{onnxruntime.__version__}/{openvino.__version__}"
     except ImportError:
         ort_version = "none"
     parts = [

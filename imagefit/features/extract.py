@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from imagefit.data.loader import iterate_batches
 from imagefit.features.autotune import architecture_key, choose_engine, remembered
 from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
-from imagefit.features.engines import make_engine
+from imagefit.features.engines import TORCH_ENGINES, make_engine
 from imagefit.features.layers import PRE_LOGITS, Embedding, embedding_dim
 
 log = logging.getLogger(__name__)
@@ -128,8 +128,9 @@ class FeatureExtractor:
             return
         pending: list[int] = []
         bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not self.progress, leave=False)
+        pin = torch.cuda.is_available() and self._engine_kind in ("auto", "torch", *TORCH_ENGINES)
         for batch in iterate_batches(
-            [paths[i] for i in todo], self.data_config, self.batch_size, self.workers
+            [paths[i] for i in todo], self.data_config, self.batch_size, self.workers, pin_memory=pin
         ):
             for j, message in batch.errors:
                 errors[todo[j]] = message
