@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--engine", default="auto")
     parser.add_argument("--image-size", type=int, default=None, help="default: the registry's (288)")
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true", help="imagefit's figures only")
     args = parser.parse_args()
     os.environ.setdefault("IMAGEFIT_CACHE", tempfile.mkdtemp(prefix="imagefit-bench-"))
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -109,12 +110,14 @@ def main() -> None:
     print(f"engine only ({engine.name}, decoded batches): {engine_only(engine, batches):7.1f} images/s")
     ours, a = end_to_end(ex, files)
     print(f"imagefit ({engine.name} engine, draft decode, parallel workers): {ours:7.1f} images/s")
+    if args.sweep:
+        sweep(model, cfg, files, args.batch_size, engine.name)
+    if args.no_baseline:
+        return
     base, b = baseline(model, cfg, files, args.batch_size)
     print(f"baseline (eager fp32 NCHW, full PIL decode, 1 process):   {base:7.1f} images/s")
     cos = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     print(f"ratio imagefit / baseline: {ours / base:.2f}x   (feature cosine similarity min {cos.min():.4f})")
-    if args.sweep:
-        sweep(model, cfg, files, args.batch_size, engine.name)
     print(f"load {os.getloadavg()[0]:.2f}")
 
 

@@ -29,7 +29,8 @@ GIB = 1024**3
 
 def make_dataset(root: Path, n_images: int) -> Path:
     """`n_images` links to the real photos, as root/cats/... and root/dogs/..., distinct names."""
-    photos = sorted(DOGS_CATS.rglob("*.jpg"))
+    cats, dogs = (sorted(DOGS_CATS.rglob(f"{label}.*.jpg")) for label in ("cat", "dog"))
+    photos = [p for pair in zip(cats, dogs, strict=True) for p in pair]  # both classes in any prefix
     for i in range(n_images):
         src = photos[i % len(photos)]
         label = "cats" if src.name.startswith("cat") else "dogs"
@@ -75,6 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--keep", action="store_true", help="keep the temporary dataset and run")
+    parser.add_argument("--engine", default="auto")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="imagefit-memory-"))
     data = make_dataset(work / "data", args.images)
