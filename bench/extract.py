@@ -109,7 +109,7 @@ def main() -> None:
     print(f"decode + preprocess only: {pooled:7.1f} images/s (default workers), {alone:7.1f} (main process)")
     print(f"engine only ({engine.name}, decoded batches): {engine_only(engine, batches):7.1f} images/s")
     ours, a = end_to_end(ex, files)
-    print(f"imagefit ({engine.name} engine, draft decode, parallel workers): {ours:7.1f} images/s")
+    print(f"imagefit ({engine.name} engine, draft decode, default workers): {ours:7.1f} images/s")
     if args.sweep:
         sweep(model, cfg, files, args.batch_size, engine.name)
     if args.no_baseline:
