@@ -70,6 +70,7 @@ class Trainer:
         memory = torch.channels_last if self.channels_last else torch.preserve_format
         self.model = model.to(self.device, memory_format=memory)
         self.train_data, self.valid_data = train_data, valid_data
+        _distribute(distributed.active(), train_data, valid_data)  # before a resume counts the steps
         self._ddp: nn.Module | None = None  # the model wrapped for gradient averaging across ranks
         self.loss_fn = loss or nn.CrossEntropyLoss()
         self.callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
@@ -280,7 +281,7 @@ class Trainer:
 
 
 def _distribute(shard: bool, *datasets) -> None:
-    """Shard batches that know how over the ranks (train shuffled per epoch, the others split), or unshard."""
+    """Shard batches that know how over the ranks (train reshuffled per epoch, others split), or unshard."""
     for data in datasets:
         if data is not None and getattr(data, "sharded", False) != shard and hasattr(data, "distribute"):
             data.distribute(shard)
