@@ -12,8 +12,8 @@ import numpy as np
 import torch
 
 from imagefit._atomic import write_with
-from imagefit.errors import OptionError
-from imagefit.features.engines import export_onnx
+from imagefit.errors import ImagefitError, ModelError, OptionError
+from imagefit.features.engines import export_onnx, onnx_session
 from imagefit.runs import load
 
 FORMATS = ("onnx", "torchscript")
@@ -53,19 +53,30 @@ def export(
         "imagefit_classes": json.dumps(classifier.classes),
         "imagefit_data_config": json.dumps(classifier.data_config),
     }
-    if format == "onnx":
-        export_onnx(model, input_size, path, "logits", dynamic_batch, batch, metadata)
-        got = _run_onnx(path, x.numpy())
-    else:
-        got = _export_torchscript(model, x, path, metadata)
+    try:
+        if format == "onnx":
+            export_onnx(model, input_size, path, "logits", dynamic_batch, batch, metadata)
+            got = _run_onnx(path, x.numpy())
+        else:
+            got = _export_torchscript(model, x, path, metadata)
+    except ImagefitError:
+        raise
+    except Exception as exc:  # the exporters' own errors: an operator or construct they cannot write
+        other = "torchscript" if format == "onnx" else "onnx"
+        name = classifier.info.get("backbone", "this model")
+        raise ModelError(
+            f"{name} cannot be exported as {format} ({_first_line(exc)}): try --format {other}"
+        ) from exc
     return ExportResult(path, float(np.abs(got - reference).max()))
 
 
-def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {"images": x})[0]
+
+def _run_onnx(path: Path, x: np.ndarray) -> np.ndarray:
+    return onnx_session(path).run(None, {"images": x})[0]
 
 
 def _export_torchscript(model: torch.nn.Module, x: torch.Tensor, path: Path, metadata: dict) -> np.ndarray:

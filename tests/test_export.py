@@ -74,3 +74,28 @@ def test_unknown_format_is_a_usage_error(run_dir) -> None:
     run, _ = run_dir
     result = CliRunner().invoke(cli, ["export", str(run), "--format", "tflite"])
     assert result.exit_code == 2
+
+
+def test_a_backbone_the_exporter_cannot_write_is_one_line_and_exit_2(run_dir, tmp_path, monkeypatch) -> None:
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise torch.onnx.errors.UnsupportedOperatorError("aten::fancy_op", 17, None)
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    run, _ = run_dir
+    result = CliRunner().invoke(cli, ["export", str(run), "--out", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "cannot be exported as onnx" in lines[0] and "aten::fancy_op" in lines[0]
+    assert "try --format torchscript" in lines[0] and not (tmp_path / "m.onnx").exists()
+
+
+def test_a_corrupt_onnx_file_is_one_line_and_exit_2(run_dir, tmp_path) -> None:
+    _, data = run_dir
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(b"\x08\x07this is not a protobuf graph" * 10)
+    result = CliRunner().invoke(cli, ["predict", str(bad), str(data / "valid"), "-j", "0"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "cannot load" in lines[0] and "as an ONNX model" in lines[0], result.output

@@ -74,6 +74,6 @@ def iterate_batches(
         num_workers=workers if len(dataset) > batch_size else 0,
         collate_fn=collate,
         pin_memory=pin_memory,
-        prefetch_factor=4 if workers > 0 and len(dataset) > batch_size else None,
+        prefetch_factor=2 if workers > 0 and len(dataset) > batch_size else None,
     )
     yield from loader

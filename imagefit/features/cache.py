@@ -99,6 +99,10 @@ class FeatureCache:
                 if time.time() - tmp.stat().st_mtime > _STALE_SECONDS:
                     tmp.unlink()
 
+    def reload(self) -> None:
+        """Forget what was read, so that the next lookup sees shards other processes wrote since."""
+        self._table = None
+
     def get(self, digests: list[str]) -> dict[int, np.ndarray]:
         """Position in `digests` -> cached vector, for those present."""
         table = self._load()

@@ -1,7 +1,9 @@
 """Inference engines that turn a batch of images into embedding vectors.
 
-On a CPU, ONNX Runtime runs EfficientNet several times faster than eager PyTorch; the exported
-graph is cached beside the feature cache, keyed like it. Elsewhere PyTorch runs channels_last.
+On a CPU the candidates are eager PyTorch (fp32, NCHW), PyTorch channels_last, bf16 autocast
+(channels_last), and ONNX Runtime and OpenVINO (fp32 or bf16) on an exported graph, cached beside
+the feature cache and keyed like it; `imagefit.features.autotune` picks among them. On a GPU
+PyTorch runs channels_last under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -15,31 +17,40 @@ import numpy as np
 import torch
 
 from imagefit._atomic import write_with
-from imagefit.errors import OptionError
+from imagefit.errors import ModelError, OptionError
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "torch", "onnx")
+TORCH_ENGINES = ("eager", "channels_last", "bf16")  # PyTorch variants, by name
+OPENVINO_ENGINES = ("openvino", "openvino-bf16")  # OpenVINO on the exported graph, fp32 or bf16
+ENGINES = ("auto", "torch", *TORCH_ENGINES, "onnx", *OPENVINO_ENGINES)  # 'torch': PyTorch's default
 
 Engine = Callable[[torch.Tensor], np.ndarray]
 
 
 class TorchEngine:
-    """Eager PyTorch, channels_last, inference mode."""
+    """PyTorch in inference mode: NCHW or channels_last, fp32 or bf16 autocast."""
 
-    name = "torch"
-
-    def __init__(self, net: torch.nn.Module, device: torch.device | None = None):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        device: torch.device | None = None,
+        channels_last: bool = True,
+        bf16: bool | None = None,
+    ):
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.net = net.eval().to(self.device, memory_format=torch.channels_last)
+        self.bf16 = self.device.type == "cuda" if bf16 is None else bf16
+        self.memory = torch.channels_last if channels_last else torch.contiguous_format
+        self.net = net.eval().to(self.device, memory_format=self.memory)
+        self.name = "bf16" if self.bf16 else ("channels_last" if channels_last else "eager")
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> np.ndarray:
-        x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            with torch.autocast("cuda", dtype=torch.bfloat16):
+        x = x.to(self.device, non_blocking=True).contiguous(memory_format=self.memory)
+        if self.bf16:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
                 return self.net(x).float().cpu().numpy()
-        return self.net(x).numpy()
+        return self.net(x).cpu().numpy()
 
 
 class OnnxEngine:
@@ -48,23 +59,67 @@ class OnnxEngine:
     name = "onnx"
 
     def __init__(self, net: torch.nn.Module, input_size: tuple[int, int, int], path: Path):
-        import onnxruntime as ort
-
-        if not path.is_file():
-            log.info("exporting the backbone to ONNX for fast CPU inference (once per model)")
-            export_onnx(net.eval(), input_size, path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # a cached graph that fails to load is exported again, not trusted
-            log.warning("cached ONNX graph %s is unreadable (%s): exporting it again", path, exc)
-            export_onnx(net.eval(), input_size, path)
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.session = _load_cached(net, input_size, path, onnx_session)
 
     def __call__(self, x: torch.Tensor) -> np.ndarray:
         return self.session.run(None, {"images": x.numpy()})[0]
+
+
+class OpenVinoEngine:
+    """OpenVINO on the CPU, compiled from the cached ONNX graph; bf16 where the CPU computes it natively."""
+
+    def __init__(self, net: torch.nn.Module, input_size: tuple[int, int, int], path: Path, bf16=False):
+        import openvino
+
+        config = {
+            "INFERENCE_PRECISION_HINT": "bf16" if bf16 else "f32",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+
+        def compile_graph(graph: Path):
+            return openvino.Core().compile_model(str(graph), "CPU", config)
+
+        self.model = _load_cached(net, input_size, path, compile_graph)
+        self.name = "openvino-bf16" if bf16 else "openvino"
+
+    def __call__(self, x: torch.Tensor) -> np.ndarray:
+        return np.array(self.model(x.numpy())[0], np.float32)
+
+
+def _load_cached(net: torch.nn.Module, input_size: tuple[int, int, int], path: Path, load):
+    """`load(path)` of the cached graph, exported first when missing; a cached graph that fails to
+    load is exported again, not trusted."""
+    if not path.is_file():
+        log.info("exporting the backbone to ONNX for fast CPU inference (once per model)")
+        export_onnx(net.eval(), input_size, path)
+        return load(path)
+    try:
+        return load(path)
+    except Exception as exc:
+        log.warning("cached ONNX graph %s is unreadable (%s): exporting it again", path, exc)
+        export_onnx(net.eval(), input_size, path)
+        return load(path)
+
+
+def onnx_session(path: str | Path):
+    """An ONNX Runtime CPU session tuned for sharing the cores with decode workers.
+
+    Its threads sleep instead of spinning between operators: spinning doubled the time of a
+    batch here while a decode worker wanted the same cores (bench/README.md).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ModelError(f"cannot load {path} as an ONNX model ({first}): re-export it") from exc
 
 
 def export_onnx(
@@ -104,20 +159,31 @@ def export_onnx(
     write_with(path, write)
 
 
+def build_engine(net: torch.nn.Module, data_config: dict, kind: str, onnx_path: Path | None = None) -> Engine:
+    """The engine named `kind` (not 'auto'); 'torch' is channels_last on a CPU, bf16 on a GPU."""
+    if kind not in ENGINES or kind == "auto":
+        raise OptionError(f"unknown engine {kind!r}: choose one of {', '.join(ENGINES)}")
+    if kind == "torch":
+        return TorchEngine(net)
+    if kind in TORCH_ENGINES:
+        return TorchEngine(net, channels_last=kind != "eager", bf16=kind == "bf16")
+    if onnx_path is None:
+        raise OptionError(f"the {kind} engine needs a path for the exported graph")
+    if kind in OPENVINO_ENGINES:
+        return OpenVinoEngine(net, tuple(data_config["input_size"]), onnx_path, bf16=kind == "openvino-bf16")
+    return OnnxEngine(net, tuple(data_config["input_size"]), onnx_path)
+
+
 def make_engine(
     net: torch.nn.Module, data_config: dict, kind: str = "auto", onnx_path: Path | None = None
 ) -> Engine:
-    """The engine `kind` names for the embedding `net`; 'auto': ONNX Runtime on a CPU, PyTorch on a GPU."""
-    if kind not in ENGINES:
-        raise OptionError(f"unknown engine {kind!r}: choose one of {', '.join(ENGINES)}")
-    if kind == "torch" or (kind == "auto" and torch.cuda.is_available()):
+    """The engine `kind` names; 'auto' without a measured choice: ONNX Runtime on a CPU, PyTorch on a GPU."""
+    if kind != "auto":
+        return build_engine(net, data_config, kind, onnx_path)
+    if torch.cuda.is_available() or onnx_path is None:
         return TorchEngine(net)
-    if onnx_path is None:
-        raise OptionError("the onnx engine needs a path for the exported graph")
     try:
         return OnnxEngine(net, tuple(data_config["input_size"]), onnx_path)
     except Exception as exc:
-        if kind == "onnx":
-            raise
         log.warning("ONNX Runtime unavailable for this model (%s): using PyTorch", exc)
         return TorchEngine(net)

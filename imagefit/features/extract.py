@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,15 +13,17 @@ import torch
 from tqdm.auto import tqdm
 
 from imagefit.data.images import os_reason
-from imagefit.data.loader import iterate_batches
+from imagefit.data.loader import default_workers, iterate_batches
+from imagefit.features.autotune import architecture_key, choose_engine, remembered
 from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
-from imagefit.features.engines import make_engine
+from imagefit.features.engines import TORCH_ENGINES, make_engine
 from imagefit.features.layers import PRE_LOGITS, Embedding, embedding_dim
 
 log = logging.getLogger(__name__)
 
 _SHARD_EVERY = 1024  # images per cache shard written during a long extraction
-_EXPORT_WORTH = 200  # images from which exporting to ONNX pays for itself
+_EXPORT_WORTH = 200  # images from which measuring the engines (and exporting to ONNX) pays for itself
+_TUNE_SAMPLE = 8  # images of the first batch the engines are timed on (memory grows with it)
 
 
 @dataclass
@@ -34,6 +37,17 @@ class Features:
     reused: int = 0
     computed: int = 0
     digests: list[str] = field(default_factory=list)  # content hashes, in input order, when cached
+
+
+def _extraction_workers() -> int:
+    """Decode workers for extraction: none on 2 cores or fewer, where the engine wants both cores.
+
+    On the project's 2-core CPU, decoding between engine calls in one process ran 127 images/s
+    end to end against 83 with one decode worker competing with the engine's threads (bench.extract
+    --sweep, idle machine).
+    """
+    cores = os.cpu_count() or 1
+    return 0 if cores <= 2 else default_workers()
 
 
 class FeatureExtractor:
@@ -57,7 +71,7 @@ class FeatureExtractor:
         self.net = Embedding(self.model, layer, pool, flip, view)
         self.data_config = data_config
         self.batch_size = batch_size
-        self.workers = workers
+        self.workers = _extraction_workers() if workers is None else workers
         self.progress = progress
         self.key = model_key(model, data_config, self.net.describe())
         self.cache = FeatureCache(self.key) if cache else None
@@ -65,19 +79,29 @@ class FeatureExtractor:
         self._engine = None
         self.dim = embedding_dim(self.net, tuple(data_config["input_size"]))
 
-    def engine(self, n_images: int):
+    def engine(self, n_images: int, sample: torch.Tensor | None = None):
         """The inference engine, built on first use.
 
-        Exporting to ONNX costs seconds once per model, so 'auto' runs a handful of images
-        through PyTorch until an exported graph exists.
+        'auto' on a CPU uses the engine measured earlier for this model on this machine; a job
+        large enough to pay for the measurement (and the ONNX export) measures it on `sample`,
+        a smaller one runs PyTorch channels_last.
         """
         if self._engine is None:
-            onnx_path = cache_root() / "onnx" / f"{self.key}.onnx"
-            kind = self._engine_kind
-            if kind == "auto" and n_images < _EXPORT_WORTH and not onnx_path.is_file():
-                kind = "torch"
-            self._engine = make_engine(self.net, self.data_config, kind, onnx_path)
+            self._engine = self._build_engine(n_images, sample)
         return self._engine
+
+    def _build_engine(self, n_images: int, sample: torch.Tensor | None):
+        onnx_path = cache_root() / "onnx" / f"{self.key}.onnx"
+        kind = self._engine_kind
+        if kind != "auto" or torch.cuda.is_available():
+            return make_engine(self.net, self.data_config, kind, onnx_path)
+        arch = architecture_key(self.net, self.data_config)
+        known = remembered(arch)
+        if known is not None:
+            return make_engine(self.net, self.data_config, known, onnx_path)
+        if n_images >= _EXPORT_WORTH and sample is not None:
+            return choose_engine(self.net, self.data_config, sample[:_TUNE_SAMPLE], onnx_path, arch)
+        return make_engine(self.net, self.data_config, "channels_last", onnx_path)
 
     def __call__(self, paths: Sequence[str | Path], desc: str = "features") -> Features:
         paths = [Path(p) for p in paths]
@@ -117,16 +141,16 @@ class FeatureExtractor:
         if not todo:
             return
         pending: list[int] = []
-        engine = self.engine(len(todo))
         bar = tqdm(total=len(todo), desc=desc, unit="img", disable=not self.progress, leave=False)
+        pin = torch.cuda.is_available() and self._engine_kind in ("auto", "torch", *TORCH_ENGINES)
         for batch in iterate_batches(
-            [paths[i] for i in todo], self.data_config, self.batch_size, self.workers
+            [paths[i] for i in todo], self.data_config, self.batch_size, self.workers, pin_memory=pin
         ):
             for j, message in batch.errors:
                 errors[todo[j]] = message
             if batch.images is not None:
                 rows = [todo[j] for j in batch.indices.tolist()]
-                table[rows] = engine(batch.images)
+                table[rows] = self.engine(len(todo), batch.images)(batch.images)
                 ok[rows] = True
                 pending.extend(rows)
             if len(pending) >= _SHARD_EVERY:

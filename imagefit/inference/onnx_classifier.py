@@ -8,11 +8,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from imagefit.data.loader import iterate_batches
 from imagefit.errors import ModelError, OptionError
+from imagefit.features.engines import onnx_session
 from imagefit.inference.classifier import Predictions, collect_inputs
 
 
@@ -20,14 +20,7 @@ class OnnxClassifier:
     """An ONNX file written by `imagefit export`, with its classes and preprocessing inside."""
 
     def __init__(self, path: str | os.PathLike):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise ModelError(f"cannot load {path} as an ONNX model: {exc}") from exc
+        self.session = onnx_session(path)
         meta = self.session.get_modelmeta().custom_metadata_map
         if "imagefit_classes" not in meta:
             raise ModelError(f"{path} was not written by imagefit export (no class names inside)")

@@ -19,6 +19,7 @@ from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
 from imagefit.runs import backbone_config, check_out_folder, new_run_dir, read_config, save_run
+from imagefit.train import distributed
 from imagefit.train.class_weights import check_class_weights
 from imagefit.train.linear import fit_linear_head, load_head
 
@@ -64,6 +65,12 @@ def train(
     if strategy not in STRATEGIES:
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     check_out_folder(out)
+
+    if distributed.init():
+        _check_world(data, valid_pct, seed)
+        progress = progress and distributed.is_main()  # one set of bars and messages: rank 0's
+        if not distributed.is_main():
+            logging.getLogger("imagefit").setLevel(logging.WARNING)
     if strategy == "scratch":
         from imagefit.train.scratch import train_scratch
 
@@ -106,6 +113,10 @@ def train(
     extractor = FeatureExtractor(
         backbone.model, backbone.data_config, engine, batch_size, workers, cache, progress
     )
+    if distributed.active():
+        _extract_shards(extractor, dataset, cache)
+        if not distributed.is_main():
+            return TrainResult(Path(out) if out is not None else Path(), {}, None)  # rank 0 fits
     train_f = _extract(extractor, dataset.train, "train")
     valid_f = _extract(extractor, dataset.valid, "valid")
     features_done = time.perf_counter()
@@ -178,6 +189,25 @@ def resume(run_dir: str | Path, workers: int | None = None, progress: bool = Tru
         f"{run_dir} is a {config.strategy} run, which has no epochs to resume: train it again "
         "(cached features make that fast)"
     )
+
+
+def _check_world(data: str | Path, valid_pct: float, seed: int) -> None:
+    """Every rank of a distributed run reads the same dataset, or all stop with the reason."""
+    dataset = distributed.agree(lambda: discover_dataset(data, valid_pct, seed), "reading the dataset")
+    seen = (dataset.classes, len(dataset.train), len(dataset.valid), len(dataset.test))
+    distributed.same_everywhere(seen, "datasets (classes, train, valid, test images)")
+
+
+def _extract_shards(extractor: FeatureExtractor, dataset: Dataset, cache: bool) -> None:
+    """Each rank computes its share of the feature vectors into the shared cache; rank 0 reads them all."""
+    if not cache:
+        raise OptionError("distributed feature extraction shares vectors through the cache: drop --no-cache")
+    samples = [*dataset.train, *dataset.valid, *dataset.test]
+    distributed.agree(
+        lambda: extractor(distributed.shard([s.path for s in samples]), desc="features"), "features"
+    )
+    if extractor.cache is not None:
+        extractor.cache.reload()  # shards the other ranks wrote
 
 
 def _extract(extractor: FeatureExtractor, samples: list[Sample], split: str) -> Features:

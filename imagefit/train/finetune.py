@@ -37,6 +37,7 @@ from imagefit.features.extract import FeatureExtractor
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
 from imagefit.runs import CONFIG, backbone_config, read_config, save_run
+from imagefit.train import distributed
 from imagefit.train.callbacks.checkpoint import BEST, load_weights
 from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
 from imagefit.train.class_weights import check_class_weights, training_loss
@@ -215,6 +216,8 @@ def _fit(
     if resume:
         trainer.resume(run_dir / CHECKPOINTS)
     trainer.fit()
+    if not distributed.is_main():
+        return TrainResult(run_dir, {}, None)  # rank 0 evaluates and writes the run
     if trainer.epoch == 0:
         raise OptionError(trainer.stop_reason or "training stopped before the first epoch ended")
     best = load_weights(run_dir / CHECKPOINTS / BEST, backbone.model)

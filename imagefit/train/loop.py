@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from imagefit.errors import ModelError, OptionError
+from imagefit.train import distributed
 from imagefit.train._state import load_state
 from imagefit.train.optim import OptimSpec, make_optimizer, make_schedule
 from imagefit.train.stages import Stage, freeze_except, frozen_norms_to_eval, param_groups
@@ -64,12 +65,14 @@ class Trainer:
         self.stages = list(stages) if stages is not None else [Stage("train", epochs)]
         if not self.stages or len({s.name for s in self.stages}) != len(self.stages):
             raise OptionError("stages need distinct names, and there must be at least one")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device) if device is not None else distributed.device()
         self.amp_dtype = _amp_dtype(precision, self.device)
         self.channels_last = self.device.type == "cuda"
         memory = torch.channels_last if self.channels_last else torch.preserve_format
         self.model = model.to(self.device, memory_format=memory)
         self.train_data, self.valid_data = train_data, valid_data
+        _distribute(distributed.active(), train_data, valid_data)  # before a resume counts the steps
+        self._ddp: nn.Module | None = None  # the model wrapped for gradient averaging across ranks
         self.loss_fn = (loss or nn.CrossEntropyLoss()).to(self.device)
         self.eval_loss_fn = eval_loss.to(self.device) if eval_loss is not None else self.loss_fn
         self.callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
@@ -101,6 +104,7 @@ class Trainer:
         self.stop_reason = None
         names = [s.name for s in self.stages]
         self._call("on_train_begin", {"epochs": self.total_epochs, "epoch": self.epoch, "stages": names})
+        _distribute(distributed.active(), self.train_data, self.valid_data)
         try:
             while not self.stop_training:
                 if self.stage_epoch >= self.stage.epochs or self.stop_stage:
@@ -116,6 +120,8 @@ class Trainer:
             self.stop_reason = "interrupted"
             self._call("on_train_end", {"epoch": self.epoch, "stopped": self.stop_reason})
             raise
+        finally:
+            _distribute(False, self.train_data, self.valid_data)
         self._call("on_train_end", {"epoch": self.epoch, "stopped": self.stop_reason})
         return self.history
 
@@ -179,6 +185,9 @@ class Trainer:
         self.optimizer = make_optimizer(spec.name, groups, lr, spec.weight_decay, spec.momentum)
         steps = stage.epochs * _steps_per_epoch(self.train_data)
         self.scheduler = make_schedule(spec.schedule, spec.warmup)(self.optimizer, steps)
+        if distributed.active():  # rewrapped per stage: DDP tracks the parameters that train now
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self._ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
 
     def _run_epoch(self) -> bool:
         """One epoch of training and validation; False when it was stopped before its end."""
@@ -190,6 +199,8 @@ class Trainer:
         frozen_norms_to_eval(self.model)
         totals = np.zeros(3)  # loss sum, correct, samples
         lr = _max_lr(self.optimizer)
+        if hasattr(self.train_data, "set_epoch"):
+            self.train_data.set_epoch(self.epoch)  # a distributed sampler's shuffle differs per epoch
         for i, batch in enumerate(self.train_data):
             x, y = self._to_device(batch)
             self._call("on_batch_begin", {"batch": i, "size": len(y)})
@@ -199,8 +210,11 @@ class Trainer:
             loss_mean, acc = totals[0] / totals[2], totals[1] / totals[2]
             logs = {"batch": i, "size": len(y), "batch_loss": loss, "loss": loss_mean, "acc": acc, "lr": lr}
             self._call("on_batch_end", logs)
+            if distributed.active():  # every rank stops at the same batch, or none does
+                self.stop_training = distributed.any_rank(self.stop_training, "a training batch")
             if self.stop_training:
                 return False
+        totals = distributed.all_sum(totals, "the epoch's training metrics")
         row = {"epoch": self.epoch + 1, "stage": self.stage.name, "lr": lr}
         row.update(loss=_mean(totals[0], totals[2]), acc=_mean(totals[1], totals[2]))
         row.update(self._validate())
@@ -213,7 +227,7 @@ class Trainer:
 
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[float, int]:
         with self._autocast():
-            out = self.model(x)
+            out = (self._ddp or self.model)(x)
             loss = self.loss_fn(out, y)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -237,6 +251,8 @@ class Trainer:
                     out = self.model(x)
                 loss = self.eval_loss_fn(out.float(), y)
                 totals += (float(loss) * len(y), _correct(out, y), len(y))
+        if getattr(data, "sharded", False):  # each rank saw its share: add them up
+            totals = distributed.all_sum(totals, "evaluation metrics")
         return {"loss": _mean(totals[0], totals[2]), "acc": _mean(totals[1], totals[2]), "n": int(totals[2])}
 
     def _validate(self) -> dict:
@@ -259,9 +275,18 @@ class Trainer:
 
     def _call(self, hook: str, logs: dict) -> None:
         for callback in self.callbacks:
+            if getattr(callback, "main_process_only", False) and not distributed.is_main():
+                continue
             method = getattr(callback, hook, None)
             if method is not None:
                 method(self, logs)
+
+
+def _distribute(shard: bool, *datasets) -> None:
+    """Shard batches that know how over the ranks (train reshuffled per epoch, others split), or unshard."""
+    for data in datasets:
+        if data is not None and getattr(data, "sharded", False) != shard and hasattr(data, "distribute"):
+            data.distribute(shard)
 
 
 def find_checkpoint(path: str | Path) -> Path:

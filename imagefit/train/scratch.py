@@ -32,6 +32,7 @@ from imagefit.evaluate.training_report import training_report
 from imagefit.inference.classifier import Classifier, Predictions
 from imagefit.models.small_cnn import SmallCNN, min_input_size, parse_spec
 from imagefit.runs import CONFIG, RunConfig, new_run_dir, read_config, save_run
+from imagefit.train import distributed
 from imagefit.train.callbacks import (
     Checkpoint,
     EarlyStopping,
@@ -42,6 +43,7 @@ from imagefit.train.callbacks import (
 )
 from imagefit.train.callbacks.checkpoint import BEST
 from imagefit.train.class_weights import check_class_weights, training_loss
+from imagefit.train.distributed import distributed_loader
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.optim import OptimSpec
 
@@ -64,9 +66,27 @@ class Batches:
     ):
         self.samples = list(samples)
         self.labels = torch.tensor([s.label for s in self.samples], dtype=torch.long)
-        files = ImageFiles([s.path for s in self.samples], transform, min_size=decode_size(data_config))
-        self.loader = DataLoader(files, collate_fn=collate, **loader_options)
+        self.files = ImageFiles([s.path for s in self.samples], transform, min_size=decode_size(data_config))
+        self.options = {"pin_memory": torch.cuda.is_available(), **loader_options}
+        self.loader = DataLoader(self.files, collate_fn=collate, **self.options)
         self.skipped = {} if skipped is None else skipped
+        self.sharded = False
+
+    def distribute(self, shard: bool = True) -> None:
+        """Give each rank of a distributed run its share, in batches that add up to the batch size.
+
+        `shard=False` gives every image back to every rank (evaluation after training).
+        """
+        self.sharded = shard
+        if shard:
+            self.loader = distributed_loader(self.files, collate, self.options)
+        else:
+            self.loader = DataLoader(self.files, collate_fn=collate, **self.options)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle a distributed shard for `epoch` (ranks agree on the order)."""
+        if hasattr(self.loader.sampler, "set_epoch"):
+            self.loader.sampler.set_epoch(epoch)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -209,6 +229,8 @@ def run_scratch(
     if resume:
         trainer.resume(run_dir / CHECKPOINTS)
     trainer.fit()
+    if not distributed.is_main():
+        return TrainResult(run_dir, {}, None)  # rank 0 evaluates and writes the run
     if trainer.epoch == 0:
         raise OptionError(trainer.stop_reason or "training stopped before the first epoch ended")
     classifier, metrics = _finish(trainer, dataset, config, run_dir, loader, (train, valid))

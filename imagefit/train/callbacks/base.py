@@ -22,6 +22,7 @@ class Callback:
     """
 
     order = 0
+    main_process_only = False  # True: called on rank 0 only in a distributed run (files, bars)
 
     def on_train_begin(self, trainer: Trainer, logs: dict) -> None:
         """Before the first epoch of `fit` (also after a resume)."""

@@ -25,6 +25,7 @@ class Checkpoint(Callback):
     """
 
     order = 100  # after the others, so that their decisions (stops) are part of the state
+    main_process_only = True  # one writer in a distributed run
 
     def __init__(self, directory: str | Path, monitor: str = "val_loss", mode: str = "auto"):
         self.directory = Path(directory)

@@ -18,6 +18,8 @@ class HistoryCSV(Callback):
     and new epochs are appended after them (an epoch that never reached a checkpoint is dropped).
     """
 
+    main_process_only = True  # one writer in a distributed run
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
 

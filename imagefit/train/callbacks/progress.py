@@ -13,6 +13,8 @@ from imagefit.train.callbacks.base import Callback
 class ProgressBar(Callback):
     """A tqdm bar per epoch, like Keras' `verbose=1`: `epoch 3/10 [head] ... loss=…, acc=…, val_loss=…`."""
 
+    main_process_only = True  # one bar in a distributed run
+
     def __init__(self, file: IO[str] | None = None, leave: bool = True, disable: bool = False):
         self.file, self.leave, self.disable = file, leave, disable
         self.bar = None
