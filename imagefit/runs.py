@@ -92,7 +92,8 @@ def read_config(run_dir: str | Path) -> RunConfig:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelError(f"{path} is damaged ({exc}): train the run again or restore the file") from exc
+        reason = f"not valid JSON: {exc}"
+        raise ModelError(f"{path} is damaged ({reason}): train the run again or restore the file") from exc
     if not isinstance(raw, dict):
         raise ModelError(f"{path} is not an imagefit run config: pass a folder made by imagefit train")
     version = raw.get("format_version", 0)

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from imagefit.features.cache import FeatureCache
 from imagefit.runs import read_config
@@ -30,6 +31,16 @@ from tests.conftest import TINY_MODEL, make_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = int(os.environ.get("IMAGEFIT_KILL_SEED", time.time_ns() % 10_000))
+
+
+@pytest.fixture(autouse=True)
+def _default_sigchld():
+    """DataLoaders of earlier tests leave torch's SIGCHLD handler (a check of its worker processes)
+    installed in this process; the children these tests kill are not DataLoader workers. The full
+    suite crashed here with SIGSEGV while that handler was installed."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGCHLD, previous)
 
 
 def _env(cache: Path) -> dict:

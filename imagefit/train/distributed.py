@@ -9,6 +9,7 @@ rank (say, a data folder it cannot read) an error on all of them at once.
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import logging
 import os
@@ -74,6 +75,7 @@ def init() -> bool:
         raise DistributedError(
             f"could not join the distributed world ({backend}): {_first_line(exc)}"
         ) from exc
+    atexit.register(shutdown)  # leave the group cleanly: a rank exiting with it live can abort the others
     log.info("rank %d of %d (%s)", rank(), world_size(), backend)
     return True
 
