@@ -738,7 +738,13 @@ def _roi(value: str | None):
 @click.option("--train", "train_refs", multiple=True, required=True, help="Training refs (repeat, or a,b,c).")
 @click.option("--valid", "valid_ref", required=True, help="Validation ref (mapped after every epoch).")
 @click.option(
-    "--patch", type=click.IntRange(min=1), default=None, help="Patch size (default 28; backbones 64)."
+    "--patch", type=click.IntRange(min=1), default=None, help="Patch size (default 28; backbones 32)."
+)
+@click.option(
+    "--crop",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Backbones: side of the training crops, every patch position in them a target (default 192).",
 )
 @click.option(
     "--model", "-m", default="larger_model", show_default=True, help="Small-CNN preset/spec or backbone."
@@ -748,7 +754,13 @@ def _roi(value: str | None):
 @click.option(
     "--steps", type=click.IntRange(min=1), default=200, show_default=True, help="Batches per epoch."
 )
-@click.option("--batch-size", "-b", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--batch-size",
+    "-b",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Default 64 patches; backbones 8 crops.",
+)
 @click.option("--lr", type=float, default=None, help="Peak learning rate (default 1e-3; backbones 5e-4).")
 @click.option("--balance", is_flag=True, help="Draw every class equally often.")
 @click.option("--no-augment", is_flag=True, help="No rotations or mirror images of patches.")
@@ -759,19 +771,19 @@ def _roi(value: str | None):
 @click.option("--stages", default=None, help="Backbones: finetune stages (default top4:EPOCHS:LR).")
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def map_train(tiles, train_refs, valid_ref, patch, model, weights, epochs, steps, batch_size, lr, balance,
-              no_augment, ignore, roi, stages, out, seed) -> None:  # fmt: skip
+def map_train(tiles, train_refs, valid_ref, patch, crop, model, weights, epochs, steps, batch_size, lr,
+              balance, no_augment, ignore, roi, stages, out, seed) -> None:  # fmt: skip
     """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt)."""
     from imagefit.maps.train import train_map
 
     result = train_map(
-        tiles, _refs(train_refs), valid_ref, out=out, seed=seed, model=model, patch=patch, weights=weights,
-        epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, balance=balance, augment=not no_augment,
-        ignore=ignore, roi=_roi(roi), stages=stages,
+        tiles, _refs(train_refs), valid_ref, out=out, seed=seed, model=model, patch=patch, crop=crop,
+        weights=weights, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, balance=balance,
+        augment=not no_augment, ignore=ignore, roi=_roi(roi), stages=stages,
     )  # fmt: skip
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]
-    click.echo(f"valid patches: accuracy {v['accuracy']:.4f}  loss {v['loss']:.4f}  ({v['n']} patches)")
+    click.echo(f"valid positions: accuracy {v['accuracy']:.4f}  loss {v['loss']:.4f}  ({v['n']} patches)")
     click.echo(f"valid map {vm['ref']}: pixel accuracy {vm['pixel_accuracy']:.4f}  mIoU {vm['miou']:.4f}")
     click.echo(f"run folder: {result.run_dir}  (next: imagefit map {result.run_dir} TILE)")
 

@@ -127,6 +127,10 @@ def load(run_dir: str | Path) -> Classifier:
         model = SmallCNN.from_description(config.options["small_cnn"], num_classes=len(config.classes))
     else:
         model = timm.create_model(config.arch, pretrained=False, num_classes=len(config.classes))
+    if config.options.get("dense_skips"):  # map runs of backbones: FCN-8s class-score layers
+        from imagefit.maps.dense import add_dense_skips
+
+        add_dense_skips(model)
     try:
         load_model(model, str(run_dir / WEIGHTS))
     except Exception as exc:  # safetensors: no code runs; a damaged or foreign file only fails

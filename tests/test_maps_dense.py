@@ -111,15 +111,46 @@ def test_dense_equals_naive_on_a_300x300_region_of_a_real_tile(tmp_path):
 def test_a_backbone_maps_densely_and_one_patch_gets_the_backbones_own_logits():
     import timm
 
-    from imagefit.maps.dense import DenseBackbone
+    from imagefit.maps.dense import DenseBackbone, add_dense_skips
 
     torch.manual_seed(0)
     model = timm.create_model("test_efficientnet", num_classes=4).eval()
-    net = DenseBackbone(model, 64)
-    x = torch.randn(1, 3, 64, 64)
+    net = DenseBackbone(model, 32)
+    x = torch.randn(1, 3, 32, 32)
     with torch.inference_mode():
         assert torch.allclose(net(x)[0, :, 0, 0], model(x)[0], atol=1e-4)  # a lone patch: exactly it
         out = net(torch.randn(1, 3, 150, 170))
-    assert out.shape == (1, 4, 87, 107) and torch.isfinite(out).all()
+        plain = net(x)
+    assert out.shape == (1, 4, 119, 139) and torch.isfinite(out).all()
+    add_dense_skips(model)  # zero at first: the same map
+    with torch.no_grad():
+        assert torch.allclose(DenseBackbone(model, 32)(x), plain, atol=1e-6)
+        for conv in model.dense_skips.values():
+            conv.bias.fill_(0.25)
+        shifted = DenseBackbone(model, 32)(x)  # two skips, each adding 0.25 to every class score
+    assert torch.allclose(shifted, plain + 0.5, atol=1e-5)
     with pytest.raises(ModelError, match="patch 50 must be a multiple of 32"):
         DenseBackbone(model, 50)
+
+
+def test_a_backbone_map_run_saves_and_loads_its_skip_layers(tmp_path):
+    from imagefit.maps.api import load_map_run
+    from imagefit.maps.train import train_map
+    from tests._tiles import make_tiles
+
+    tiles = make_tiles(tmp_path / "tiles", refs=("A1", "B1"), size=(70, 90))
+    options = {"model": "test_efficientnet", "weights": "none", "epochs": 1, "steps": 2, "crop": 64}
+    run = train_map(tiles, ["A1"], "B1", out=tmp_path / "run", progress=False, valid_patches=128, **options)
+    trained = run.classifier.model
+    assert any(conv.weight.abs().sum() > 0 for conv in trained.dense_skips.values())  # they trained
+    loaded = load_map_run(run.run_dir).model
+    x = torch.randn(1, 3, 96, 96)
+    with torch.inference_mode():
+        assert torch.allclose(_dense(loaded)(x), _dense(trained)(x), atol=1e-5)
+
+
+def _dense(model):
+    """A backbone's dense network at the default backbone patch."""
+    from imagefit.maps.dense import DenseBackbone
+
+    return DenseBackbone(model.eval(), 32)

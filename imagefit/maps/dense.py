@@ -6,9 +6,10 @@ stride 1, the layers after it dilated by the stride so far ("a trous", the dilat
 shift-and-stitch). The output at (i, j) is then the network's logits for the patch whose top-left
 corner is (i, j), equal to running the network on that patch alone.
 
-A pretrained backbone (stride 32, padded convolutions) is made dense approximately: its features are
-computed once over the window, the classifier applied to every feature cell as a 1x1 convolution,
-averaged over a patch's cells, and the logits interpolated between patch positions 32 pixels apart.
+A pretrained backbone (stride 32, padded convolutions) runs once over the window as a fully
+convolutional network: its classifier applied to every feature cell as a 1x1 convolution, refined
+by class scores of its stride-16 and stride-8 features (FCN-8s skips, trained by map-train), and
+upsampled to every pixel. It is trained that way, on crops of tiles, so the map is what was trained.
 """
 
 from __future__ import annotations
@@ -131,10 +132,40 @@ def _pair(v) -> tuple[int, int]:
     return tuple(v) if isinstance(v, tuple | list) else (v, v)
 
 
-class DenseBackbone(nn.Module):
-    """A timm classifier run over a whole window: logits at every patch position, interpolated.
+SKIP_REDUCTIONS = (16, 8)  # feature strides whose class scores refine the backbone's (FCN-8s)
 
-    Not exact: the padded convolutions of a backbone see beyond a patch inside a larger image.
+
+def add_dense_skips(model: nn.Module) -> nn.Module:
+    """Give a timm classifier 1x1 class-score layers on its stride-16 and stride-8 features.
+
+    Zero at first, so the dense map starts as the backbone's own (stride 32) and learns finer
+    detail from the earlier features while training (the skip layers of FCN-8s). They live inside
+    the model (`model.dense_skips`), so its safetensors file holds them; `imagefit.runs.load`
+    adds them again when a run's config says so.
+    """
+    info = {int(f["reduction"]): (i, int(f["num_chs"])) for i, f in enumerate(model.feature_info)}
+    if not hasattr(model, "forward_intermediates") or any(r not in info for r in SKIP_REDUCTIONS):
+        raise ModelError(f"{type(model).__name__} has no stride 8 and 16 features to map with")
+    n = model.get_classifier().out_features
+    skips = nn.ModuleDict({str(r): nn.Conv2d(info[r][1], n, 1) for r in SKIP_REDUCTIONS})
+    for conv in skips.values():
+        nn.init.zeros_(conv.weight)
+        nn.init.zeros_(conv.bias)
+    model.dense_skips = skips
+    model.dense_skip_indices = sorted(info[r][0] for r in SKIP_REDUCTIONS)
+    return model
+
+
+class DenseBackbone(nn.Module):
+    """A timm classifier run fully convolutionally: logits for every patch position of a window.
+
+    The classifier is applied to every stride-32 feature cell as a 1x1 convolution (sharing the
+    model's weights, so that training this module trains the model); with `add_dense_skips`, class
+    scores of the stride-16 and stride-8 features are added on the way up (FCN-8s). The scores are
+    upsampled bilinearly to every pixel, and a patch position gets the logits of its centre pixel.
+    map-train trains backbones through this very function on crops of tiles
+    (`imagefit.maps.crops`), so the map is what was trained. It is not equal to classifying each
+    patch alone: the padded convolutions see the context around a patch.
     """
 
     exact = False
@@ -146,36 +177,34 @@ class DenseBackbone(nn.Module):
             raise ModelError(
                 f"patch {patch} must be a multiple of {self.reduction} to map this backbone densely"
             )
-        self.model, self.patch, self.cells = model.eval(), (patch, patch), patch // self.reduction
+        self.model, self.patch = model.eval(), (patch, patch)
         self.margin = 2 * self.reduction  # context beyond a block, so that blocks stitch smoothly
-        classifier = model.get_classifier()
-        self.classifier = nn.Conv2d(classifier.in_features, classifier.out_features, 1)
-        self.classifier.weight.data = classifier.weight.data[:, :, None, None].clone()
-        self.classifier.bias.data = classifier.bias.data.clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.classifier(self.model.forward_features(x))
-        logits = F.avg_pool2d(logits, self.cells, stride=1)  # patch at (32i, 32j) -> cell (i, j)
+        head, skips = self.model.get_classifier(), getattr(self.model, "dense_skips", None)
+        if skips is None:
+            features, earlier = self.model.forward_features(x), []
+        else:
+            features, earlier = self.model.forward_intermediates(x, indices=self.model.dense_skip_indices)
+        weight = head.weight[:, :, None, None].to(features.dtype)
+        scores = F.conv2d(features, weight, head.bias.to(features.dtype))
+        earlier = dict(zip(sorted(SKIP_REDUCTIONS), earlier, strict=False))  # timm: in network order
+        for r in SKIP_REDUCTIONS:  # stride 16, then 8
+            if r in earlier:
+                scores = _up(scores, earlier[r].shape[2:]) + skips[str(r)](earlier[r])
+        c = self.patch[0] // 2
         rows, cols = x.shape[2] - self.patch[0] + 1, x.shape[3] - self.patch[1] + 1
-        logits = _lerp(logits, 2, rows, self.reduction)
-        return _lerp(logits, 3, cols, self.reduction)
+        return _up(scores, x.shape[2:])[:, :, c : c + rows, c : c + cols]
 
 
-def _lerp(t: torch.Tensor, dim: int, n: int, spacing: int) -> torch.Tensor:
-    """Linear interpolation along `dim` from samples `spacing` apart to `n` unit steps (edges held)."""
-    pos = torch.arange(n, dtype=torch.float32) / spacing
-    last = t.shape[dim] - 1
-    lo = pos.floor().clamp(max=last).long()
-    hi = (lo + 1).clamp(max=last)
-    w = (pos - lo).clamp(0, 1)
-    shape = [1] * t.ndim
-    shape[dim] = n
-    a, b = t.index_select(dim, lo), t.index_select(dim, hi)
-    return a + (b - a) * w.view(shape)
+def _up(t: torch.Tensor, size) -> torch.Tensor:
+    return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def dense_model(model: nn.Module, patch: int) -> nn.Module:
     """The dense form of a patch classifier: exact for small CNNs, approximate for timm backbones."""
+    if isinstance(model, DenseSmallCNN | DenseBackbone):
+        return model
     if isinstance(model, SmallCNN):
         return DenseSmallCNN(model.eval())
     if hasattr(model, "forward_features") and hasattr(model, "feature_info"):

@@ -15,6 +15,7 @@ from torch import nn
 
 from imagefit.errors import OptionError
 from imagefit.maps.dense import DenseSmallCNN, dense_model
+from imagefit.models.small_cnn import SmallCNN
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,21 @@ ENGINES = ("auto", "torch", "onnx")
 
 
 class NaiveEngine:
-    """The reference: every patch cut out and classified on its own, in batches."""
+    """The reference: every patch cut out and classified on its own, in batches.
+
+    A small CNN classifies a patch as it was trained to; a backbone's patch goes alone through the
+    same dense network that maps (its centre position), without the context a tile gives it.
+    """
 
     exact, margin, reduction = True, 0, 1
 
     def __init__(self, model: nn.Module, patch: int, batch_size: int = 1024):
-        self.model, self.patch, self.batch_size = model.eval(), patch, batch_size
+        self.patch, self.batch_size = patch, batch_size
+        if isinstance(model, SmallCNN):
+            self.model = model.eval()
+        else:
+            net = dense_model(model, patch).eval()
+            self.model = lambda x: net(x)[:, :, 0, 0]
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         p = self.patch

@@ -49,6 +49,11 @@ class PatchSource:
     def __len__(self) -> int:
         return len(self.valid)
 
+    @property
+    def positions(self) -> int:
+        """Labelled patch positions."""
+        return len(self.valid)
+
     def gather(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Patches (n, P, P, 3) uint8 and class indices (n,) of positions `items` (0..len-1)."""
         glob = self.valid[items]

@@ -261,6 +261,11 @@ def _probe_head(backbone, dataset, batch_size: int, workers, progress: bool, see
     extractor = FeatureExtractor(
         backbone.model, backbone.data_config, "auto", batch_size, workers, True, progress
     )
+    if distributed.active():  # each rank embeds its share into the shared cache, then reads all
+        paths = distributed.shard([s.path for s in dataset.train])
+        distributed.agree(lambda: extractor(paths, desc="train features"), "head features")
+        if extractor.cache is not None:
+            extractor.cache.reload()
     features = _extract(extractor, dataset.train, "train")
     y = _labels(dataset.train, features)
     load_head(backbone.model, fit_linear_head(features.vectors, y, len(dataset.classes), seed, progress))

@@ -206,8 +206,8 @@ class Trainer:
             self._call("on_batch_begin", {"batch": i, "size": len(y)})
             lr = _max_lr(self.optimizer)
             loss, correct = self._train_step(x, y)
-            totals += (loss * len(y), correct, len(y))
-            loss_mean, acc = totals[0] / totals[2], totals[1] / totals[2]
+            totals += (loss * _count(y), correct, _count(y))
+            loss_mean, acc = totals[:2] / max(totals[2], 1)
             logs = {"batch": i, "size": len(y), "batch_loss": loss, "loss": loss_mean, "acc": acc, "lr": lr}
             self._call("on_batch_end", logs)
             if distributed.active():  # every rank stops at the same batch, or none does
@@ -250,7 +250,7 @@ class Trainer:
                 with self._autocast():
                     out = self.model(x)
                 loss = self.eval_loss_fn(out.float(), y)
-                totals += (float(loss) * len(y), _correct(out, y), len(y))
+                totals += (float(loss) * _count(y), _correct(out, y), _count(y))
         if getattr(data, "sharded", False):  # each rank saw its share: add them up
             totals = distributed.all_sum(totals, "evaluation metrics")
         return {"loss": _mean(totals[0], totals[2]), "acc": _mean(totals[1], totals[2]), "n": int(totals[2])}
@@ -317,8 +317,15 @@ def _steps_per_epoch(data: Iterable) -> int:
 
 
 def _correct(out: torch.Tensor, y: torch.Tensor) -> int:
-    target = y if y.ndim == 1 else y.argmax(1)
-    return int((out.argmax(1) == target).sum())
+    """Right predictions: class indices (a negative index is ignored), or soft targets' top classes."""
+    if y.is_floating_point():
+        return int((out.argmax(1) == y.argmax(1)).sum())
+    return int(((out.argmax(1) == y) & (y >= 0)).sum())
+
+
+def _count(y: torch.Tensor) -> int:
+    """Targets in a batch: one per sample, or per labelled position of dense (per-pixel) targets."""
+    return len(y) if y.is_floating_point() or y.ndim == 1 else int((y >= 0).sum())
 
 
 def _mean(total: float, n: float) -> float | None:

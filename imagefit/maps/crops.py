@@ -1,0 +1,144 @@
+"""Labelled crops of tiles for training backbones densely: every patch position of a crop is a target.
+
+A backbone maps a tile in one pass over large windows (`DenseBackbone`), so it is trained on that
+same computation: a crop of `crop` pixels gives logits for its (crop - P + 1)^2 patch positions, and
+each position's target is the class of its patch's centre pixel (-1 where that pixel is ignored).
+One crop thus trains thousands of positions, and the function trained is the one that maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from imagefit.errors import DataError, OptionError
+from imagefit.maps.patches import to_tensor
+from imagefit.maps.tiles import TileSet
+
+IGNORED = -1  # target of positions whose centre pixel has no class
+
+
+class CropSource:
+    """Tiles held in memory, cut into labelled crops of `crop` pixels for patches of `patch`."""
+
+    def __init__(self, tiles: TileSet, refs: Sequence[str], crop: int, patch: int):
+        if not refs:
+            raise DataError("no refs given: name at least one tile")
+        if patch > crop:
+            raise OptionError(f"crop {crop} must be at least the patch size {patch}")
+        self.tiles, self.crop, self.patch = tiles, crop, patch
+        self.images, self.labels = [], []
+        for ref in refs:
+            image, index = tiles.read(ref)
+            if min(index.shape) < crop:
+                raise DataError(
+                    f"tile {ref} ({index.shape[1]}x{index.shape[0]} pixels) is smaller than crop {crop}"
+                )
+            self.images.append(image)
+            self.labels.append(index.astype(np.int64))
+        # labelled pixels per class, as (tile, row, col), for class-balanced crop centres
+        found = [np.argwhere(lab >= 0) for lab in self.labels]
+        coords = np.concatenate([np.c_[np.full(len(f), t), f] for t, f in enumerate(found)])
+        if not len(coords):
+            raise DataError(f"tiles {', '.join(refs)} hold no labelled pixel")
+        classes = np.concatenate([lab[lab >= 0] for lab in self.labels])
+        order = np.argsort(classes, kind="stable")
+        _, starts = np.unique(classes[order], return_index=True)
+        self.by_class = [coords[i] for i in np.split(order, starts[1:])]
+        self.sizes = np.array([lab.size for lab in self.labels], np.float64)
+        self.positions = len(coords)  # labelled pixels, each the centre of some patch position
+
+    def sample(
+        self, n: int, rng: np.random.Generator, balance: bool = False, augment: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """`n` random crops (n, crop, crop, 3) uint8 and their position targets (n, rows, cols).
+
+        Crops are placed uniformly (tiles weighted by area), or with `balance` centred on a pixel of
+        a class drawn uniformly among those present; `augment` turns each by one of the 8 symmetries
+        of the square (aerial views have no 'up'), pixels and labels together.
+        """
+        s = self.crop
+        x = np.empty((n, s, s, 3), np.uint8)
+        y = np.empty((n, s - self.patch + 1, s - self.patch + 1), np.int64)
+        for i in range(n):
+            if balance:
+                cls = self.by_class[rng.integers(len(self.by_class))]
+                t, r, c = cls[rng.integers(len(cls))]
+                h, w = self.labels[t].shape
+                top, left = np.clip(r - s // 2, 0, h - s), np.clip(c - s // 2, 0, w - s)
+            else:
+                t = rng.choice(len(self.labels), p=self.sizes / self.sizes.sum())
+                h, w = self.labels[t].shape
+                top, left = rng.integers(0, h - s + 1), rng.integers(0, w - s + 1)
+            pixels = self.images[t][top : top + s, left : left + s]
+            labels = self.labels[t][top : top + s, left : left + s]
+            if augment:
+                k = int(rng.integers(8))
+                pixels, labels = _dihedral(pixels, k), _dihedral(labels, k)
+            x[i], y[i] = pixels, position_targets(labels, self.patch)
+        return x, y
+
+
+def position_targets(labels: np.ndarray, patch: int) -> np.ndarray:
+    """The target of every patch position of a labelled crop: its centre pixel's class."""
+    c = patch // 2
+    rows, cols = labels.shape[0] - patch + 1, labels.shape[1] - patch + 1
+    return labels[c : c + rows, c : c + cols]
+
+
+def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    a = np.rot90(a, k % 4, axes=(0, 1))
+    return a[:, ::-1] if k >= 4 else a
+
+
+class CropBatches:
+    """Epochs of `steps` random batches (x, targets) of crops, for the training loop."""
+
+    def __init__(
+        self, source: CropSource, steps: int, batch_size: int, data_config: dict, balance: bool = False,
+        augment: bool = True, seed: int = 0,
+    ):  # fmt: skip
+        if steps < 1 or batch_size < 1:
+            raise OptionError(f"steps and batch size must be at least 1, got {steps} and {batch_size}")
+        self.source, self.steps, self.batch_size = source, steps, batch_size
+        self.mean, self.std = data_config["mean"], data_config["std"]
+        self.balance, self.augment = balance, augment
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for _ in range(self.steps):
+            x, y = self.source.sample(self.batch_size, self.rng, self.balance, self.augment)
+            yield to_tensor(x, self.mean, self.std), torch.from_numpy(y)
+
+
+def fixed_crop_batches(
+    tiles: TileSet, ref: str, crop: int, patch: int, n: int, batch_size: int, data_config: dict, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """`n` random crops of a tile drawn once, as normalised batches with targets (validation data)."""
+    x, y = CropSource(tiles, [ref], crop, patch).sample(n, np.random.default_rng(seed))
+    mean, std = data_config["mean"], data_config["std"]
+    return [
+        (to_tensor(x[i : i + batch_size], mean, std), torch.from_numpy(y[i : i + batch_size]))
+        for i in range(0, n, batch_size)
+    ]
+
+
+class PositionLoss(torch.nn.Module):
+    """Cross-entropy averaged over the labelled positions of a batch (0 when none is labelled);
+    with `weight`, each position counts as its class's weight (a weighted mean, as PyTorch's)."""
+
+    def __init__(self, weight: torch.Tensor | None = None):
+        super().__init__()
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        f = torch.nn.functional
+        total = f.cross_entropy(logits, targets, self.weight, ignore_index=IGNORED, reduction="sum")
+        labelled = targets[targets >= 0]
+        n = labelled.numel() if self.weight is None else self.weight[labelled].sum()
+        return total / max(n, 1) if self.weight is None else total / n.clamp(min=1e-12)
