@@ -260,6 +260,18 @@ def imagenet(images, model, weights, top, as_json) -> None:
     help="auto: weigh classes by n / (k * n_c) in training, for imbalanced folders.",
 )
 @click.option(
+    "--mixup",
+    type=float,
+    default=None,
+    help="scratch/finetune: train on blends of image pairs, weights from Beta(ALPHA, ALPHA), e.g. 0.2.",
+)
+@click.option(
+    "--label-smoothing",
+    type=float,
+    default=None,
+    help="scratch/finetune: spread this share of each target over the classes, e.g. 0.1.",
+)
+@click.option(
     "--patience",
     type=click.IntRange(min=1),
     default=None,
@@ -299,6 +311,8 @@ def train(
     augment,
     aug_spec,
     class_weights,
+    mixup,
+    label_smoothing,
     patience,
     resume_run,
 ) -> None:
@@ -320,6 +334,8 @@ def train(
             "momentum": momentum,
             "augment": aug_spec if aug_spec is not None and augment is not False else augment,
             "patience": patience,
+            "mixup": mixup,
+            "label_smoothing": label_smoothing,
         }
         common = {k: v for k, v in common.items() if v is not None}  # the strategy's defaults fill the rest
         scratch = {

@@ -47,6 +47,8 @@ MISTAKES = [
     (["train", "{d}/data", "--weights", "{d}/none.pth", "-m", TINY_MODEL], "does not exist"),
     (["train", "{d}/data", "--strategy", "scratch", "--arch", "conv@@"], "conv@@"),
     (["train", "{d}/data", "--strategy", "finetune", "--stages", "nonsense", *TINY], "nonsense"),
+    (["train", "{d}/data", "--strategy", "finetune", "--mixup", "-1", *TINY], "--mixup is a Beta"),
+    (["train", "{d}/data", "--strategy", "scratch", "--label-smoothing", "1.5"], "--label-smoothing must be"),
     (["train", "--resume", "{d}/nowhere"], "is not a run folder"),
     (["train", "--resume", "{d}/run"], "linear run, which has no epochs to resume"),
     (["train", "{d}/data", "--strategy", "scratch", "--batch-size", "1000"], "larger than the 8 training"),

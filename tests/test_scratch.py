@@ -90,12 +90,13 @@ def test_colour_images_can_be_trained_in_grayscale_with_workers(tmp_path):
     assert result.metrics["train"]["n"] == 8
 
 
-def test_interrupted_then_resumed_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("mixing", [{}, {"mixup": 0.4, "label_smoothing": 0.1}])
+def test_interrupted_then_resumed_equals_an_uninterrupted_run(tmp_path, mixing):
     data = make_folder(tmp_path / "data", n_train=6, n_valid=2)
-    straight = train_scratch(data, out=tmp_path / "straight", epochs=3, seed=3, **FAST)
+    straight = train_scratch(data, out=tmp_path / "straight", epochs=3, seed=3, **FAST, **mixing)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
-        train_scratch(data, out=run, epochs=3, seed=3, callbacks=[InterruptAt(2, 0)], **FAST)
+        train_scratch(data, out=run, epochs=3, seed=3, callbacks=[InterruptAt(2, 0)], **FAST, **mixing)
     assert not (run / "model.safetensors").exists() and (run / "checkpoints" / "last.safetensors").is_file()
     with pytest.raises(ModelError, match="did not finish"):
         load(run)
@@ -128,6 +129,8 @@ def test_an_existing_run_is_not_overwritten_and_only_scratch_runs_resume(tmp_pat
         ({"schedule": "step"}, OptionError, "unknown schedule"),
         ({"channels": 2}, OptionError, "--channels must be 1"),
         ({"epochs": 0}, OptionError, "--epochs must be at least 1"),
+        ({"mixup": -0.2}, OptionError, "--mixup is a Beta distribution's alpha"),
+        ({"label_smoothing": 1.0}, OptionError, "--label-smoothing must be in"),
     ],
 )
 def test_bad_options_fail_before_the_data_is_read(tmp_path, options, error, words):

@@ -34,9 +34,11 @@ def balanced_weights(labels: Sequence[int], n_classes: int) -> np.ndarray:
     return weights
 
 
-def training_loss(setting: str | None, labels: Sequence[int], n_classes: int) -> nn.Module:
-    """Cross-entropy, weighted by class when `setting` is 'auto'."""
+def training_loss(
+    setting: str | None, labels: Sequence[int], n_classes: int, label_smoothing: float = 0.0
+) -> nn.Module:
+    """Cross-entropy, weighted by class when `setting` is 'auto', with optional label smoothing."""
     if check_class_weights(setting) == "none":
-        return nn.CrossEntropyLoss()
+        return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     weight = torch.tensor(balanced_weights(labels, n_classes), dtype=torch.float32)
-    return nn.CrossEntropyLoss(weight=weight)
+    return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)

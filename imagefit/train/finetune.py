@@ -43,6 +43,7 @@ from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
 from imagefit.train.class_weights import check_class_weights, training_loss
 from imagefit.train.linear import fit_linear_head, load_head
 from imagefit.train.loop import Trainer, seed_everything
+from imagefit.train.mixing import MixedBatches, check_mixing
 from imagefit.train.optim import OptimSpec
 from imagefit.train.scratch import (
     CHECKPOINTS,
@@ -78,11 +79,14 @@ class FinetuneOptions:
     patience: int | None = None
     head_init: str = "linear"  # linear: the head starts as the linear strategy's fit (LP-FT); random
     class_weights: str | None = None  # auto: classes weighted n / (k * n_c) in the training loss
+    mixup: float = 0.0  # Beta(alpha, alpha) blends of image pairs; 0: off
+    label_smoothing: float = 0.0  # share of each target spread over the classes
 
     def __post_init__(self) -> None:
         self.optim()
         parse_augment(self.augment)
         self.class_weights = check_class_weights(self.class_weights)
+        check_mixing(self.mixup, self.label_smoothing)
         if self.head_init not in HEAD_INITS:
             raise OptionError(f"--head-init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if self.batch_size is not None and self.batch_size < 2:
@@ -201,6 +205,8 @@ def _fit(
     groups = coarse_groups(backbone.model)
     stages = parse_stages(opts.stages, len(groups), groups)
     train, valid = _batches(dataset, backbone, opts, workers)
+    if opts.mixup > 0:
+        train = MixedBatches(train, len(dataset.classes), opts.mixup, config.seed)
     norms = [FrozenBatchNorm()] if opts.frozen_norms else []
     trainer = Trainer(
         backbone.model,
@@ -209,7 +215,9 @@ def _fit(
         optim=opts.optim(),
         stages=stages,
         seed=config.seed,
-        loss=training_loss(opts.class_weights, [s.label for s in dataset.train], len(dataset.classes)),
+        loss=training_loss(
+            opts.class_weights, [s.label for s in dataset.train], len(dataset.classes), opts.label_smoothing
+        ),
         eval_loss=nn.CrossEntropyLoss(),
         callbacks=[*norms, *_callbacks(run_dir, opts.patience, progress, callbacks)],
     )

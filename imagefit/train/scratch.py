@@ -45,6 +45,7 @@ from imagefit.train.callbacks.checkpoint import BEST
 from imagefit.train.class_weights import check_class_weights, training_loss
 from imagefit.train.distributed import distributed_loader
 from imagefit.train.loop import Trainer, seed_everything
+from imagefit.train.mixing import MixedBatches, check_mixing
 from imagefit.train.optim import OptimSpec
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,15 @@ class ScratchOptions:
     valid_pct: float = 0.2
     patience: int | None = None  # early stopping on val_loss; None: off
     class_weights: str | None = None  # auto: classes weighted n / (k * n_c) in the training loss
+    mixup: float = 0.0  # Beta(alpha, alpha) blends of image pairs; 0: off
+    label_smoothing: float = 0.0  # share of each target spread over the classes
 
     def __post_init__(self) -> None:
         self.optim()
         parse_spec(self.arch)
         parse_augment(self.augment)
         self.class_weights = check_class_weights(self.class_weights)
+        check_mixing(self.mixup, self.label_smoothing)
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise OptionError(f"--epochs must be at least 1, got {self.epochs}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -212,6 +216,8 @@ def run_scratch(
         write_json(run_dir / CONFIG, asdict(config))
     loader = {"batch_size": options.batch_size, **_loader_options(workers, len(dataset.train), options)}
     train, valid = _batches(dataset, config.data_config, options, loader)
+    if options.mixup > 0:
+        train = MixedBatches(train, len(dataset.classes), options.mixup, seed)
     extra = _callbacks(run_dir, options.patience, progress, callbacks)
     labels = [s.label for s in dataset.train]
     trainer = Trainer(
@@ -220,7 +226,7 @@ def run_scratch(
         valid,
         optim=options.optim(),
         epochs=options.epochs,
-        loss=training_loss(options.class_weights, labels, len(dataset.classes)),
+        loss=training_loss(options.class_weights, labels, len(dataset.classes), options.label_smoothing),
         eval_loss=torch.nn.CrossEntropyLoss(),
         callbacks=extra,
         device=device,
