@@ -122,3 +122,16 @@ def test_linear_features_are_sharded_and_rank_0_fits(data: Path, tmp_path: Path)
     one = train(data, model=TINY_MODEL, weights="none", engine="torch", workers=0, cache=False, progress=0)
     assert two["valid"]["accuracy"] == one.metrics["valid"]["accuracy"]
     assert two["valid"]["loss"] == pytest.approx(one.metrics["valid"]["loss"], abs=1e-4)
+
+
+def test_finetune_head_features_are_sharded_over_the_ranks(data: Path, tmp_path: Path) -> None:
+    args = ["train", str(data), "--strategy", "finetune", "--model", TINY_MODEL, "--weights", "none"]
+    args += ["--stages", "head:1:1e-2", "--batch-size", "4", "-j", "0"]
+    result = torchrun(2, [*args, "--out", str(tmp_path / "run2")], tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shards = list((tmp_path / "cache" / "features").rglob("*.safetensors"))
+    writers = {shard.stem.split("-")[1] for shard in shards}
+    assert len(writers) == 2  # the linear probe's train features: each rank embedded its share
+    assert sum(len(load_file(str(s))["digests"]) for s in shards) == 20  # each training image once
+    metrics = json.loads((tmp_path / "run2" / "metrics.json").read_text())
+    assert metrics["valid"]["n"] == 8 and metrics["epochs"] == 1
