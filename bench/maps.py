@@ -1,7 +1,7 @@
 """Theme maps of aerial tiles: dense vs naive speed, a 4000x4000 tile, and map quality on a held-out tile.
 
     python -m bench.maps [--skip-quality] [--skip-speed] [--threads 2] [--only scratch|pretrained]
-        [--epochs 6] [--epochs-pretrained 4] [--scratch-run RUN] [--pretrained-run RUN]
+        [--epochs 6] [--epochs-pretrained 8] [--scratch-run RUN] [--pretrained-run RUN]
 
 Speed: the seeds' `larger_model` (trained in the quality part, or untrained with --skip-quality)
 maps a 2000x2000 region densely (ONNX Runtime and PyTorch engines) and a sampled 200x200 region
@@ -144,7 +144,7 @@ def main() -> None:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--epochs-pretrained", type=int, default=4)
+    parser.add_argument("--epochs-pretrained", type=int, default=8)
     parser.add_argument("--only", choices=["scratch", "pretrained"], default=None)
     parser.add_argument("--scratch-run", type=Path, default=None, help="map with this run, not a new one")
     parser.add_argument("--pretrained-run", type=Path, default=None, help="map with this run, not a new one")

@@ -785,17 +785,23 @@ def _roi(value: str | None):
 )
 @click.option("--roi", default=None, help="Validation map region x0,y0,x1,y1 (default: first 300x300).")
 @click.option("--stages", default=None, help="Backbones: finetune stages (default top4:EPOCHS:LR).")
+@click.option(
+    "--monitor",
+    type=click.Choice(["val_loss", "val_acc"]),
+    default=None,
+    help="Keep the epoch best by this (default val_loss; backbones val_acc).",
+)
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def map_train(tiles, train_refs, valid_ref, patch, crop, model, weights, epochs, steps, batch_size, lr,
-              balance, no_augment, ignore, roi, stages, out, seed) -> None:  # fmt: skip
+              balance, no_augment, ignore, roi, stages, monitor, out, seed) -> None:  # fmt: skip
     """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt)."""
     from imagefit.maps.train import train_map
 
     result = train_map(
         tiles, _refs(train_refs), valid_ref, out=out, seed=seed, model=model, patch=patch, crop=crop,
         weights=weights, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, balance=balance,
-        augment=not no_augment, ignore=ignore, roi=_roi(roi), stages=stages,
+        augment=not no_augment, ignore=ignore, roi=_roi(roi), stages=stages, monitor=monitor,
     )  # fmt: skip
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]

@@ -142,6 +142,7 @@ def test_a_backbone_map_run_saves_and_loads_its_skip_layers(tmp_path):
     options = {"model": "test_efficientnet", "weights": "none", "epochs": 1, "steps": 2, "crop": 64}
     run = train_map(tiles, ["A1"], "B1", out=tmp_path / "run", progress=False, valid_patches=128, **options)
     trained = run.classifier.model
+    assert run.metrics["best"]["monitor"] == "val_acc"  # backbones keep the most accurate epoch
     assert any(conv.weight.abs().sum() > 0 for conv in trained.dense_skips.values())  # they trained
     loaded = load_map_run(run.run_dir).model
     x = torch.randn(1, 3, 96, 96)
