@@ -220,6 +220,13 @@ def imagenet(images, model, weights, top, as_json) -> None:
     default=None,
     help="finetune: start the new head as the linear strategy's fit on cached features (default: linear).",
 )
+@click.option(
+    "--wise",
+    type=float,
+    default=None,
+    help="finetune: the saved weights are this share fine-tuned, the rest the linear probe's it started "
+    "from (WiSE-FT; default 0.5; 1: fine-tuned only).",
+)
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True, help="scratch: epochs.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="scratch: peak learning rate.")
 @click.option(
@@ -299,6 +306,7 @@ def train(
     no_cache,
     stages,
     head_init,
+    wise,
     arch,
     epochs,
     lr,
@@ -345,7 +353,7 @@ def train(
             "lr": lr,
             "channels": int(channels) if channels else None,
         }
-        given = {"stages": stages, "head_init": head_init}
+        given = {"stages": stages, "head_init": head_init, "wise": wise}
         finetune = {**common, **{k: v for k, v in given.items() if v is not None}}
         result = run(
             data,

@@ -221,3 +221,27 @@ def test_resuming_a_linear_run_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--resume", str(tmp_path)])
     assert result.exit_code == 2
     assert "linear run, which has no epochs to resume" in result.output
+
+
+def test_the_saved_weights_blend_the_fine_tuned_and_probe_weights(tiny_data: Path, tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    from imagefit.train._state import load_state
+
+    options = {"stages": "head:1:1e-2,top2:1:1e-3", "batch_size": 8, "workers": 0, "progress": False}
+    run = train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "wise", wise=0.3, **options)
+    probe = load_state(run.run_dir / "checkpoints" / "probe.safetensors")["model"]
+    tuned = load_state(run.run_dir / "checkpoints" / "best.safetensors")["model"]
+    saved = load_file(str(run.run_dir / "model.safetensors"))
+    moved = [k for k in saved if saved[k].is_floating_point() and not torch.equal(probe[k], tuned[k])]
+    assert moved  # fine-tuning changed some weights, so the blend is not trivially either one
+    for k in moved:
+        assert torch.allclose(saved[k], 0.3 * tuned[k] + 0.7 * probe[k], atol=1e-6)
+    assert run.metrics["wise"]["fine_tuned_share"] == 0.3
+    assert run.metrics["wise"]["fine_tuned_only"]["valid"]["n"] == run.metrics["valid"]["n"] == 8
+    plain = train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "plain", wise=1.0, **options)
+    assert "wise" not in plain.metrics and not (plain.run_dir / "checkpoints" / "probe.safetensors").exists()
+    best = load_state(plain.run_dir / "checkpoints" / "best.safetensors")["model"]
+    assert torch.equal(load_file(str(plain.run_dir / "model.safetensors"))[moved[0]], best[moved[0]])
+    with pytest.raises(OptionError, match="--wise"):
+        train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "bad", wise=0.0, **options)

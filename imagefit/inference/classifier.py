@@ -117,6 +117,10 @@ class Classifier:
             )
         return self._extractors[key]
 
+    def weights_changed(self) -> None:
+        """Drop the memoised extractors (their engines hold the old weights)."""
+        self._extractors.clear()
+
     @torch.inference_mode()
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Softmax of the classifier head applied to pre-logits features."""

@@ -38,6 +38,7 @@ from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import DEFAULT_BACKBONE, create_backbone, get_spec
 from imagefit.runs import CONFIG, backbone_config, read_config, save_run
 from imagefit.train import distributed
+from imagefit.train._state import load_state, save_state
 from imagefit.train.callbacks.checkpoint import BEST, load_weights
 from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
 from imagefit.train.class_weights import check_class_weights, training_loss
@@ -58,6 +59,7 @@ from imagefit.train.stages import Stage
 log = logging.getLogger(__name__)
 
 DEFAULT_STAGES = "head:1:2e-3,top2:2:1e-4,top4:2:5e-5"
+PROBE = "probe.safetensors"  # the linear-probe weights fine-tuning started from (for WiSE-FT)
 HEAD_INITS = ("linear", "random")
 _STAGE = re.compile(r"^(head|top(\d+)|all):(\d+):([0-9.eE+-]+)$")
 
@@ -79,6 +81,7 @@ class FinetuneOptions:
     patience: int | None = None
     head_init: str = "linear"  # linear: the head starts as the linear strategy's fit (LP-FT); random
     class_weights: str | None = None  # auto: classes weighted n / (k * n_c) in the training loss
+    wise: float = 0.5  # saved weights: this share fine-tuned, the rest the linear probe's (WiSE-FT)
     mixup: float = 0.0  # Beta(alpha, alpha) blends of image pairs; 0: off
     label_smoothing: float = 0.0  # share of each target spread over the classes
 
@@ -89,6 +92,10 @@ class FinetuneOptions:
         check_mixing(self.mixup, self.label_smoothing)
         if self.head_init not in HEAD_INITS:
             raise OptionError(f"--head-init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
+        if not 0 < self.wise <= 1:
+            raise OptionError(
+                f"--wise is the fine-tuned share of the saved weights, in (0, 1], got {self.wise}"
+            )
         if self.batch_size is not None and self.batch_size < 2:
             raise OptionError(f"--batch-size must be at least 2 to fine-tune, got {self.batch_size}")
 
@@ -173,6 +180,8 @@ def train_finetune(
     config = backbone_config(backbone, dataset, "finetune", seed, data, saved)
     run_dir = _run_dir(out, resume=False)
     write_json(run_dir / CONFIG, asdict(config))
+    if opts.head_init == "linear" and opts.wise < 1 and distributed.is_main():
+        save_state(run_dir / CHECKPOINTS / PROBE, {"model": backbone.model.state_dict()})  # for WiSE-FT
     return _fit(backbone, dataset, opts, config, run_dir, workers, progress, callbacks, resume=False)
 
 
@@ -232,7 +241,10 @@ def _fit(
     model_ = backbone.model.cpu().eval()
     info = {"backbone": backbone.spec.name, "arch": backbone.spec.arch, "weights": backbone.weights}
     classifier = Classifier(model_, dataset.classes, backbone.data_config, info)
+    blended = _wise(classifier, run_dir, opts, dataset, workers, progress, _scores)
     metrics = _final_metrics(classifier, dataset, workers, progress, _scores)
+    if blended:
+        metrics["wise"] = blended
     metrics.update(
         best=best,
         epochs=trainer.epoch,
@@ -277,6 +289,31 @@ def _probe_head(backbone, dataset, batch_size: int, workers, progress: bool, see
     features = _extract(extractor, dataset.train, "train")
     y = _labels(dataset.train, features)
     load_head(backbone.model, fit_linear_head(features.vectors, y, len(dataset.classes), seed, progress))
+
+
+def _wise(classifier: Classifier, run_dir: Path, opts: FinetuneOptions, dataset, workers, progress, scores):
+    """Blend the fine-tuned weights with the linear probe's they started from (WiSE-FT, Wortsman et
+    al. 2022): w = a * fine-tuned + (1 - a) * probe, a = `opts.wise`. Both share the pretrained
+    start and the probe head, so the blend lies between them in one basin; it keeps the probe's
+    robustness and the fine-tuned features' gains. Returns what was done, with the fine-tuned-only
+    validation scores, or None (a random head has no probe; --wise 1; an older run)."""
+    path = run_dir / CHECKPOINTS / PROBE
+    if opts.head_init != "linear" or opts.wise >= 1 or not path.is_file():
+        return None
+    extractor = classifier.extractor(workers=workers, cache=False, progress=progress)
+    features = extractor([s.path for s in dataset.valid], desc="valid eval (fine-tuned only)")
+    y = np.array([s.label for s, ok in zip(dataset.valid, features.ok, strict=True) if ok], np.int64)
+    alone = scores(classifier, features, y)
+    probe, a = load_state(path)["model"], opts.wise
+    tuned = classifier.model.state_dict()
+    classifier.model.load_state_dict(
+        {
+            k: (a * v + (1 - a) * probe[k].to(v.dtype)) if v.is_floating_point() else v
+            for k, v in tuned.items()
+        }
+    )
+    classifier.weights_changed()
+    return {"fine_tuned_share": a, "fine_tuned_only": {"valid": alone}}
 
 
 def _final_metrics(classifier: Classifier, dataset, workers, progress, scores) -> dict:
