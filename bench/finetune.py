@@ -1,6 +1,6 @@
 """Fine-tuning vs linear on the Dogs-vs-Cats photos.
 
-    python -m bench.finetune [--stages SPEC] [--head-init linear|random] [--image-size N]
+    python -m bench.finetune [--stages SPEC] [--head-init linear|random] [--image-size N] [--wise A]
 
 Trains `--strategy linear` and `--strategy finetune` on the same split (finetune with defaults
 unless options are given) and prints each one's validation accuracy, loss, error count and wall
@@ -23,13 +23,15 @@ def main() -> None:
     parser.add_argument("--stages", default=None)
     parser.add_argument("--head-init", default=None)
     parser.add_argument("--image-size", type=int, default=None)
+    parser.add_argument("--wise", type=float, default=None)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="imagefit-bench-"))
     os.environ.update(offline_env())
     os.environ.setdefault("IMAGEFIT_CACHE", str(tmp / "cache"))
     from imagefit.train import train
 
-    finetune = {k: v for k, v in (("stages", args.stages), ("head_init", args.head_init)) if v}
+    given = (("stages", args.stages), ("head_init", args.head_init), ("wise", args.wise))
+    finetune = {k: v for k, v in given if v is not None}
     wrong = {}
     for strategy in ("linear", "finetune"):
         start = time.perf_counter()
@@ -49,6 +51,15 @@ def main() -> None:
             f"({v['n']} images, {len(wrong[strategy])} wrong), {seconds:.0f} s wall",
             flush=True,
         )
+        if "wise" in result.metrics:
+            w = result.metrics["wise"]
+            alone = w["fine_tuned_only"]["valid"]
+            print(
+                f"          saved weights: {w['fine_tuned_share']:g} fine-tuned + "
+                f"{1 - w['fine_tuned_share']:g} linear probe (WiSE-FT); fine-tuned alone: valid accuracy "
+                f"{alone['accuracy']:.4f}  loss {alone['loss']:.4f}",
+                flush=True,
+            )
     for strategy, names in wrong.items():
         print(f"{strategy} wrong: {' '.join(sorted(names))}")
 
