@@ -69,6 +69,10 @@ def test_the_position_loss_averages_labelled_positions_only_and_is_zero_without_
     assert torch.allclose(PositionLoss()(logits, targets), expected)
     none = torch.full((2, 4, 5), IGNORED)
     assert PositionLoss()(logits, none).item() == 0.0
+    weight = torch.tensor([0.5, 2.0, 1.0])
+    weighted = torch.nn.functional.cross_entropy(logits, targets, weight, ignore_index=IGNORED)
+    assert torch.allclose(PositionLoss(weight)(logits, targets), weighted)  # PyTorch's weighted mean
+    assert PositionLoss(weight)(logits, none).item() == 0.0
     assert _count(targets) == int(keep.sum()) and _count(none) == 0
     right = logits.argmax(1) == targets
     assert _correct(logits, targets) == int((right & keep).sum())

@@ -140,5 +140,6 @@ class PositionLoss(torch.nn.Module):
         f = torch.nn.functional
         total = f.cross_entropy(logits, targets, self.weight, ignore_index=IGNORED, reduction="sum")
         labelled = targets[targets >= 0]
-        n = labelled.numel() if self.weight is None else self.weight[labelled].sum()
-        return total / max(n, 1) if self.weight is None else total / n.clamp(min=1e-12)
+        if self.weight is None:
+            return total / max(labelled.numel(), 1)
+        return total / self.weight[labelled].sum().clamp(min=1e-12)

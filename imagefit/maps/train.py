@@ -116,10 +116,11 @@ def train_map(
     roi = opts.roi or _default_roi(tileset, valid)
     seed_everything(seed)
     model, data_config, config = _model_and_config(tileset, opts, seed, train, valid, roi)
-    net = model if opts.scratch else DenseBackbone(model, opts.patch)  # backbones train densely
     if opts.scratch:
+        net = model
         source, batches, valid_batches = _data(tileset, opts, train, valid, data_config, seed)
-    else:
+    else:  # a backbone trains as the dense network it maps with
+        net = DenseBackbone(model, opts.patch)
         source, batches, valid_batches = _crop_data(tileset, opts, train, valid, data_config, seed)
     run_dir = _run_dir(out, resume=False) if out is not None else _new_dir()
     write_json(run_dir / CONFIG, asdict(config))
@@ -131,7 +132,7 @@ def train_map(
     trainer = Trainer(
         net, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr), stages=_stages(model, opts),
         callbacks=callbacks, device=device, seed=seed, loss=loss,
-        eval_loss=None if opts.scratch else PositionLoss(),  # val_loss unweighted: the best is the best
+        eval_loss=None if opts.scratch else PositionLoss(),  # validation: the plain, unweighted loss
     )  # fmt: skip
     trainer.fit()
     if trainer.epoch == 0:
