@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from imagefit.errors import DataError, OptionError
-from imagefit.maps.patches import to_tensor
+from imagefit.maps.patches import PatchBatches, fixed_batches, to_tensor
 from imagefit.maps.tiles import TileSet
 
 IGNORED = -1  # target of positions whose centre pixel has no class
@@ -93,22 +93,8 @@ def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
     return a[:, ::-1] if k >= 4 else a
 
 
-class CropBatches:
+class CropBatches(PatchBatches):
     """Epochs of `steps` random batches (x, targets) of crops, for the training loop."""
-
-    def __init__(
-        self, source: CropSource, steps: int, batch_size: int, data_config: dict, balance: bool = False,
-        augment: bool = True, seed: int = 0,
-    ):  # fmt: skip
-        if steps < 1 or batch_size < 1:
-            raise OptionError(f"steps and batch size must be at least 1, got {steps} and {batch_size}")
-        self.source, self.steps, self.batch_size = source, steps, batch_size
-        self.mean, self.std = data_config["mean"], data_config["std"]
-        self.balance, self.augment = balance, augment
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return self.steps
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _ in range(self.steps):
@@ -121,11 +107,7 @@ def fixed_crop_batches(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """`n` random crops of a tile drawn once, as normalised batches with targets (validation data)."""
     x, y = CropSource(tiles, [ref], crop, patch).sample(n, np.random.default_rng(seed))
-    mean, std = data_config["mean"], data_config["std"]
-    return [
-        (to_tensor(x[i : i + batch_size], mean, std), torch.from_numpy(y[i : i + batch_size]))
-        for i in range(0, n, batch_size)
-    ]
+    return fixed_batches(x, y, batch_size, data_config)
 
 
 class PositionLoss(torch.nn.Module):

@@ -170,7 +170,8 @@ def to_tensor(patches: np.ndarray, mean: Sequence[float], std: Sequence[float]) 
 
 
 class PatchBatches:
-    """Epochs of `steps` random batches (x, y) from a PatchSource, for the training loop."""
+    """Epochs of `steps` random batches (x, y) from a PatchSource (or, in CropBatches, a CropSource),
+    for the training loop."""
 
     def __init__(
         self,

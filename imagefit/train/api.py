@@ -202,10 +202,13 @@ def _extract_shards(extractor: FeatureExtractor, dataset: Dataset, cache: bool) 
     """Each rank computes its share of the feature vectors into the shared cache; rank 0 reads them all."""
     if not cache:
         raise OptionError("distributed feature extraction shares vectors through the cache: drop --no-cache")
-    samples = [*dataset.train, *dataset.valid, *dataset.test]
-    distributed.agree(
-        lambda: extractor(distributed.shard([s.path for s in samples]), desc="features"), "features"
-    )
+    embed_in_shares(extractor, [s.path for s in [*dataset.train, *dataset.valid, *dataset.test]])
+
+
+def embed_in_shares(extractor: FeatureExtractor, paths: list, what: str = "features") -> None:
+    """Each rank embeds its share of `paths` into the shared cache, then sees the others' shares."""
+    mine = distributed.shard(paths)
+    distributed.agree(lambda: extractor(mine, desc=what), what)
     if extractor.cache is not None:
         extractor.cache.reload()  # shards the other ranks wrote
 

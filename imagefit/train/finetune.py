@@ -276,16 +276,13 @@ def _batches(dataset, backbone, opts: FinetuneOptions, workers) -> tuple[Batches
 def _probe_head(backbone, dataset, batch_size: int, workers, progress: bool, seed: int) -> None:
     """Start the head as the linear strategy's fit on cached features, so fine-tuning starts
     from a good classifier and does not distort the features early (LP-FT)."""
-    from imagefit.train.api import _extract, _labels
+    from imagefit.train.api import _extract, _labels, embed_in_shares
 
     extractor = FeatureExtractor(
         backbone.model, backbone.data_config, "auto", batch_size, workers, True, progress
     )
-    if distributed.active():  # each rank embeds its share into the shared cache, then reads all
-        paths = distributed.shard([s.path for s in dataset.train])
-        distributed.agree(lambda: extractor(paths, desc="train features"), "head features")
-        if extractor.cache is not None:
-            extractor.cache.reload()
+    if distributed.active():
+        embed_in_shares(extractor, [s.path for s in dataset.train], "train features")
     features = _extract(extractor, dataset.train, "train")
     y = _labels(dataset.train, features)
     load_head(backbone.model, fit_linear_head(features.vectors, y, len(dataset.classes), seed, progress))
