@@ -18,12 +18,10 @@ import torch
 
 from imagefit._atomic import write_with
 from imagefit.errors import ModelError, OptionError
+from imagefit.models.defaults import ENGINES, OPENVINO_ENGINES, TORCH_ENGINES
 
 log = logging.getLogger(__name__)
 
-TORCH_ENGINES = ("eager", "channels_last", "bf16")  # PyTorch variants, by name
-OPENVINO_ENGINES = ("openvino", "openvino-bf16")  # OpenVINO on the exported graph, fp32 or bf16
-ENGINES = ("auto", "torch", *TORCH_ENGINES, "onnx", *OPENVINO_ENGINES)  # 'torch': PyTorch's default
 
 Engine = Callable[[torch.Tensor], np.ndarray]
 

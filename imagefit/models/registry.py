@@ -17,6 +17,7 @@ from imagefit.models._weights import (
     packaged_weights_file,
     read_state_dict,
 )
+from imagefit.models.defaults import DEFAULT_BACKBONE
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ _PACKAGED = {
     for i in range(3)
 }
 
-DEFAULT_BACKBONE = "efficientnet_lite0"
 
 
 @dataclass

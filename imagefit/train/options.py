@@ -1,0 +1,173 @@
+"""Each strategy's options: one dataclass per strategy, the single source of defaults and checks.
+
+The command line builds the chosen strategy's dataclass from the options given on it, and so does
+`imagefit.train(**options)`; an option that the strategy does not take is an error naming the
+strategies that do. This module imports nothing heavy, so `--help` can show these defaults.
+Checks that need the training code (architectures, schedules, augmentation specs) import it then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from imagefit.errors import OptionError
+from imagefit.models.defaults import DEFAULT_BACKBONE
+
+DEFAULT_STAGES = "head:1:2e-3,top2:2:1e-4,top4:2:5e-5"
+HEAD_INITS = ("linear", "random")
+CLASS_WEIGHTS = ("none", "auto")
+
+
+@dataclass
+class TrainOptions:
+    """What every strategy takes."""
+
+    valid_pct: float = 0.2  # share held out for validation when the data has no valid split
+    batch_size: int | None = None  # None: 32, or the training set's size when smaller
+    image_size: int | None = None  # None: the backbone's (scratch: from the images)
+    class_weights: str | None = None  # auto: classes weighted n / (k * n_c) in training
+
+    def __post_init__(self) -> None:
+        self.class_weights = "none" if self.class_weights is None else str(self.class_weights).lower()
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise OptionError(
+                f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weights!r}"
+            )
+        if not 0 <= self.valid_pct < 1:
+            raise OptionError(f"--valid-pct must be in [0, 1), got {self.valid_pct}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise OptionError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if self.image_size is not None and self.image_size < 8:
+            raise OptionError(f"--image-size must be at least 8, got {self.image_size}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LinearOptions(TrainOptions):
+    """The linear strategy: a logistic-regression head on cached backbone features."""
+
+    model: str = DEFAULT_BACKBONE
+    weights: str = "auto"  # auto (bundled or cached), hub, none, or a file
+    engine: str = "auto"
+    cache: bool = True
+
+
+@dataclass
+class EpochOptions(TrainOptions):
+    """What the strategies that train for epochs share (scratch, finetune)."""
+
+    optimizer: str = "adam"
+    schedule: str = "onecycle"
+    warmup: float | None = None  # share of each stage's steps; None: the schedule's default
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    augment: bool | str = False  # True: mild crops, flips, jitter; or an --aug spec
+    patience: int | None = None  # early stopping on val_loss; None: off
+    mixup: float = 0.0  # Beta(alpha, alpha) blends of image pairs; 0: off
+    label_smoothing: float = 0.0  # share of each target spread over the classes
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from imagefit.data.augment import parse_augment
+        from imagefit.train.mixing import check_mixing
+
+        self.optimizer = self.optimizer.lower()
+        self.optim()
+        parse_augment(self.augment)
+        check_mixing(self.mixup, self.label_smoothing)
+        if self.patience is not None and self.patience < 1:
+            raise OptionError(f"--patience must be at least 1, got {self.patience}")
+
+    def optim(self, lr: float | None = None):
+        """The optimiser and schedule (an OptimSpec)."""
+        from imagefit.train.optim import OptimSpec
+
+        lr = getattr(self, "lr", 1e-3) if lr is None else lr
+        return OptimSpec(self.optimizer, lr, self.weight_decay, self.momentum, self.schedule, self.warmup)
+
+
+@dataclass
+class ScratchOptions(EpochOptions):
+    """The scratch strategy: a small CNN from a compact spec, trained from random weights."""
+
+    arch: str = "larger_model"
+    epochs: int = 10
+    lr: float = 1e-3
+    channels: int | None = None  # None: 1 when the images are stored as grayscale, else 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from imagefit.models.small_cnn import parse_spec
+
+        parse_spec(self.arch)
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise OptionError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.channels is not None:
+            self.channels = int(self.channels)
+        if self.channels not in (None, 1, 3):
+            raise OptionError(f"--channels must be 1 (grayscale) or 3 (colour), got {self.channels}")
+
+
+@dataclass
+class FinetuneOptions(EpochOptions):
+    """The finetune strategy: a new head on a pretrained backbone, later blocks unfrozen in stages."""
+
+    model: str = DEFAULT_BACKBONE
+    weights: str = "auto"
+    stages: str = DEFAULT_STAGES  # head|topN|all:EPOCHS:LR, each stage at its own rate
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    augment: bool | str = True
+    frozen_norms: bool = True  # BatchNorm statistics stay the pretrained ones in every stage
+    head_init: str = "linear"  # linear: the head starts as the linear strategy's fit (LP-FT); random
+    wise: float = 0.5  # saved weights: this share fine-tuned, the rest the linear probe's (WiSE-FT)
+
+    def __post_init__(self) -> None:
+        if self.head_init not in HEAD_INITS:
+            raise OptionError(f"--head-init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
+        if not 0 < self.wise <= 1:
+            raise OptionError(
+                f"--wise is the fine-tuned share of the saved weights, in (0, 1], got {self.wise}"
+            )
+        if self.batch_size is not None and self.batch_size < 2:
+            raise OptionError(f"--batch-size must be at least 2 to fine-tune, got {self.batch_size}")
+        super().__post_init__()
+
+    def optim(self, lr: float | None = None):
+        """The optimiser; each stage brings its own learning rate."""
+        from imagefit.train.stages import parse_stages
+
+        top = max(stage.lr for stage in parse_stages(self.stages, n_groups=99))
+        return super().optim(top if lr is None else lr)
+
+
+STRATEGY_OPTIONS: dict[str, type[TrainOptions]] = {
+    "linear": LinearOptions,
+    "finetune": FinetuneOptions,
+    "scratch": ScratchOptions,
+}
+
+
+def option_names(kind: type) -> set[str]:
+    return {f.name for f in fields(kind)}
+
+
+def make_options(strategy: str, given: dict, table: dict[str, type] = STRATEGY_OPTIONS):
+    """The options of `strategy` from the values given; one it does not take is an OptionError."""
+    if strategy not in table:
+        raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(table)}")
+    kind = table[strategy]
+    for name in given:
+        if name not in option_names(kind):
+            takers = [s for s, k in table.items() if name in option_names(k)]
+            flag = "--" + name.replace("_", "-")
+            where = f"only {', '.join(takers)} take(s) it" if takers else "no strategy takes it"
+            raise OptionError(f"{flag} is not an option of the {strategy} strategy: {where}")
+    return kind(**given)
+
+
+def restore_options(kind: type, saved: dict):
+    """Options as a run's config.json saved them (fields added later take their defaults)."""
+    return kind(**{k: v for k, v in saved.items() if k in option_names(kind)})
