@@ -49,7 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("IMAGEFIT_CACHE", tempfile.mkdtemp(prefix="imagefit-bench-"))
     os.environ["HF_HUB_OFFLINE"] = "1"
-    from imagefit.features.dedupe import dedupe
+    from imagefit.search.dedupe import dedupe
 
     folder = Path(tempfile.mkdtemp(prefix="imagefit-dedupe-"))
     truth = plant(dogs_cats_files("train") + dogs_cats_files("valid"), folder, args.planted)

@@ -35,14 +35,8 @@ def main() -> None:
     wrong = {}
     for strategy in ("linear", "finetune"):
         start = time.perf_counter()
-        result = train(
-            DOGS_CATS,
-            strategy=strategy,
-            out=tmp / strategy,
-            progress=False,
-            finetune=finetune,
-            image_size=args.image_size if strategy == "finetune" else None,
-        )
+        own = {**finetune, "image_size": args.image_size} if strategy == "finetune" else {}
+        result = train(DOGS_CATS, strategy=strategy, out=tmp / strategy, progress=False, **own)
         seconds = time.perf_counter() - start
         v = result.metrics["valid"]
         wrong[strategy] = _errors(result.classifier)

@@ -92,7 +92,7 @@ def speed(model, tmp: Path) -> None:
 
 def quality(name: str, tmp: Path, run_dir: Path | None = None, **options) -> tuple[object, dict]:
     """Train (or reuse `run_dir`), map every held-out tile; per-tile and pooled pixel accuracy and mIoU."""
-    from imagefit.maps.api import load_map_run, map_tile
+    from imagefit.maps.mapping import load_map_run, map_tile
     from imagefit.maps.train import train_map
 
     started = time.perf_counter()

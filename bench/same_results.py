@@ -75,11 +75,13 @@ def compare(a: Path, b: Path) -> None:
         for x, y in zip(rows[0][1:], rows[1][1:], strict=True)
         for p, q in zip(x[2:], y[2:], strict=True)
     )
-    print(f"linear predictions: {labels}/{len(rows[0]) - 1} labels equal, largest probability change {worst:.2e}")
+    n = len(rows[0]) - 1
+    print(f"linear predictions: {labels}/{n} labels equal, largest probability change {worst:.2e}")
     wa = load_file(str(a / "scratch" / "model.safetensors"))
     wb = load_file(str(b / "scratch" / "model.safetensors"))
     diff = max(float((wa[k].double() - wb[k].double()).abs().max()) for k in wa)
-    print(f"scratch weights: {len(wa)} tensors, keys equal {wa.keys() == wb.keys()}, largest difference {diff:.2e}")
+    same = wa.keys() == wb.keys()
+    print(f"scratch weights: {len(wa)} tensors, keys equal {same}, largest difference {diff:.2e}")
 
 
 def main() -> None:

@@ -38,13 +38,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from imagefit.demo import write_digits
-    from imagefit.train.scratch import train_scratch
+    from imagefit.train import train
 
     tmp = Path(tempfile.mkdtemp(prefix="imagefit-bench-scratch-"))
     data = write_digits(tmp / "digits", size=28)
     start = time.perf_counter()
-    result = train_scratch(
+    result = train(
         data,
+        "scratch",
         arch="larger_model",
         out=tmp / "run",
         epochs=args.epochs,
@@ -65,7 +66,7 @@ def main() -> None:
         f"train accuracy {m['train']['accuracy']:.4f}"
     )
     print(
-        f"wall time {seconds:.1f} s for train_scratch ({seconds / m['epochs']:.2f} s per epoch, "
+        f"wall time {seconds:.1f} s for train ({seconds / m['epochs']:.2f} s per epoch, "
         f"{torch.get_num_threads()} torch threads)"
     )
     print(f"run folder: {result.run_dir}")

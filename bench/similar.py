@@ -22,7 +22,7 @@ from bench._common import DOGS_CATS
 
 
 def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
-    from imagefit.features.embed import features
+    from imagefit.search.embed import features
 
     data = features("efficientnet_lite0", DOGS_CATS, progress=False)
     labels = np.array([p.split("/")[1] for p in data.paths])  # train|valid/<class>/file

@@ -334,44 +334,23 @@ def train(
     elif data is None:
         raise click.UsageError("give DATA, or --resume RUN to continue a run")
     else:
-        common = {
-            "optimizer": optimizer and optimizer.lower(),
-            "schedule": schedule,
-            "warmup": warmup,
-            "weight_decay": weight_decay,
-            "momentum": momentum,
+        ctx = click.get_current_context()
+        values = {
+            "model": model, "weights": _weights(weights), "valid_pct": valid_pct, "image_size": image_size,
+            "batch_size": batch_size, "engine": engine, "cache": not no_cache, "stages": stages,
+            "head_init": head_init, "wise": wise, "arch": arch, "epochs": epochs, "lr": lr,
+            "optimizer": optimizer and optimizer.lower(), "schedule": schedule, "warmup": warmup,
+            "weight_decay": weight_decay, "momentum": momentum, "channels": channels and int(channels),
             "augment": aug_spec if aug_spec is not None and augment is not False else augment,
+            "class_weights": class_weights, "mixup": mixup, "label_smoothing": label_smoothing,
             "patience": patience,
-            "mixup": mixup,
-            "label_smoothing": label_smoothing,
-        }
-        common = {k: v for k, v in common.items() if v is not None}  # the strategy's defaults fill the rest
-        scratch = {
-            **common,
-            "arch": arch,
-            "epochs": epochs,
-            "lr": lr,
-            "channels": int(channels) if channels else None,
-        }
-        given = {"stages": stages, "head_init": head_init, "wise": wise}
-        finetune = {**common, **{k: v for k, v in given.items() if v is not None}}
-        result = run(
-            data,
-            strategy=strategy,
-            model=model,
-            weights=_weights(weights),
-            out=out,
-            valid_pct=valid_pct,
-            seed=seed,
-            batch_size=batch_size,
-            workers=workers,
-            engine=engine,
-            cache=not no_cache,
-            image_size=image_size,
-            scratch=scratch,
-            finetune=finetune,
-            class_weights=class_weights,
-        )
+        }  # fmt: skip
+        source = {"cache": "no_cache", "augment": "aug_spec" if aug_spec is not None else "augment"}
+        given = {
+            k: v for k, v in values.items()
+            if ctx.get_parameter_source(source.get(k, k)) is not click.core.ParameterSource.DEFAULT
+        }  # fmt: skip
+        result = run(data, strategy=strategy, out=out, seed=seed, workers=workers, **given)
     if result.classifier is None:
         return  # a worker rank of a distributed run: rank 0 reports
     _print_metrics(result.metrics)
@@ -557,8 +536,8 @@ def summary(source, image_size, channels, classes) -> None:
 
 
 def _summary_model(source: str, image_size, channels, classes):
-    from imagefit.features.embed import model_source
     from imagefit.models.small_cnn import PRESETS, SmallCNN
+    from imagefit.runs import open_model as model_source
 
     if source in PRESETS or ("@" in source and not Path(source).exists()):
         size = image_size or 28
@@ -584,7 +563,7 @@ def _summary_model(source: str, image_size, channels, classes):
 def kernels(source, image, layer, weights, out) -> None:
     """The first convolution's filters as an image grid, and optionally an image's feature maps."""
     from imagefit.explain.kernels import feature_maps, first_conv, kernel_grid, save_grid
-    from imagefit.features.embed import model_source
+    from imagefit.runs import open_model as model_source
 
     model, data_config, _ = model_source(source, _weights(weights))
     name, conv = first_conv(model)
@@ -615,8 +594,8 @@ def kernels(source, image, layer, weights, out) -> None:
 @engine_option
 def features(source, folder, out, layer, pool, flip, weights, batch_size, workers, engine) -> None:
     """Embeddings of every image under DIR, from a backbone name or a run folder."""
-    from imagefit.features.embed import features as run
     from imagefit.features.store import save_embeddings
+    from imagefit.search.embed import features as run
 
     data = run(
         source,
@@ -647,7 +626,7 @@ def features(source, folder, out, layer, pool, flip, weights, batch_size, worker
 @click.option("--layer", default=None, help="Embed new queries from this layer (default: the index's).")
 def similar(index, queries, k, metric, out, as_json, model, layer) -> None:
     """The K images of INDEX nearest to each query image."""
-    from imagefit.features.similar import similar as run
+    from imagefit.search.similar import similar as run
 
     results = run(index, list(queries), k=k, metric=metric, out=out, model=model, layer=layer)
     if as_json:
@@ -678,7 +657,7 @@ def similar(index, queries, k, metric, out, as_json, model, layer) -> None:
 @engine_option
 def dedupe(folder, threshold, model, weights, as_json, batch_size, workers, engine) -> None:
     """Groups of near-duplicate images under DIR (re-saved, resized or mirrored copies)."""
-    from imagefit.features.dedupe import dedupe as run
+    from imagefit.search.dedupe import dedupe as run
 
     groups = run(
         folder, threshold, model, _weights(weights), batch_size=batch_size, workers=workers, engine=engine
@@ -835,7 +814,7 @@ def map_train(tiles, train_refs, valid_ref, patch, crop, model, weights, epochs,
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
 def map_command(run_dir, tile, out, png, truth, ignore, naive, roi, window, engine) -> None:
     """A dense theme map of TILE with the patch classifier in RUN (a map-train run)."""
-    from imagefit.maps.api import map_tile
+    from imagefit.maps.mapping import map_tile
 
     result = map_tile(run_dir, tile, out, png, truth, ignore, naive, engine, window, _roi(roi))
     tm = result.theme_map

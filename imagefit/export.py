@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imagefit._atomic import write_with
+from imagefit.data.atomic import write_with
 from imagefit.errors import ImagefitError, ModelError, OptionError
 from imagefit.features.engines import export_onnx, onnx_session
 from imagefit.runs import load

@@ -11,7 +11,8 @@ import pytest
 import timm
 import torch
 
-from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
+from imagefit.data.digests import file_digest
+from imagefit.features.cache import FeatureCache, cache_root, model_key
 
 _DATA_CONFIG = {
     "input_size": (3, 160, 160),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imagefit.train import _state
-from imagefit.train._state import load_state
+from imagefit.runs.folder import BEST, LAST
+from imagefit.train import state
 from imagefit.train.callbacks import Checkpoint, load_weights
-from imagefit.train.callbacks.checkpoint import BEST, LAST
+from imagefit.train.state import load_state
 from tests._training import StubTrainer, tiny_trainer
 
 
@@ -63,7 +63,7 @@ def test_a_crash_while_writing_keeps_the_previous_checkpoints(tmp_path, monkeypa
             fh.write(b"partial")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_state, "save_file", crash)
+    monkeypatch.setattr(state, "save_file", crash)
     set_weight(trainer, 2)
     with pytest.raises(KeyboardInterrupt):
         trainer.end_epoch(checkpoint, val_loss=0.1)

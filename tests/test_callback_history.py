@@ -6,8 +6,8 @@ import csv
 
 import pytest
 
-from imagefit.train.callbacks import Checkpoint, HistoryCSV, read_history
-from imagefit.train.callbacks.history import COLUMNS
+from imagefit.runs.history import COLUMNS, read_history
+from imagefit.train.callbacks import Checkpoint, HistoryCSV
 from tests._training import InterruptAt, tiny_trainer
 
 

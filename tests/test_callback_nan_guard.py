@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from imagefit.train.callbacks import Checkpoint, HistoryCSV, NaNGuard, load_weights, read_history
-from imagefit.train.callbacks.checkpoint import LAST
+from imagefit.runs import read_history
+from imagefit.runs.folder import LAST
+from imagefit.train.callbacks import Checkpoint, HistoryCSV, NaNGuard, load_weights
 from tests._training import tiny_trainer, weights
 
 

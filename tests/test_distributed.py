@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from imagefit.runs import read_history
 from imagefit.train import distributed, train
-from imagefit.train.callbacks.history import read_history
 from tests.conftest import TINY_MODEL, make_folder
 
 ROOT = Path(__file__).resolve().parents[1]

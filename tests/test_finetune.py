@@ -13,9 +13,15 @@ from click.testing import CliRunner
 
 from imagefit.cli import cli
 from imagefit.errors import OptionError
+from imagefit.train import train
 from imagefit.train.callbacks import Callback
-from imagefit.train.finetune import coarse_groups, parse_stages, train_finetune
+from imagefit.train.stages import coarse_groups, parse_stages
 from tests.conftest import TINY_MODEL
+
+
+def train_finetune(data, model, weights, out, **kwargs):
+    """The finetune strategy through the public entry point."""
+    return train(data, "finetune", out=out, model=model, weights=weights, **kwargs)
 
 
 def test_coarse_groups_end_with_the_classifier_alone() -> None:
@@ -213,7 +219,7 @@ def test_an_interrupted_finetune_run_resumes_to_the_same_weights(tiny_data: Path
 def test_resuming_a_linear_run_is_a_clear_error(tmp_path: Path) -> None:
     from dataclasses import asdict
 
-    from imagefit._atomic import write_json
+    from imagefit.data.atomic import write_json
     from imagefit.runs import RunConfig
 
     config = RunConfig("efficientnet_lite0", "tf_efficientnet_lite0", "none", ["a", "b"], {}, "linear", 0)
@@ -226,7 +232,7 @@ def test_resuming_a_linear_run_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_saved_weights_blend_the_fine_tuned_and_probe_weights(tiny_data: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from imagefit.train._state import load_state
+    from imagefit.train.state import load_state
 
     options = {"stages": "head:1:1e-2,top2:1:1e-3", "batch_size": 8, "workers": 0, "progress": False}
     run = train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "wise", wise=0.3, **options)
@@ -245,3 +251,32 @@ def test_the_saved_weights_blend_the_fine_tuned_and_probe_weights(tiny_data: Pat
     assert torch.equal(load_file(str(plain.run_dir / "model.safetensors"))[moved[0]], best[moved[0]])
     with pytest.raises(OptionError, match="--wise"):
         train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "bad", wise=0.0, **options)
+
+
+def test_a_finetune_run_predicts_the_unlabelled_test_folder(tiny_data: Path, tmp_path) -> None:
+    from tests.conftest import COLOURS, write_image
+
+    for i, name in enumerate(("red", "blue", "red")):
+        write_image(tiny_data / "test" / f"img{i}.jpg", COLOURS[name], 100 + i)
+    options = {"stages": "head:1:1e-2", "batch_size": 8, "augment": False, "workers": 0, "progress": False}
+    result = train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "run", **options)
+    rows = list(csv.DictReader((result.run_dir / "test_predictions.csv").open()))
+    assert [Path(r["path"]).name for r in rows] == ["img0.jpg", "img1.jpg", "img2.jpg"]
+    assert {r["class"] for r in rows} <= {"blue", "red"}
+    for r in rows:
+        assert abs(float(r["p_blue"]) + float(r["p_red"]) - 1) < 1e-4
+        assert float(r["probability"]) == max(float(r["p_blue"]), float(r["p_red"]))
+
+
+@pytest.mark.parametrize(
+    ("strategy", "option", "takers"),
+    [("linear", "epochs", "scratch"), ("scratch", "stages", "finetune"), ("finetune", "arch", "scratch")],
+)
+def test_an_option_the_strategy_does_not_take_is_refused_naming_those_that_do(
+    tiny_data: Path, tmp_path, strategy, option, takers
+) -> None:
+    with pytest.raises(
+        OptionError, match=f"--{option} is not an option of the {strategy} strategy: only {takers}"
+    ):
+        train(tiny_data, strategy, out=tmp_path / "run", **{option: 3})
+    assert not (tmp_path / "run").exists()

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from imagefit.errors import ModelError, OptionError
-from imagefit.train.callbacks import Callback, Checkpoint, HistoryCSV, read_history
+from imagefit.runs import read_history
+from imagefit.train.callbacks import Callback, Checkpoint, HistoryCSV
 from imagefit.train.loop import Trainer, find_checkpoint
 from imagefit.train.optim import OptimSpec
 from imagefit.train.stages import Stage, prefix_groups

@@ -9,7 +9,7 @@ import torch
 from imagefit.errors import DataError
 from imagefit.maps.crops import IGNORED, CropSource, PositionLoss, position_targets
 from imagefit.maps.tiles import TileSet
-from imagefit.train.loop import _correct, _count
+from imagefit.train.loop import count_correct, count_targets
 from tests._tiles import COLOURS, make_tiles
 
 VALUES = sorted(COLOURS)  # class index k has value VALUES[k]
@@ -73,16 +73,16 @@ def test_the_position_loss_averages_labelled_positions_only_and_is_zero_without_
     weighted = torch.nn.functional.cross_entropy(logits, targets, weight, ignore_index=IGNORED)
     assert torch.allclose(PositionLoss(weight)(logits, targets), weighted)  # PyTorch's weighted mean
     assert PositionLoss(weight)(logits, none).item() == 0.0
-    assert _count(targets) == int(keep.sum()) and _count(none) == 0
+    assert count_targets(targets) == int(keep.sum()) and count_targets(none) == 0
     right = logits.argmax(1) == targets
-    assert _correct(logits, targets) == int((right & keep).sum())
+    assert count_correct(logits, targets) == int((right & keep).sum())
 
 
 def test_counting_keeps_its_meaning_for_labels_and_soft_targets():
     out = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
-    assert _count(torch.tensor([0, 1, 1])) == 3 and _correct(out, torch.tensor([0, 1, 1])) == 2
+    assert count_targets(torch.tensor([0, 1, 1])) == 3 and count_correct(out, torch.tensor([0, 1, 1])) == 2
     soft = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7]])
-    assert _count(soft) == 3 and _correct(out, soft) == 2
+    assert count_targets(soft) == 3 and count_correct(out, soft) == 2
 
 
 def test_training_the_dense_backbone_trains_the_models_own_classifier():

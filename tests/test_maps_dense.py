@@ -111,7 +111,8 @@ def test_dense_equals_naive_on_a_300x300_region_of_a_real_tile(tmp_path):
 def test_a_backbone_maps_densely_and_one_patch_gets_the_backbones_own_logits():
     import timm
 
-    from imagefit.maps.dense import DenseBackbone, add_dense_skips
+    from imagefit.maps.dense import DenseBackbone
+    from imagefit.models.dense_skips import add_dense_skips
 
     torch.manual_seed(0)
     model = timm.create_model("test_efficientnet", num_classes=4).eval()
@@ -134,7 +135,7 @@ def test_a_backbone_maps_densely_and_one_patch_gets_the_backbones_own_logits():
 
 
 def test_a_backbone_map_run_saves_and_loads_its_skip_layers(tmp_path):
-    from imagefit.maps.api import load_map_run
+    from imagefit.maps.mapping import load_map_run
     from imagefit.maps.train import train_map
     from tests._tiles import make_tiles
 

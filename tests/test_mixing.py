@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from imagefit.train.class_weights import training_loss
-from imagefit.train.loop import _correct, _count
+from imagefit.train.loop import count_correct, count_targets
 from imagefit.train.mixing import MixedBatches
 
 
@@ -46,7 +46,7 @@ def test_an_epoch_blends_the_same_way_whenever_it_is_run():
 def test_soft_targets_count_once_per_image_and_score_by_their_top_class():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     soft = torch.tensor([[0.7, 0.3], [0.4, 0.6], [0.2, 0.8]])
-    assert _count(soft) == 3 and _correct(logits, soft) == 2
+    assert count_targets(soft) == 3 and count_correct(logits, soft) == 2
 
 
 @pytest.mark.parametrize("weights", ["none", "auto"])

@@ -69,7 +69,7 @@ def test_bundled_weights_map_onto_timm_in_order() -> None:
 def test_dedupe_finds_planted_copies_and_nothing_else(tmp_path: Path) -> None:
     from PIL import Image, ImageOps
 
-    from imagefit.features.dedupe import dedupe
+    from imagefit.search.dedupe import dedupe
 
     folder = tmp_path / "photos"
     folder.mkdir()

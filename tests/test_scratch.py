@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -12,13 +13,19 @@ from safetensors.torch import load_file
 
 from imagefit.errors import ModelError, OptionError
 from imagefit.models.small_cnn import SmallCNN
-from imagefit.runs import load, read_config
-from imagefit.train.callbacks import read_history
-from imagefit.train.scratch import resume_scratch, train_scratch
+from imagefit.runs import load, read_config, read_history
+from imagefit.train import resume, train
 from tests._training import InterruptAt, without_seconds
 from tests.conftest import make_folder
 
 SPEC = "conv4@3-pool2-dense8"
+
+
+def train_scratch(data, **kwargs):
+    """The scratch strategy through the public entry point."""
+    return train(data, "scratch", **kwargs)
+
+
 FAST = {"arch": SPEC, "batch_size": 8, "image_size": 16, "progress": False, "workers": 0, "lr": 0.01}
 
 
@@ -101,7 +108,7 @@ def test_interrupted_then_resumed_equals_an_uninterrupted_run(tmp_path, mixing):
     with pytest.raises(ModelError, match="did not finish"):
         load(run)
     assert [r["epoch"] for r in read_history(run / "history.csv")] == [1]
-    resumed = resume_scratch(run, progress=False, workers=0)
+    resumed = resume(run, progress=False, workers=0)
     a, b = load_file(str(straight.run_dir / "model.safetensors")), load_file(str(run / "model.safetensors"))
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6
     assert without_seconds(read_history(run / "history.csv")) == without_seconds(
@@ -115,8 +122,10 @@ def test_an_existing_run_is_not_overwritten_and_only_scratch_runs_resume(tmp_pat
     train_scratch(data, out=tmp_path / "run", epochs=1, **FAST)
     with pytest.raises(OptionError, match="already holds a training run"):
         train_scratch(data, out=tmp_path / "run", epochs=1, **FAST)
+    (tmp_path / "new").mkdir()
+    shutil.copy(tmp_path / "run" / "config.json", tmp_path / "new" / "config.json")
     with pytest.raises(ModelError, match="nothing to resume"):
-        train_scratch(data, out=tmp_path / "new", epochs=1, resume=True, **FAST)
+        resume(tmp_path / "new", progress=False, workers=0)
 
 
 @pytest.mark.parametrize(

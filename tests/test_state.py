@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from imagefit.errors import ModelError
-from imagefit.train import _state
-from imagefit.train._state import load_state, save_state
+from imagefit.train import state
+from imagefit.train.state import load_state, save_state
 
 
 def test_nested_state_round_trips_exactly(tmp_path):
@@ -56,7 +56,7 @@ def test_a_failed_write_leaves_the_previous_file(tmp_path, monkeypatch):
             fh.write(b"half a file")
         raise OSError("disk full")
 
-    monkeypatch.setattr(_state, "save_file", broken)
+    monkeypatch.setattr(state, "save_file", broken)
     with pytest.raises(OSError, match="disk full"):
         save_state(path, {"epoch": 2})
     assert load_state(path) == {"epoch": 1}

@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from imagefit.errors import ModelError
-from imagefit.models._weights import fit_state_dict, read_state_dict
 from imagefit.models.registry import create_backbone, get_spec
+from imagefit.models.weights import fit_state_dict, read_state_dict
 
 
 def _target() -> dict[str, torch.Tensor]:

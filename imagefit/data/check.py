@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from imagefit._atomic import write_json
+from imagefit.data.atomic import write_json
 from imagefit.data.folders import discover_dataset
 from imagefit.data.images import is_image_file, list_images
 from imagefit.data.probe import FileCheck, probe

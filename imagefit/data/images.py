@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import math
 import os
 import warnings
@@ -27,6 +28,8 @@ _TIFF = frozenset({".tif", ".tiff"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a cut-off file is an error, never half a picture
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # max_pixels() decides
+
+log = logging.getLogger(__name__)
 
 
 class ImageReadError(DataError):
@@ -185,3 +188,8 @@ def _kind(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return "unreadable"
     return "damaged"
+
+
+def warn_skipped(path: str | os.PathLike, reason: str) -> None:
+    """One warning line for a file that could not be used, naming it once."""
+    log.warning("skipped %s", reason if str(path) in reason else f"{path}: {reason}")

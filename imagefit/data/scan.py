@@ -89,7 +89,7 @@ def scan_dataset(
 
     `checks` are verdicts already made (by `imagefit check`), used instead of probing again.
     """
-    from imagefit.features.cache import file_digest
+    from imagefit.data.digests import file_digest
 
     files = [(split, s) for split in SPLITS for s in getattr(dataset, split)]
     scan = DatasetScan(dataset)

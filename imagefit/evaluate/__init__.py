@@ -1,6 +1,6 @@
 """Evaluation of a trained run on labelled images: metrics, confusion matrix, galleries."""
 
-from imagefit.evaluate.api import evaluate
+from imagefit.evaluate.evaluation import evaluate
 from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
 from imagefit.evaluate.report import report, write_report
 

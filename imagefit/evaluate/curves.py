@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from imagefit._figures import pyplot, save_figure
+from imagefit.figures import pyplot, save_figure
 
 PANELS = (("loss", "val_loss", "loss"), ("acc", "val_acc", "accuracy"))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagefit._figures import image_tile, pyplot, save_figure
+from imagefit.figures import image_tile, pyplot, save_figure
 
 GALLERIES = (
     "random_correct",

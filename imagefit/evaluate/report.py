@@ -16,17 +16,15 @@ import time
 from html import escape
 from pathlib import Path
 
-from imagefit import __version__
-from imagefit._atomic import write_text
+from imagefit.data.atomic import write_text
 from imagefit.errors import ModelError
 from imagefit.evaluate.curves import learning_curves
 from imagefit.evaluate.galleries import GALLERIES
-from imagefit.runs import CONFIG, METRICS, read_config
+from imagefit.runs import read_config, read_history
+from imagefit.runs.folder import CONFIG, CURVES, EVALUATION, EVALUATION_DIR, HISTORY, METRICS, REPORT
+from imagefit.version import __version__
 
 log = logging.getLogger(__name__)
-
-REPORT, HISTORY, CURVES = "report.html", "history.csv", "curves.png"
-EVALUATION_DIR, EVALUATION = "evaluation", "evaluation.json"
 
 GALLERY_TITLES = {
     "random_correct": "Random correct",
@@ -97,8 +95,6 @@ def _read_json(path: Path) -> dict:
 
 
 def _history(run_dir: Path) -> list[dict]:
-    from imagefit.train.callbacks.history import read_history
-
     path = run_dir / HISTORY
     try:
         return read_history(path) if path.is_file() else []

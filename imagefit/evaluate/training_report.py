@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.data.folders import Dataset, Sample
-from imagefit.evaluate.api import write_evaluation
+from imagefit.evaluate.evaluation import write_evaluation
 from imagefit.evaluate.report import EVALUATION_DIR, REPORT, write_report
 from imagefit.inference.classifier import Classifier, Predictions
 

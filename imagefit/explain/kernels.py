@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from imagefit._figures import printable, pyplot, save_figure
 from imagefit.data.images import open_image
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import ModelError, OptionError
+from imagefit.figures import printable, pyplot, save_figure
 
 
 def first_conv(model: nn.Module) -> tuple[str, nn.Conv2d]:

@@ -1,6 +1,6 @@
 """Features: pre-logits embeddings of images, extracted fast and cached by file content."""
 
-from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
+from imagefit.features.cache import FeatureCache, cache_root, model_key
 from imagefit.features.engines import make_engine
 from imagefit.features.extract import FeatureExtractor, Features
 
@@ -9,7 +9,6 @@ __all__ = [
     "FeatureExtractor",
     "Features",
     "cache_root",
-    "file_digest",
     "make_engine",
     "model_key",
 ]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imagefit._atomic import write_json
+from imagefit.data.atomic import write_json
 from imagefit.features.cache import cache_root
 from imagefit.features.engines import Engine, build_engine
 

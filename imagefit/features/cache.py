@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import logging
@@ -14,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imagefit._atomic import write_with
+from imagefit.data.atomic import write_with
+from imagefit.data.digests import DIGEST_BYTES
 
 log = logging.getLogger(__name__)
 
-_DIGEST_BYTES = 16
 _STALE_SECONDS = 3600
 
 
@@ -26,21 +25,6 @@ def cache_root() -> Path:
     """$IMAGEFIT_CACHE, else ~/.cache/imagefit."""
     env = os.environ.get("IMAGEFIT_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "imagefit"
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """Content hash of a file (BLAKE2b, 128 bits, hex); remembered while the file stays unchanged."""
-    st = os.stat(path)
-    return _digest(os.fspath(path), st.st_size, st.st_mtime_ns, st.st_ino)
-
-
-@functools.lru_cache(maxsize=100_000)
-def _digest(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    h = hashlib.blake2b(digest_size=_DIGEST_BYTES)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def model_key(model: torch.nn.Module, data_config: dict, layer: str = "pre-logits") -> str:
@@ -116,7 +100,7 @@ class FeatureCache:
 
         arrays = {
             "digests": np.frombuffer(b"".join(bytes.fromhex(d) for d in digests), np.uint8).reshape(
-                len(digests), _DIGEST_BYTES
+                len(digests), DIGEST_BYTES
             ),
             "features": np.ascontiguousarray(vectors, dtype=np.float32),
         }
@@ -128,7 +112,7 @@ class FeatureCache:
 
 
 def _checksum(digests: np.ndarray, vectors: np.ndarray) -> str:
-    h = hashlib.blake2b(digest_size=_DIGEST_BYTES)
+    h = hashlib.blake2b(digest_size=DIGEST_BYTES)
     h.update(np.ascontiguousarray(digests).tobytes())
     h.update(np.ascontiguousarray(vectors, dtype=np.float32).tobytes())
     return h.hexdigest()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imagefit._atomic import write_with
+from imagefit.data.atomic import write_with
 from imagefit.errors import ModelError, OptionError
 from imagefit.models.defaults import ENGINES, OPENVINO_ENGINES, TORCH_ENGINES
 
@@ -100,7 +100,7 @@ def _load_cached(net: torch.nn.Module, input_size: tuple[int, int, int], path: P
         return load(path)
 
 
-def onnx_session(path: str | Path):
+def onnx_session(path: str | Path, threads: int | None = None):
     """An ONNX Runtime CPU session tuned for sharing the cores with decode workers.
 
     Its threads sleep instead of spinning between operators: spinning doubled the time of a
@@ -109,7 +109,7 @@ def onnx_session(path: str | Path):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -128,10 +128,14 @@ def export_onnx(
     dynamic_batch: bool = True,
     batch: int = 1,
     metadata: dict[str, str] | None = None,
+    axes: dict | None = None,
 ) -> None:
-    """Write `net` as an ONNX graph (input 'images', one output) atomically, with optional metadata."""
+    """Write `net` as an ONNX graph (input 'images', one output) atomically, with optional metadata.
+
+    `axes` names free axes of the input and output beyond the batch (e.g. height and width)."""
     dummy = torch.zeros(batch, *input_size)
-    axes = {"images": {0: "batch"}, output: {0: "batch"}} if dynamic_batch else None
+    if axes is None:
+        axes = {"images": {0: "batch"}, output: {0: "batch"}} if dynamic_batch else None
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from imagefit.data.digests import file_digest
 from imagefit.data.images import os_reason
 from imagefit.data.loader import default_workers, iterate_batches
 from imagefit.features.autotune import architecture_key, choose_engine, remembered
-from imagefit.features.cache import FeatureCache, cache_root, file_digest, model_key
+from imagefit.features.cache import FeatureCache, cache_root, model_key
 from imagefit.features.engines import TORCH_ENGINES, make_engine
 from imagefit.features.layers import PRE_LOGITS, Embedding, embedding_dim
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagefit._atomic import write_json, write_with
+from imagefit.data.atomic import write_json, write_with
 from imagefit.errors import DataError
 
 FORMAT = "imagefit-embeddings"

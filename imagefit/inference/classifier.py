@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imagefit._atomic import write_with
-from imagefit.data.images import is_image_file, list_images
+from imagefit.data.atomic import write_with
+from imagefit.data.images import warn_skipped
+from imagefit.data.paths import collect_inputs
 from imagefit.errors import DataError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.features.layers import VIEWS
@@ -56,25 +57,6 @@ class Predictions:
                     writer.writerow({k: f"{v:.6f}" if isinstance(v, float) else v for k, v in row.items()})
 
         write_with(target, write)
-
-
-def collect_inputs(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand files and folders (recursively, sorted) into image paths; a missing path is an error."""
-    paths: list[Path] = []
-    for item in inputs:
-        item = Path(item)
-        if not item.exists():
-            raise DataError(f"{item} does not exist: give image files or folders of images")
-        if item.is_dir():
-            found = list_images(item)
-            if not found:
-                raise DataError(f"{item} holds no image files (.jpg, .png, ...)")
-            paths.extend(found)
-        elif is_image_file(item):
-            paths.append(item)
-        else:
-            raise DataError(f"{item} is not an image file (.jpg, .png, ...)")
-    return paths
 
 
 TTA_VIEWS = {False: ("image",), "flip": ("image", "mirror"), "crops": VIEWS}
@@ -155,5 +137,5 @@ class Classifier:
         kept = [p for p, good in zip(features.paths, features.ok, strict=True) if good]
         probs = self.probabilities(features.vectors) if kept else np.zeros((0, len(self.classes)))
         for path, reason in features.errors:
-            log.warning("skipped %s", reason if str(path) in reason else f"{path}: {reason}")
+            warn_skipped(path, reason)
         return Predictions(self.classes, kept, probs, features.errors)

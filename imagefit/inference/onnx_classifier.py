@@ -11,9 +11,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from imagefit.data.loader import iterate_batches
+from imagefit.data.paths import collect_inputs
 from imagefit.errors import ModelError, OptionError
 from imagefit.features.engines import onnx_session
-from imagefit.inference.classifier import Predictions, collect_inputs
+from imagefit.inference.classifier import Predictions
 
 
 class OnnxClassifier:

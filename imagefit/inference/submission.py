@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagefit._atomic import write_with
+from imagefit.data.atomic import write_with
 from imagefit.errors import DataError, OptionError
 from imagefit.inference.classifier import Predictions
 

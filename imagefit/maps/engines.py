@@ -6,14 +6,16 @@ the logits of the patch whose top-left corner is at each position.
 
 from __future__ import annotations
 
-import io
 import logging
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from imagefit.errors import OptionError
+from imagefit.features.engines import export_onnx, onnx_session
 from imagefit.maps.dense import DenseSmallCNN, dense_model
 from imagefit.models.small_cnn import SmallCNN
 
@@ -71,22 +73,16 @@ class OnnxDenseEngine:
     exact, margin, reduction = True, 0, 1
 
     def __init__(self, model: nn.Module, patch: int, threads: int | None = None):
-        import onnxruntime as ort
-
         net = dense_model(model, patch).eval()
-        buffer = io.BytesIO()
-        axes = {"x": {2: "h", 3: "w"}, "logits": {2: "rows", 3: "cols"}}
-        with torch.no_grad():
-            torch.onnx.export(
-                net, torch.zeros(1, 3, patch + 8, patch + 8), buffer, input_names=["x"],
-                output_names=["logits"], dynamic_axes=axes, opset_version=17, dynamo=False,
-            )  # fmt: skip
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        side = patch + 8
+        axes = {"images": {2: "h", 3: "w"}, "logits": {2: "rows", 3: "cols"}}
+        with tempfile.TemporaryDirectory(prefix="imagefit-map-") as tmp:
+            path = Path(tmp) / "dense.onnx"
+            export_onnx(net, (3, side, side), path, output="logits", dynamic_batch=False, axes=axes)
+            self.session = onnx_session(path, threads)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"x": x})[0][0]
+        return self.session.run(None, {"images": x})[0][0]
 
 
 def make_engine(model: nn.Module, patch: int, naive: bool = False, engine: str = "auto"):

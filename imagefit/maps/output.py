@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from imagefit._atomic import write_with
-from imagefit._figures import pyplot, save_figure
+from imagefit.data.atomic import write_with
+from imagefit.figures import pyplot, save_figure
 from imagefit.maps.key import ThemeKey
 from imagefit.maps.predict import ThemeMap
 

@@ -14,144 +14,104 @@ checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from imagefit._atomic import write_json
-from imagefit.errors import ModelError, OptionError
 from imagefit.inference.classifier import Classifier
 from imagefit.maps.crops import CropBatches, CropSource, PositionLoss, fixed_crop_batches
-from imagefit.maps.dense import DenseBackbone, add_dense_skips
+from imagefit.maps.dense import DenseBackbone
 from imagefit.maps.display_map import DisplayMap
+from imagefit.maps.options import MapTrainOptions
 from imagefit.maps.patches import PatchBatches, PatchSource, fixed_batches, load_labelled_patches
 from imagefit.maps.tiles import Roi, TileSet
-from imagefit.models.small_cnn import SmallCNN, parse_spec
-from imagefit.runs import CONFIG, RunConfig, save_run
-from imagefit.train.callbacks import Checkpoint, HistoryCSV, NaNGuard, ProgressBar, load_weights
-from imagefit.train.callbacks.checkpoint import BEST
-from imagefit.train.finetune import coarse_groups, parse_stages
+from imagefit.models.build import model_record
+from imagefit.models.dense_skips import add_dense_skips
+from imagefit.models.small_cnn import SmallCNN
+from imagefit.runs import RunConfig
+from imagefit.train.epochs import default_callbacks, fit_epochs
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.optim import OptimSpec
-from imagefit.train.scratch import CHECKPOINTS, _run_dir
-from imagefit.train.stages import Stage
+from imagefit.train.run import Strategy, TrainResult, run_training
+from imagefit.train.stages import Stage, coarse_groups, parse_stages
 
 log = logging.getLogger(__name__)
 
-SCRATCH_PATCH, PRETRAINED_PATCH = 28, 32
-PRETRAINED_CROP = 192
-# A backbone's validation crops hold ~800,000 positions: their accuracy is a steady guide, while
-# their loss grows with confidence in regions whose labels are ambiguous (measured: val_loss rose
-# from epoch 2 of 8 while val_acc and the held-out maps kept improving).
-MONITORS = ("val_loss", "val_acc")
 
+class MapStrategy(Strategy):
+    """A patch classifier trained on tiles; the validation tile's ROI is mapped after every epoch."""
 
-@dataclass
-class MapTrainOptions:
-    """How a map-train run trains; saved in config.json."""
+    name = "map"
 
-    model: str = "larger_model"
-    patch: int | None = None  # None: 28 for small CNNs, 32 for backbones
-    epochs: int = 5
-    steps: int = 200  # batches per epoch
-    batch_size: int | None = None  # None: 64 patches (small CNNs), 8 crops (backbones)
-    crop: int | None = None  # backbones: training crop side; None: 192
-    lr: float | None = None  # None: 1e-3 (scratch), 5e-4 (pretrained)
-    optimizer: str = "adamw"
-    balance: bool = False
-    augment: bool = True
-    ignore: int | None = None
-    valid_patches: int = 2000  # small CNNs; backbones validate on valid_patches // 64 crops
-    roi: Roi | None = None  # validation map region; None: the first 300x300 pixels
-    weights: str = "auto"
-    stages: str | None = None  # backbones: finetune stages; None: the last 4 block groups, all epochs
-    monitor: str | None = None  # the best epoch by: None: val_loss (small CNNs), val_acc (backbones)
+    def __init__(self, options: MapTrainOptions, train: list[str], valid: str, **run):
+        super().__init__(options, **run)
+        self.train_refs, self.valid_ref = list(train), valid
 
-    def __post_init__(self) -> None:
-        if self.batch_size is None:
-            self.batch_size = 64 if self.scratch else 8
-        if self.epochs < 1 or self.steps < 1 or self.batch_size < 1 or self.valid_patches < 1:
-            raise OptionError("epochs, steps, batch size and validation patches must be at least 1")
-        if self.patch is None:
-            self.patch = SCRATCH_PATCH if self.scratch else PRETRAINED_PATCH
-        if self.crop is None and not self.scratch:
-            self.crop = max(PRETRAINED_CROP, self.patch)
-        if self.monitor is None:
-            self.monitor = "val_loss" if self.scratch else "val_acc"
-        if self.monitor not in MONITORS:
-            raise OptionError(f"--monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
-        if self.crop is not None and self.crop < self.patch:
-            raise OptionError(f"--crop {self.crop} must be at least the patch size {self.patch}")
-        if self.lr is None:
-            self.lr = 1e-3 if self.scratch else 5e-4
+    def read_data(self, data) -> TileSet:
+        tileset = TileSet(data, self.options.ignore)
+        self.roi = self.options.roi or _default_roi(tileset, self.valid_ref)
+        return tileset
 
-    @property
-    def scratch(self) -> bool:
-        try:
-            parse_spec(self.model)
-        except ModelError:
-            return False
-        return True
+    def build(self, data, tileset: TileSet):
+        seed_everything(self.seed)
+        return _model_and_config(tileset, self.options, self.seed, self.train_refs, self.valid_ref, self.roi)
 
+    def fit(self, folder, tileset: TileSet, model, config, resume):
+        opts, seed, train, valid = self.options, self.seed, self.train_refs, self.valid_ref
+        data_config = config.data_config
+        if opts.scratch:
+            net = model
+            source, batches, valid_batches = _data(tileset, opts, train, valid, data_config, seed)
+        else:  # a backbone trains as the dense network it maps with
+            net = DenseBackbone(model, opts.patch)
+            source, batches, valid_batches = _crop_data(tileset, opts, train, valid, data_config, seed)
+        display = DisplayMap(tileset, valid, self.roi, opts.patch, data_config, folder.maps)
+        callbacks = default_callbacks(folder, self.progress, monitor=opts.monitor, extra=[display])
+        trainer = Trainer(
+            net, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr),
+            stages=_stages(model, opts),
+            callbacks=_display_before_progress(callbacks), device=self.device, seed=seed,
+            loss=None if opts.scratch else _position_loss(source, opts),
+            eval_loss=None if opts.scratch else PositionLoss(),  # validation: the plain, unweighted loss
+        )  # fmt: skip
+        best = fit_epochs(trainer, folder, resume)
+        scores = trainer.evaluate(valid_batches)
+        net = trainer.model.cpu().eval()
+        model = net if opts.scratch else net.model
+        metrics = {
+            "valid_patches": {"n": scores["n"], "loss": scores["loss"], "accuracy": scores["acc"]},
+            "valid_map": {"ref": valid, "roi": [list(p) for p in self.roi], **display.evaluate(net)},
+            "best": best,
+            "epochs": trainer.epoch,
+            "train_patches_available": source.positions,
+        }
+        return Classifier(model, tileset.classes, data_config, {"run": str(folder.path)}), metrics
 
-@dataclass
-class MapTrainResult:
-    run_dir: Path
-    metrics: dict
-    classifier: Classifier
+    def predict_test(self, folder, classifier, tileset) -> None:
+        """Map runs have no test images: `imagefit map` maps tiles."""
+
+    def report(self, folder, classifier, tileset) -> None:
+        """The maps drawn after every epoch (RUN/maps/) are the map run's report."""
 
 
 def train_map(
     tiles: str | Path, train: list[str], valid: str, out: str | Path | None = None, seed: int = 0,
     progress: bool = True, device: str | None = None, **options,
-) -> MapTrainResult:  # fmt: skip
+) -> TrainResult:  # fmt: skip
     """Train a patch classifier on tiles `train`, validated (and mapped each epoch) on tile `valid`."""
-    started = time.perf_counter()
-    opts = MapTrainOptions(**options)
-    tileset = TileSet(tiles, opts.ignore)
-    roi = opts.roi or _default_roi(tileset, valid)
-    seed_everything(seed)
-    model, data_config, config = _model_and_config(tileset, opts, seed, train, valid, roi)
-    if opts.scratch:
-        net = model
-        source, batches, valid_batches = _data(tileset, opts, train, valid, data_config, seed)
-    else:  # a backbone trains as the dense network it maps with
-        net = DenseBackbone(model, opts.patch)
-        source, batches, valid_batches = _crop_data(tileset, opts, train, valid, data_config, seed)
-    run_dir = _run_dir(out, resume=False) if out is not None else _new_dir()
-    write_json(run_dir / CONFIG, asdict(config))
-    display = DisplayMap(tileset, valid, roi, opts.patch, data_config, run_dir / "maps")
-    checkpoint = Checkpoint(run_dir / CHECKPOINTS, monitor=opts.monitor)
-    callbacks = [NaNGuard(), HistoryCSV(run_dir / "history.csv"), checkpoint, display]
-    callbacks.append(ProgressBar(disable=not progress))
-    loss = None if opts.scratch else _position_loss(source, opts)
-    trainer = Trainer(
-        net, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr), stages=_stages(model, opts),
-        callbacks=callbacks, device=device, seed=seed, loss=loss,
-        eval_loss=None if opts.scratch else PositionLoss(),  # validation: the plain, unweighted loss
-    )  # fmt: skip
-    trainer.fit()
-    if trainer.epoch == 0:
-        raise OptionError(trainer.stop_reason or "training stopped before the first epoch ended")
-    best = load_weights(run_dir / CHECKPOINTS / BEST, trainer.model)
-    scores = trainer.evaluate(valid_batches)
-    net = trainer.model.cpu().eval()
-    model = net if opts.scratch else net.model
-    metrics = {
-        "valid_patches": {"n": scores["n"], "loss": scores["loss"], "accuracy": scores["acc"]},
-        "valid_map": {"ref": valid, "roi": [list(p) for p in roi], **display.evaluate(net)},
-        "best": best,
-        "epochs": trainer.epoch,
-        "train_patches_available": source.positions,
-        "seconds": {"total": round(time.perf_counter() - started, 3)},
-    }
-    classifier = Classifier(model, tileset.classes, data_config, {"run": str(run_dir)})
-    save_run(run_dir, classifier, config, metrics)
-    return MapTrainResult(run_dir, metrics, classifier)
+    strategy = MapStrategy(
+        MapTrainOptions(**options), train, valid, seed=seed, progress=progress, device=device
+    )
+    return run_training(strategy, tiles, out)
+
+
+def _display_before_progress(callbacks: list) -> list:
+    """The validation map is drawn before the progress bar closes the epoch's line (as before)."""
+    display = callbacks.pop()
+    return [*callbacks[:-1], display, callbacks[-1]]
 
 
 def _stages(model: nn.Module, opts: MapTrainOptions) -> list[Stage]:
@@ -218,6 +178,7 @@ def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train,
     config = RunConfig(
         backbone=backbone, arch=arch, weights=weights, classes=tileset.classes, data_config=data_config,
         strategy="map", seed=seed, data=str(tileset.root.resolve()), layout="tiles", options=options,
+        model=model_record(model, arch),
     )  # fmt: skip
     return model, data_config, config
 
@@ -225,9 +186,3 @@ def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train,
 def _default_roi(tileset: TileSet, ref: str) -> Roi:
     tile = tileset.tile(ref)
     return ((0, 0), (min(300, tile.width), min(300, tile.height)))
-
-
-def _new_dir() -> Path:
-    from imagefit.runs import new_run_dir
-
-    return new_run_dir(prefix="map")

@@ -11,13 +11,13 @@ import torch
 from timm.data import resolve_model_data_config
 
 from imagefit.errors import ModelError
-from imagefit.models._weights import (
+from imagefit.models.defaults import DEFAULT_BACKBONE
+from imagefit.models.weights import (
     distribution_version,
     fit_state_dict,
     packaged_weights_file,
     read_state_dict,
 )
-from imagefit.models.defaults import DEFAULT_BACKBONE
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """Training: strategies that turn a dataset folder into a run folder."""
 
-from imagefit.train.api import TrainResult, resume, train
+from imagefit.train.run import TrainResult
+from imagefit.train.strategies import resume, train
 
 __all__ = ["TrainResult", "resume", "train"]

@@ -1,7 +1,8 @@
-"""The linear strategy's head: logistic regression on frozen features, folded into a torch Linear."""
+"""The linear strategy: logistic regression on frozen, cached features, folded into a torch Linear."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
+
+from imagefit.errors import OptionError
+from imagefit.features.extract import FeatureExtractor
+from imagefit.inference.classifier import Classifier
+from imagefit.models.registry import create_backbone, get_spec
+from imagefit.train import distributed
+from imagefit.train.extraction import check_classes, embed_in_shares, extract_split, labels_of, split_scores
+from imagefit.train.run import Strategy, backbone_config, saved_options
 
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
 
@@ -89,3 +98,68 @@ def load_head(model: torch.nn.Module, head: LinearHead) -> None:
     with torch.no_grad():
         fc.weight.copy_(torch.from_numpy(head.weight))
         fc.bias.copy_(torch.from_numpy(head.bias))
+
+
+class LinearStrategy(Strategy):
+    """Features of the backbone extracted once (cached), a logistic-regression head fitted on them."""
+
+    name = "linear"
+
+    def check(self) -> None:
+        get_spec(self.options.model)  # a wrong name fails before the dataset is scanned
+
+    def build(self, data, dataset):
+        opts = self.options
+        torch.manual_seed(self.seed)  # an untrained backbone starts the same for the same seed
+        self.backbone = create_backbone(opts.model, opts.weights, image_size=opts.image_size)
+        saved = saved_options(opts, batch_size=self.batch_size)
+        return self.backbone.model, backbone_config(self.backbone, dataset, self.name, self.seed, data, saved)
+
+    @property
+    def batch_size(self) -> int:
+        return 32 if self.options.batch_size is None else self.options.batch_size
+
+    def extract_options(self) -> dict:
+        opts = self.options
+        return {
+            "engine": opts.engine,
+            "batch_size": self.batch_size,
+            "workers": self.workers,
+            "cache": opts.cache,
+            "progress": self.progress,
+        }
+
+    def fit(self, folder, dataset, model, config, resume):
+        started, opts, backbone = time.perf_counter(), self.options, self.backbone
+        extractor = FeatureExtractor(model, backbone.data_config, **self.extract_options())
+        if distributed.active():
+            if not opts.cache:
+                raise OptionError(
+                    "distributed feature extraction shares vectors through the cache: drop --no-cache"
+                )
+            embed_in_shares(extractor, [s.path for s in [*dataset.train, *dataset.valid, *dataset.test]])
+            if not distributed.is_main():
+                return None, {}  # rank 0 fits
+        train_f = extract_split(extractor, dataset.train, "train")
+        valid_f = extract_split(extractor, dataset.valid, "valid")
+        features_done = time.perf_counter()
+        x, y = train_f.vectors, labels_of(dataset.train, train_f)
+        check_classes(dataset.classes, y, dataset.root)
+        n = len(dataset.classes)
+        head = fit_linear_head(x, y, n, self.seed, self.progress, balanced=opts.class_weights == "auto")
+        model.reset_classifier(n)
+        load_head(model, head)
+        meta = {"backbone": backbone.spec.name, "arch": backbone.spec.arch, "weights": backbone.weights}
+        classifier = Classifier(model, dataset.classes, backbone.data_config, meta)
+        metrics = {
+            "train": split_scores(classifier, train_f, y),
+            "valid": split_scores(classifier, valid_f, labels_of(dataset.valid, valid_f)),
+            "head": {"C": head.C, "cv_log_loss": {str(k): v for k, v in head.cv_loss.items()}},
+            "features": {
+                "reused": train_f.reused + valid_f.reused,
+                "computed": train_f.computed + valid_f.computed,
+            },
+            "skipped": [{"path": str(p), "reason": r} for p, r in train_f.errors + valid_f.errors],
+            "seconds": {"features": round(features_done - started, 3)},
+        }
+        return classifier, metrics

@@ -21,16 +21,17 @@ import torch
 from torch import nn
 
 from imagefit.errors import ModelError, OptionError
+from imagefit.runs.folder import CHECKPOINTS
+from imagefit.runs.folder import LAST as LAST_CHECKPOINT
 from imagefit.train import distributed
-from imagefit.train._state import load_state
 from imagefit.train.optim import OptimSpec, make_optimizer, make_schedule
 from imagefit.train.stages import Stage, freeze_except, frozen_norms_to_eval, param_groups
+from imagefit.train.state import load_state
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end")
-LAST_CHECKPOINT = "last.safetensors"
 
 __all__ = ["OptimSpec", "Stage", "Trainer", "make_optimizer", "make_schedule", "seed_everything"]
 
@@ -206,7 +207,7 @@ class Trainer:
             self._call("on_batch_begin", {"batch": i, "size": len(y)})
             lr = _max_lr(self.optimizer)
             loss, correct = self._train_step(x, y)
-            totals += (loss * _count(y), correct, _count(y))
+            totals += (loss * count_targets(y), correct, count_targets(y))
             loss_mean, acc = totals[:2] / max(totals[2], 1)
             logs = {"batch": i, "size": len(y), "batch_loss": loss, "loss": loss_mean, "acc": acc, "lr": lr}
             self._call("on_batch_end", logs)
@@ -238,7 +239,7 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
         self.scheduler.step()
-        return float(loss.detach()), _correct(out.detach(), y)
+        return float(loss.detach()), count_correct(out.detach(), y)
 
     def evaluate(self, data: Iterable) -> dict:
         """Mean loss and accuracy of the model (in eval mode) over batches of (x, y), and their count."""
@@ -250,7 +251,7 @@ class Trainer:
                 with self._autocast():
                     out = self.model(x)
                 loss = self.eval_loss_fn(out.float(), y)
-                totals += (float(loss) * _count(y), _correct(out, y), _count(y))
+                totals += (float(loss) * count_targets(y), count_correct(out, y), count_targets(y))
         if getattr(data, "sharded", False):  # each rank saw its share: add them up
             totals = distributed.all_sum(totals, "evaluation metrics")
         return {"loss": _mean(totals[0], totals[2]), "acc": _mean(totals[1], totals[2]), "n": int(totals[2])}
@@ -292,7 +293,7 @@ def _distribute(shard: bool, *datasets) -> None:
 def find_checkpoint(path: str | Path) -> Path:
     """The last checkpoint: `path` itself, or last.safetensors in it or in its checkpoints/ folder."""
     path = Path(path)
-    for candidate in (path, path / LAST_CHECKPOINT, path / "checkpoints" / LAST_CHECKPOINT):
+    for candidate in (path, path / LAST_CHECKPOINT, path / CHECKPOINTS / LAST_CHECKPOINT):
         if candidate.is_file():
             return candidate
     raise ModelError(f"no checkpoint in {path}: expected {LAST_CHECKPOINT} (was the run started?)")
@@ -316,14 +317,14 @@ def _steps_per_epoch(data: Iterable) -> int:
         raise OptionError("training batches need a length (a DataLoader, a list) for the schedule") from exc
 
 
-def _correct(out: torch.Tensor, y: torch.Tensor) -> int:
+def count_correct(out: torch.Tensor, y: torch.Tensor) -> int:
     """Right predictions: class indices (a negative index is ignored), or soft targets' top classes."""
     if y.is_floating_point():
         return int((out.argmax(1) == y.argmax(1)).sum())
     return int(((out.argmax(1) == y) & (y >= 0)).sum())
 
 
-def _count(y: torch.Tensor) -> int:
+def count_targets(y: torch.Tensor) -> int:
     """Targets in a batch: one per sample, or per labelled position of dense (per-pixel) targets."""
     return len(y) if y.is_floating_point() or y.ndim == 1 else int((y >= 0).sum())
 

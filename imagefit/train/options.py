@@ -33,8 +33,6 @@ class TrainOptions:
             raise OptionError(
                 f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weights!r}"
             )
-        if not 0 <= self.valid_pct < 1:
-            raise OptionError(f"--valid-pct must be in [0, 1), got {self.valid_pct}")
         if self.batch_size is not None and self.batch_size < 1:
             raise OptionError(f"--batch-size must be at least 1, got {self.batch_size}")
         if self.image_size is not None and self.image_size < 8:
@@ -116,6 +114,7 @@ class FinetuneOptions(EpochOptions):
 
     model: str = DEFAULT_BACKBONE
     weights: str = "auto"
+    engine: str = "auto"  # extracts the probe's features and predicts after training
     stages: str = DEFAULT_STAGES  # head|topN|all:EPOCHS:LR, each stage at its own rate
     optimizer: str = "adamw"
     weight_decay: float = 0.01

@@ -9,9 +9,11 @@ running statistics do not move either.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from timm.models import group_parameters
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -90,3 +92,55 @@ def frozen_norms_to_eval(model: nn.Module) -> None:
 
 def _under(name: str, prefixes: tuple[str, ...]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+_STAGE = re.compile(r"^(head|top(\d+)|all):(\d+):([0-9.eE+-]+)$")
+
+
+def parse_stages(spec: str, n_groups: int, groups: list[list[str]] | None = None) -> list[Stage]:
+    """Stages from a spec; with `groups` (parameter names per coarse group), trainable pickers too."""
+    stages = []
+    for token in [t.strip() for t in spec.split(",") if t.strip()]:
+        m = _STAGE.match(token)
+        if not m:
+            raise OptionError(
+                f"bad stage {token!r} in --stages: write head|topN|all:EPOCHS:LR, e.g. head:1:2e-3"
+            )
+        kind, top, epochs, lr = m.group(1), m.group(2), int(m.group(3)), float(m.group(4))
+        depth = 0 if kind == "head" else (n_groups - 1 if kind == "all" else int(top))
+        if depth > n_groups - 1:
+            raise OptionError(
+                f"stage {token!r} unfreezes {depth} block groups but the model has {n_groups - 1}"
+            )
+        stages.append(Stage(token, epochs, lr, _picker(groups, depth) if groups else None))
+    if not stages:
+        raise OptionError("--stages is empty: give at least one stage, e.g. head:1:2e-3")
+    return stages
+
+
+def _picker(groups: list[list[str]], depth: int):
+    """Trainable groups: the classifier at the stage rate, `depth` groups below at falling rates."""
+    chosen = groups[len(groups) - 1 - depth :]
+
+    def pick(model) -> list[dict]:
+        params = dict(model.named_parameters())
+        out = []
+        for i, names in enumerate(chosen):
+            scale = 0.1 ** ((len(chosen) - 1 - i) / max(1, len(chosen) - 1)) if len(chosen) > 1 else 1.0
+            out.append({"params": [params[n] for n in names], "lr_scale": scale})
+        return out
+
+    return pick
+
+
+def coarse_groups(model) -> list[list[str]]:
+    """timm's coarse parameter groups in network order, the classifier last and alone."""
+    grouped = group_parameters(model, model.group_matcher(coarse=True))
+    groups = [list(names) for _, names in sorted(grouped.items())]
+    head = {n for n, _ in model.get_classifier().named_parameters(prefix=_classifier_name(model))}
+    body = [[n for n in g if n not in head] for g in groups]
+    return [g for g in body if g] + [sorted(head)]
+
+
+def _classifier_name(model) -> str:
+    return next(name for name, module in model.named_modules() if module is model.get_classifier())

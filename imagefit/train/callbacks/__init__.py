@@ -5,7 +5,7 @@ from imagefit.train.callbacks.base import Callback
 from imagefit.train.callbacks.checkpoint import Checkpoint, load_weights
 from imagefit.train.callbacks.early_stopping import EarlyStopping
 from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
-from imagefit.train.callbacks.history import HistoryCSV, read_history
+from imagefit.train.callbacks.history import HistoryCSV
 from imagefit.train.callbacks.nan_guard import NaNGuard
 from imagefit.train.callbacks.progress import ProgressBar
 
@@ -18,5 +18,4 @@ __all__ = [
     "NaNGuard",
     "ProgressBar",
     "load_weights",
-    "read_history",
 ]

@@ -8,12 +8,11 @@ from pathlib import Path
 
 from torch import nn
 
-from imagefit.train._state import load_state, save_state
+from imagefit.runs.folder import BEST, LAST
 from imagefit.train.callbacks.base import Callback
+from imagefit.train.state import load_state, save_state
 
 log = logging.getLogger(__name__)
-
-BEST, LAST = "best.safetensors", "last.safetensors"
 
 
 class Checkpoint(Callback):

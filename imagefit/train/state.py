@@ -17,7 +17,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from imagefit._atomic import write_with
+from imagefit.data.atomic import write_with
 from imagefit.errors import ModelError
 
 _KEY = "imagefit_state"

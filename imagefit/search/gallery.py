@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from imagefit._figures import image_tile, pyplot, save_figure
+from imagefit.figures import image_tile, pyplot, save_figure
 
 
 def neighbour_gallery(results: list[dict], out: str | os.PathLike, thumb: float = 1.8) -> Path:

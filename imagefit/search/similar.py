@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
+from imagefit.data.digests import file_digest
 from imagefit.errors import DataError, OptionError
-from imagefit.features.cache import file_digest
-from imagefit.features.embed import make_extractor
 from imagefit.features.neighbours import NeighbourIndex
 from imagefit.features.store import EmbeddingSet, load_embeddings
+from imagefit.search.embed import make_extractor
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def similar(
             }
         )
     if out is not None:
-        from imagefit.features.gallery import neighbour_gallery
+        from imagefit.search.gallery import neighbour_gallery
 
         neighbour_gallery(results, out)
     return results

@@ -6,48 +6,20 @@ import logging
 import os
 from pathlib import Path
 
-import torch
-
-from imagefit.errors import ModelError
+from imagefit.data.images import warn_skipped
 from imagefit.features.extract import FeatureExtractor
 from imagefit.features.layers import PRE_LOGITS
 from imagefit.features.store import EmbeddingSet, save_embeddings
+from imagefit.runs import open_model
 
 log = logging.getLogger(__name__)
-
-
-def model_source(
-    model_or_run: str | os.PathLike, weights: str | Path = "auto"
-) -> tuple[torch.nn.Module, dict, dict]:
-    """(model, data_config, description) for a backbone name or a run folder."""
-    path = Path(model_or_run)
-    if path.is_dir():
-        from imagefit.runs import load
-
-        classifier = load(path)
-        info = {"source": str(path.resolve()), **classifier.info}
-        return classifier.model, classifier.data_config, info
-    if os.sep in str(model_or_run) or str(model_or_run).startswith("."):
-        raise ModelError(f"{model_or_run} is neither a run folder nor a backbone name")
-    from imagefit.models.registry import create_backbone
-
-    backbone = create_backbone(str(model_or_run), weights)
-    info = {
-        "source": backbone.spec.name,
-        "backbone": backbone.spec.name,
-        "arch": backbone.spec.arch,
-        "weights": backbone.weights,
-    }
-    if isinstance(weights, Path):
-        info["weights_file"] = str(weights.resolve())
-    return backbone.model, backbone.data_config, info
 
 
 def make_extractor(
     model_or_run, weights="auto", layer=PRE_LOGITS, pool="avg", flip=False, **options
 ) -> tuple[FeatureExtractor, dict]:
     """An extractor for a model source, and the record of it that embedding files carry."""
-    model, data_config, info = model_source(model_or_run, weights)
+    model, data_config, info = open_model(model_or_run, weights)
     extractor = FeatureExtractor(model, data_config, layer=layer, pool=pool, flip=flip, **options)
     record = {
         **info,
@@ -71,14 +43,14 @@ def features(
     **options,
 ) -> EmbeddingSet:
     """Embeddings of every image under `folder` (recursively, sorted); written to `out` if given."""
-    from imagefit.inference.classifier import collect_inputs
+    from imagefit.data.paths import collect_inputs
 
     folder = Path(folder)
     paths = collect_inputs([folder])
     extractor, record = make_extractor(model_or_run, weights, layer, pool, flip, **options)
     result = extractor(paths, desc="features")
     for path, reason in result.errors:
-        log.warning("skipped %s", reason if str(path) in reason else f"{path}: {reason}")
+        warn_skipped(path, reason)
     base = folder if folder.is_dir() else folder.parent
     kept = [p for p, ok in zip(result.paths, result.ok, strict=True) if ok]
     data = EmbeddingSet(

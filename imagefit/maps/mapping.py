@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagefit._atomic import write_json
+from imagefit.data.atomic import write_json
 from imagefit.errors import DataError, ModelError
 from imagefit.maps.engines import make_engine
 from imagefit.maps.key import ThemeKey

@@ -8,19 +8,19 @@ from pathlib import Path
 
 import numpy as np
 
-from imagefit._atomic import write_json, write_text
+from imagefit.data.atomic import write_json, write_text
 from imagefit.data.folders import discover_dataset
 from imagefit.data.images import list_images
 from imagefit.errors import DataError, OptionError
 from imagefit.evaluate.galleries import SELECTORS, confusion_figure, save_gallery, titles_for
 from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
 from imagefit.inference.classifier import Predictions
-from imagefit.runs import CONFIG, load, read_config
+from imagefit.runs import load, read_config
+from imagefit.runs.folder import CONFIG, EVALUATION, EVALUATION_DIR, REPORT
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("valid", "train")
-EVALUATION, REPORT = "evaluation.json", "report.html"
 
 
 def evaluate(
@@ -139,7 +139,7 @@ def _trained_on(run_dir: Path | None) -> Path | None:
 
 
 def _default_out(run_dir: Path) -> Path:
-    return (run_dir if run_dir.is_dir() else run_dir.parent) / "evaluation"
+    return (run_dir if run_dir.is_dir() else run_dir.parent) / EVALUATION_DIR
 
 
 def _galleries(preds, y_true: np.ndarray, out: Path, n_images: int, seed: int) -> dict:

@@ -16,13 +16,13 @@ import torch
 from PIL import Image
 
 from imagefit.data.images import open_image
+from imagefit.data.paths import collect_inputs
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import OptionError
-from imagefit.features.embed import make_extractor
 from imagefit.features.extract import FeatureExtractor
 from imagefit.features.neighbours import NeighbourIndex
-from imagefit.inference.classifier import collect_inputs
 from imagefit.models.registry import DEFAULT_BACKBONE
+from imagefit.search.embed import make_extractor
 
 CANDIDATE_SIMILARITY = 0.75
 

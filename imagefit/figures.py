@@ -6,7 +6,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from imagefit._atomic import write_with
+from imagefit.data.atomic import write_with
 from imagefit.data.images import ImageReadError, open_image
 
 

@@ -1,0 +1,65 @@
+"""map-train's options: one dataclass, the single source of its defaults and checks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imagefit.errors import ModelError, OptionError
+
+SCRATCH_PATCH, PRETRAINED_PATCH = 28, 32
+PRETRAINED_CROP = 192
+# A backbone's validation crops hold ~800,000 positions: their accuracy is a steady guide, while
+# their loss grows with confidence in regions whose labels are ambiguous (measured: val_loss rose
+# from epoch 2 of 8 while val_acc and the held-out maps kept improving).
+MONITORS = ("val_loss", "val_acc")
+
+
+@dataclass
+class MapTrainOptions:
+    """How a map-train run trains; saved in config.json."""
+
+    model: str = "larger_model"
+    patch: int | None = None  # None: 28 for small CNNs, 32 for backbones
+    epochs: int = 5
+    steps: int = 200  # batches per epoch
+    batch_size: int | None = None  # None: 64 patches (small CNNs), 8 crops (backbones)
+    crop: int | None = None  # backbones: training crop side; None: 192
+    lr: float | None = None  # None: 1e-3 (scratch), 5e-4 (pretrained)
+    optimizer: str = "adamw"
+    balance: bool = False
+    augment: bool = True
+    ignore: int | None = None
+    valid_patches: int = 2000  # small CNNs; backbones validate on valid_patches // 64 crops
+    roi: tuple | None = None  # validation map region; None: the first 300x300 pixels
+    weights: str = "auto"
+    stages: str | None = None  # backbones: finetune stages; None: the last 4 block groups, all epochs
+    monitor: str | None = None  # the best epoch by: None: val_loss (small CNNs), val_acc (backbones)
+
+    def __post_init__(self) -> None:
+        if self.batch_size is None:
+            self.batch_size = 64 if self.scratch else 8
+        if self.epochs < 1 or self.steps < 1 or self.batch_size < 1 or self.valid_patches < 1:
+            raise OptionError("epochs, steps, batch size and validation patches must be at least 1")
+        if self.patch is None:
+            self.patch = SCRATCH_PATCH if self.scratch else PRETRAINED_PATCH
+        if self.crop is None and not self.scratch:
+            self.crop = max(PRETRAINED_CROP, self.patch)
+        if self.monitor is None:
+            self.monitor = "val_loss" if self.scratch else "val_acc"
+        if self.monitor not in MONITORS:
+            raise OptionError(f"--monitor must be one of {', '.join(MONITORS)}, got {self.monitor!r}")
+        if self.crop is not None and self.crop < self.patch:
+            raise OptionError(f"--crop {self.crop} must be at least the patch size {self.patch}")
+        if self.lr is None:
+            self.lr = 1e-3 if self.scratch else 5e-4
+
+    @property
+    def scratch(self) -> bool:
+        """Whether `model` is a small-CNN preset or spec (else a registry backbone)."""
+        from imagefit.models.small_cnn import parse_spec
+
+        try:
+            parse_spec(self.model)
+        except ModelError:
+            return False
+        return True

@@ -1,0 +1,35 @@
+"""Rebuild a saved model's architecture from its record in a run's config (weights load after)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from imagefit.errors import ModelError
+
+
+def model_record(model: nn.Module, arch: str) -> dict:
+    """What `build_model` needs to make `model`'s architecture again, as JSON."""
+    from imagefit.models.small_cnn import SmallCNN
+
+    if isinstance(model, SmallCNN):
+        return {"kind": "small_cnn", "description": model.describe()}
+    return {"kind": "timm", "arch": arch, "dense_skips": hasattr(model, "dense_skips")}
+
+
+def build_model(record: dict, num_classes: int) -> nn.Module:
+    """An untrained model of the architecture `record` names, with `num_classes` outputs."""
+    kind = record.get("kind")
+    if kind == "small_cnn":
+        from imagefit.models.small_cnn import SmallCNN
+
+        return SmallCNN.from_description(record["description"], num_classes=num_classes)
+    if kind == "timm":
+        import timm
+
+        model = timm.create_model(record["arch"], pretrained=False, num_classes=num_classes)
+        if record.get("dense_skips"):
+            from imagefit.models.dense_skips import add_dense_skips
+
+            add_dense_skips(model)
+        return model
+    raise ModelError(f"unknown model kind {kind!r} in the run's config: upgrade imagefit to load it")

@@ -1,0 +1,143 @@
+"""One training lifecycle for every strategy: data in, a run folder out.
+
+`run_training` is the skeleton that every strategy (linear, scratch, finetune, and map-train)
+goes through: check the options, read the data, build the model and its config, prepare the run
+folder, fit (the strategy's own part), predict `DATA/test/`, save, report. A strategy is a
+`Strategy` subclass that overrides the hooks it needs; `train` and `resume` are the public
+entry points.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from imagefit.inference.classifier import Classifier
+from imagefit.runs import RunConfig, RunFolder, read_config, save_run, write_config
+from imagefit.train import distributed
+from imagefit.train.options import STRATEGY_OPTIONS, TrainOptions
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = tuple(STRATEGY_OPTIONS)
+
+
+@dataclass
+class TrainResult:
+    """Where the run was written, what it measured, and the trained classifier."""
+
+    run_dir: Path
+    metrics: dict
+    classifier: Classifier | None  # None on the worker ranks of a distributed run
+
+
+class Strategy:
+    """A way to train: the hooks that the lifecycle in `run_training` calls, in that order."""
+
+    name: ClassVar[str]
+
+    def __init__(
+        self,
+        options: TrainOptions,
+        seed: int = 0,
+        workers: int | None = None,
+        progress: bool = True,
+        device: str | None = None,
+        callbacks: Sequence = (),
+    ):
+        self.options, self.seed, self.workers, self.progress = options, seed, workers, progress
+        self.device, self.callbacks = device, list(callbacks)
+
+    def check(self) -> None:
+        """Fail on what can be checked before any data is read (e.g. a model name)."""
+
+    def read_data(self, data: str | Path):
+        """The dataset, scanned and reported (counts, files to skip, imbalance, leakage)."""
+        from imagefit.data.folders import discover_dataset
+        from imagefit.data.scan import report_dataset
+
+        dataset = discover_dataset(data, self.options.valid_pct, self.seed)
+        report_dataset(dataset)
+        return dataset
+
+    def build(self, data: str | Path, dataset) -> tuple[object, RunConfig]:
+        """The untrained model (seeded) and the run's config."""
+        raise NotImplementedError
+
+    def rebuild(self, config: RunConfig, dataset):
+        """The model of a run being resumed (its weights come from the checkpoint); strategies
+        without epochs do not override it and cannot be resumed."""
+        raise NotImplementedError
+
+    def fit(self, folder: RunFolder, dataset, model, config: RunConfig, resume: bool):
+        """Train; (classifier, metrics) of the kept weights, or (None, {}) on a worker rank."""
+        raise NotImplementedError
+
+    def extract_options(self) -> dict:
+        """How the trained classifier predicts the test and validation images after training."""
+        return {"workers": self.workers, "progress": self.progress, "cache": False}
+
+    def predict_test(self, folder: RunFolder, classifier: Classifier, dataset) -> None:
+        """Predictions for the unlabelled DATA/test/ images, if there are any."""
+        if getattr(dataset, "test", None):
+            preds = classifier.predict([s.path for s in dataset.test], **self.extract_options())
+            preds.to_csv(folder.test_predictions)
+
+    def report(self, folder: RunFolder, classifier: Classifier, dataset) -> None:
+        """The validation split evaluated into RUN/evaluation/, and RUN/report.html."""
+        from imagefit.evaluate.training_report import training_report
+
+        training_report(folder.path, classifier, dataset, **self.extract_options())
+
+
+def run_training(strategy: Strategy, data: str | Path, out: str | Path | None, resume: bool = False):
+    """The lifecycle every strategy shares; returns a TrainResult."""
+    started = time.perf_counter()
+    strategy.check()
+    dataset = strategy.read_data(data)
+    if resume:
+        config = read_config(out)
+        model = strategy.rebuild(config, dataset)
+    else:
+        model, config = strategy.build(data, dataset)
+    folder = RunFolder.prepare(out, strategy.name, resume)
+    if not resume and distributed.is_main():
+        write_config(folder.path, config)  # first, so that an interrupted run can be resumed
+    classifier, metrics = strategy.fit(folder, dataset, model, config, resume)
+    if classifier is None:
+        return TrainResult(folder.path, {}, None)  # a worker rank: rank 0 writes the run
+    strategy.predict_test(folder, classifier, dataset)
+    metrics["seconds"] = {**metrics.get("seconds", {}), "total": round(time.perf_counter() - started, 3)}
+    save_run(folder.path, classifier, config, metrics)
+    strategy.report(folder, classifier, dataset)
+    return TrainResult(folder.path, metrics, classifier)
+
+
+def saved_options(options: TrainOptions, **resolved) -> dict:
+    """The options as config.json keeps them, with values resolved from the data (sizes, channels)."""
+    return {**asdict(options), **resolved}
+
+
+def backbone_config(
+    backbone, dataset, strategy: str, seed: int, data: str | Path, options: dict
+) -> RunConfig:
+    """The config of a run that trains on top of a registry backbone (linear, finetune)."""
+    from imagefit.models.build import model_record
+
+    return RunConfig(
+        backbone=backbone.spec.name,
+        arch=backbone.spec.arch,
+        weights=backbone.weights,
+        classes=dataset.classes,
+        data_config=backbone.data_config,
+        strategy=strategy,
+        seed=seed,
+        data=str(Path(data).resolve()),
+        layout=dataset.layout,
+        options=options,
+        model=model_record(backbone.model, backbone.spec.arch),
+    )

@@ -1,0 +1,85 @@
+"""The strategies by name, and the entry points: `train` a new run, `resume` an interrupted one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from imagefit.errors import ModelError, OptionError
+from imagefit.runs import read_config
+from imagefit.train import distributed
+from imagefit.train.finetune import FinetuneStrategy
+from imagefit.train.linear import LinearStrategy
+from imagefit.train.options import STRATEGY_OPTIONS, make_options, restore_options
+from imagefit.train.run import Strategy, TrainResult, run_training
+from imagefit.train.scratch import ScratchStrategy
+
+STRATEGY_CLASSES: dict[str, type[Strategy]] = {
+    "linear": LinearStrategy,
+    "scratch": ScratchStrategy,
+    "finetune": FinetuneStrategy,
+}
+STRATEGIES = tuple(STRATEGY_CLASSES)
+
+
+def strategy_class(name: str) -> type[Strategy]:
+    """The Strategy subclass of a strategy name."""
+    if name in STRATEGY_CLASSES:
+        return STRATEGY_CLASSES[name]
+    raise OptionError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+
+
+def train(
+    data: str | Path,
+    strategy: str = "linear",
+    out: str | Path | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    callbacks: Sequence = (),
+    **options,
+) -> TrainResult:
+    """Train a classifier on the images under `data` with `strategy` and write a run folder.
+
+    `options` are the strategy's (see `imagefit.train.options`: LinearOptions, ScratchOptions,
+    FinetuneOptions); one that the strategy does not take is an OptionError naming those that do.
+    """
+    opts = make_options(strategy, options)
+    if distributed.init():
+        _check_world(data, opts.valid_pct, seed)
+        progress = progress and distributed.is_main()  # one set of bars and messages: rank 0's
+        if not distributed.is_main():
+            logging.getLogger("imagefit").setLevel(logging.WARNING)
+    runner = strategy_class(strategy)(opts, seed, workers, progress, device, callbacks)
+    return run_training(runner, data, out)
+
+
+def resume(
+    run_dir: str | Path,
+    workers: int | None = None,
+    progress: bool = True,
+    device: str | None = None,
+    callbacks: Sequence = (),
+) -> TrainResult:
+    """Continue a scratch or finetune run from its last checkpoint, with the options it started with."""
+    config = read_config(run_dir)
+    kind = strategy_class(config.strategy)
+    opts = restore_options(STRATEGY_OPTIONS[config.strategy], config.options)
+    runner = kind(opts, config.seed, workers, progress, device, callbacks)
+    if kind.rebuild is Strategy.rebuild:
+        raise ModelError(
+            f"{run_dir} is a {config.strategy} run, which has no epochs to resume: train it again "
+            "(cached features make that fast)"
+        )
+    return run_training(runner, config.data, run_dir, resume=True)
+
+
+def _check_world(data: str | Path, valid_pct: float, seed: int) -> None:
+    """Every rank of a distributed run reads the same dataset, or all stop with the reason."""
+    from imagefit.data.folders import discover_dataset
+
+    dataset = distributed.agree(lambda: discover_dataset(data, valid_pct, seed), "reading the dataset")
+    seen = (dataset.classes, len(dataset.train), len(dataset.valid), len(dataset.test))
+    distributed.same_everywhere(seen, "datasets (classes, train, valid, test images)")
