@@ -131,7 +131,7 @@ def train(
     metrics = {
         "train": _scores(classifier, train_f, y),
         "valid": _scores(classifier, valid_f, _labels(dataset.valid, valid_f)),
-        "head": {"C": head.C, "cv_log_loss": {str(k): v for k, v in head.cv_loss.items()}},
+        "head": head.summary(),
         "features": {
             "reused": train_f.reused + valid_f.reused,
             "computed": train_f.computed + valid_f.computed,
