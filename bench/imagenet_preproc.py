@@ -36,8 +36,10 @@ def main() -> None:
     info = ImageNetInfo()
     for name, family in FAMILIES.items():
         first, last = family[0], family[-1]
-        print(f"{name}: ImageNet {first}-{last} ({info.index_to_description(first)} .. "
-              f"{info.index_to_description(last)})")
+        print(
+            f"{name}: ImageNet {first}-{last} ({info.index_to_description(first)} .. "
+            f"{info.index_to_description(last)})"
+        )
     paths, truth = [], []
     for name in FAMILIES:
         files = sorted((DOGS_CATS / "valid" / name).glob("*.jpg"))[: args.per_class]

@@ -15,10 +15,10 @@ import pytest
 from click.testing import CliRunner
 from safetensors.numpy import save_file
 
+from imagefit._atomic import write_with
 from imagefit.cli import cli
 from imagefit.errors import WriteError
 from imagefit.features.cache import FeatureCache
-from imagefit._atomic import write_with
 from tests.conftest import TINY_MODEL
 
 TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
@@ -70,9 +70,7 @@ def test_run_folder_on_a_full_disk_is_exit_2_naming_it(tiny_data: Path, tmp_path
     assert "the disk is full" in result.output and "internal error" not in result.output
 
 
-def test_unwritable_cache_warns_once_and_keeps_vectors_in_memory(
-    tmp_path: Path, monkeypatch, caplog
-) -> None:
+def test_unwritable_cache_warns_once_and_keeps_vectors_in_memory(tmp_path: Path, monkeypatch, caplog) -> None:
     _disk_full_under(monkeypatch, tmp_path)
     cache = FeatureCache("k", root=tmp_path)
     cache.put(["00" * 16], np.ones((1, 4), np.float32))
