@@ -15,3 +15,7 @@ class ModelError(ImagefitError):
 
 class OptionError(ImagefitError):
     """An option value is out of range or contradicts another option."""
+
+
+class WriteError(ImagefitError):
+    """A file cannot be written: the disk is full, or the folder is not writable."""

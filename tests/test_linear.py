@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from imagefit.train.linear import C_GRID, LinearHead, fit_linear_head
+from imagefit.train.linear import C_GRID, C_LADDER, LinearHead, fit_linear_head, search_c
 
 # features of very different scales and offsets, as CNN features are: the scaler must be folded in
 _SCALES = np.array([1.0, 10.0, 0.1, 100.0, 3.0, 0.5])
@@ -65,8 +65,8 @@ def test_accuracy_on_separable_blobs(n_classes: int) -> None:
 def test_c_is_chosen_from_the_grid_by_cv_loss() -> None:
     x, y = _blobs(3, 20, seed=5, spread=2.5)  # overlapping: the choice of C matters
     head = fit_linear_head(x, y, 3, seed=0, progress=False)
-    assert head.C in C_GRID
-    assert set(head.cv_loss) == set(C_GRID)
+    assert head.C in C_LADDER
+    assert set(C_GRID) <= set(head.cv_loss)
     assert all(np.isfinite(v) and v > 0 for v in head.cv_loss.values())
     best = min(head.cv_loss, key=head.cv_loss.get)
     assert best == head.C
@@ -104,7 +104,7 @@ def test_class_without_samples_last() -> None:
     head = fit_linear_head(x, y, 3, seed=0, progress=False)
     assert head.weight.shape == (3, x.shape[1])
     _assert_never_predicted(head, x, absent=2)
-    assert set(head.cv_loss) == set(C_GRID)
+    assert set(C_GRID) <= set(head.cv_loss)
     mean, scale, model = _reference(x, y, head.C, 0)
     np.testing.assert_allclose(
         _head_proba(head, x)[:, :2], model.predict_proba((x - mean) / scale), atol=1e-5
@@ -118,7 +118,7 @@ def test_class_without_samples_in_the_middle() -> None:
     _assert_never_predicted(head, x, absent=1)
     assert (_head_proba(head, x).argmax(1) == y).mean() > 0.95
     # an empty class must not switch off the cross-validated choice of C (it does not when it is last)
-    assert set(head.cv_loss) == set(C_GRID)
+    assert set(C_GRID) <= set(head.cv_loss)
 
 
 def test_one_sample_class_falls_back_without_cv() -> None:
@@ -128,3 +128,33 @@ def test_one_sample_class_falls_back_without_cv() -> None:
     assert head.C in C_GRID
     assert head.cv_loss == {}
     assert (_head_proba(head, x[keep]).argmax(1) == y[keep]).mean() > 0.95
+
+
+def test_search_walks_past_the_grid_while_the_best_c_is_on_an_edge() -> None:
+    tried = []
+
+    def loss(c: float) -> float:  # best at C = 10, beyond the first grid's upper edge
+        tried.append(c)
+        return (np.log10(c) - 1.0) ** 2
+
+    losses = search_c(loss)
+    assert min(losses, key=losses.get) == 10.0
+    assert sorted(losses) == [*C_GRID, 3.0, 10.0, 30.0]  # one step past the best, then stop
+    assert len(tried) == len(set(tried))
+
+
+@pytest.mark.parametrize(("slope", "end"), [(1.0, C_LADDER[-1]), (-1.0, C_LADDER[0])])
+def test_search_stops_at_the_ladder_ends(slope: float, end: float) -> None:
+    losses = search_c(lambda c: -slope * np.log10(c))  # always better further out
+    assert min(losses, key=losses.get) == end
+    assert sorted(losses)[0 if slope < 0 else -1] == end
+    assert len(losses) == len(C_GRID) + 6
+
+
+def test_noise_labels_choose_a_c_below_the_old_grid() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 6)), np.repeat([0, 1], 30)  # labels unrelated to the features
+    head = fit_linear_head(x, y, 2, seed=0, progress=False)
+    assert min(C_GRID) > head.C
+    assert head.summary()["C_grid"] == sorted(head.cv_loss)
+    assert head.summary()["C_grid"][0] < min(C_GRID)

@@ -2,18 +2,54 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from imagefit.errors import WriteError
+
+_WHY = {
+    errno.ENOSPC: ("the disk is full", "free some space on it or write somewhere else"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space or write somewhere else"),
+    errno.EACCES: ("permission denied", "choose a folder you may write to"),
+    errno.EPERM: ("permission denied", "choose a folder you may write to"),
+    errno.EROFS: ("the file system is read-only", "choose a writable folder"),
+}
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; on success rename it over `target`."""
+    """Yield a temporary path beside `target`; on success rename it over `target`.
+
+    A failure to write (disk full, no permission) raises WriteError naming `target`.
+    """
     target = Path(target)
+    try:
+        with _replacing(target) as tmp:
+            yield tmp
+    except Exception as exc:
+        code = storage_errno(exc)
+        if code is None:
+            raise
+        why, fix = _WHY.get(code, (os.strerror(code).lower(), "check the folder or write somewhere else"))
+        raise WriteError(f"could not write {target}: {why}: {fix}") from exc
+
+
+def storage_errno(exc: BaseException) -> int | None:
+    """The OS error number of a failed write, also when a library wraps it in its own exception."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    found = re.search(r"\(os error (\d+)\)", str(exc))  # safetensors' Rust I/O errors
+    return int(found.group(1)) if found else None
+
+
+@contextmanager
+def _replacing(target: Path) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)

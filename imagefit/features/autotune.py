@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from imagefit.data.atomic import write_json
-from imagefit.features.cache import cache_root
+from imagefit.errors import WriteError
+from imagefit.features.cache import cache_root, cache_write_failed
 from imagefit.features.engines import Engine, build_engine
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,10 @@ def choose_engine(
     rates = {n: round(len(sample) / s, 2) for n, s in seconds.items()}
     log.info("engine %s chosen (images/s on %d images: %s)", best, len(sample), rates)
     record = {"engine": best, "images_per_s": rates, "min_cosine": agreement, "errors": errors}
-    write_json(choice_path(model_key), {**record, "agreement_threshold": AGREEMENT})
+    try:
+        write_json(choice_path(model_key), {**record, "agreement_threshold": AGREEMENT})
+    except WriteError as exc:  # measured again next time, nothing else lost
+        cache_write_failed(exc)
     return build_engine(net, data_config, best, onnx_path)
 
 

@@ -15,16 +15,31 @@ import torch
 
 from imagefit.data.atomic import write_with
 from imagefit.data.digests import DIGEST_BYTES
+from imagefit.errors import WriteError
 
 log = logging.getLogger(__name__)
 
 _STALE_SECONDS = 3600
+_unwritable: set[Path] = set()  # cache roots that failed a write in this process
 
 
 def cache_root() -> Path:
     """$IMAGEFIT_CACHE, else ~/.cache/imagefit."""
     env = os.environ.get("IMAGEFIT_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "imagefit"
+
+
+def cache_writable(root: Path | None = None) -> bool:
+    """False once a write under the cache root failed in this process (later writes are skipped)."""
+    return (root or cache_root()) not in _unwritable
+
+
+def cache_write_failed(error: WriteError, root: Path | None = None) -> None:
+    """Warn once per process and cache root that the cache is not written, and go on without it."""
+    root = root or cache_root()
+    if root not in _unwritable:
+        _unwritable.add(root)
+        log.warning("%s; going on without the feature cache (set IMAGEFIT_CACHE to a writable folder)", error)
 
 
 def model_key(model: torch.nn.Module, data_config: dict, layer: str = "pre-logits") -> str:
@@ -46,7 +61,8 @@ class FeatureCache:
     """Vectors by file digest for one model key, stored as append-only safetensors shards."""
 
     def __init__(self, key: str, root: Path | None = None):
-        self.dir = (root or cache_root()) / "features" / key
+        self.root = root or cache_root()
+        self.dir = self.root / "features" / key
         self._table: dict[str, np.ndarray] | None = None
 
     def _load(self) -> dict[str, np.ndarray]:
@@ -93,9 +109,15 @@ class FeatureCache:
         return {i: table[d] for i, d in enumerate(digests) if d in table}
 
     def put(self, digests: list[str], vectors: np.ndarray) -> None:
-        """Store vectors for digests in a new shard, written atomically."""
+        """Store vectors for digests in a new shard, written atomically; an unwritable cache is skipped."""
         if not digests:
             return
+        table = self._load()
+        table.update(zip(digests, np.asarray(vectors, np.float32), strict=True))
+        if cache_writable(self.root):
+            self._write_shard(digests, vectors)
+
+    def _write_shard(self, digests: list[str], vectors: np.ndarray) -> None:
         from safetensors.numpy import save_file
 
         arrays = {
@@ -106,9 +128,10 @@ class FeatureCache:
         }
         name = f"{time.time_ns():x}-{os.getpid()}.safetensors"
         meta = {"checksum": _checksum(arrays["digests"], arrays["features"])}
-        write_with(self.dir / name, lambda p: save_file(arrays, str(p), metadata=meta))
-        table = self._load()
-        table.update(zip(digests, arrays["features"], strict=True))
+        try:
+            write_with(self.dir / name, lambda p: save_file(arrays, str(p), metadata=meta))
+        except WriteError as exc:
+            cache_write_failed(exc, self.root)
 
 
 def _checksum(digests: np.ndarray, vectors: np.ndarray) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import timm
 import torch
-from timm.data import resolve_model_data_config
+from timm.data import resolve_data_config, resolve_model_data_config
 
 from imagefit.errors import ModelError
 from imagefit.models.defaults import DEFAULT_BACKBONE
@@ -51,7 +51,6 @@ _PACKAGED = {
 }
 
 
-
 @dataclass
 class Backbone:
     """A built model with where its weights came from and how its inputs must be prepared."""
@@ -61,6 +60,7 @@ class Backbone:
     weights: str  # a description of the weight source, recorded in run configs
     data_config: dict = field(default_factory=dict)  # inference preprocessing
     train_data_config: dict = field(default_factory=dict)  # training resolution and crop
+    head_data_config: dict = field(default_factory=dict)  # what the weights' own head was evaluated with
 
     @property
     def num_features(self) -> int:
@@ -103,8 +103,15 @@ def create_backbone(
         train_config = sized_data_config(train_config, image_size)
     if num_classes is not None and num_classes != model.num_classes:
         model.reset_classifier(num_classes)
+    head_config = head_data_config(model, spec)
     model.eval()
-    return Backbone(model, spec, source, data_config, train_config)
+    return Backbone(model, spec, source, data_config, train_config, head_config)
+
+
+def head_data_config(model: torch.nn.Module, spec: BackboneSpec) -> dict:
+    """The weights' own evaluation preprocessing (timm's, without imagefit's overlay for features)."""
+    own = {k: v for k, v in (model.pretrained_cfg or {}).items() if k not in spec.cfg_overlay}
+    return dict(resolve_data_config(pretrained_cfg=own, use_test_size=True))
 
 
 def sized_data_config(data_config: dict, image_size: int) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,7 +21,10 @@ from imagefit.train import distributed
 from imagefit.train.extraction import check_classes, embed_in_shares, extract_split, labels_of, split_scores
 from imagefit.train.run import Strategy, backbone_config, saved_options
 
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # searched first
+# Steps of about half a decade; the search walks on while the best C sits on an edge of what it
+# tried, and stops at either end of this ladder.
+C_LADDER = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, *C_GRID, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3)
 
 
 @dataclass
@@ -30,7 +34,15 @@ class LinearHead:
     weight: np.ndarray  # (n_classes, dim)
     bias: np.ndarray  # (n_classes,)
     C: float
-    cv_loss: dict[float, float]
+    cv_loss: dict[float, float]  # cross-validated log loss of every C searched, by C
+
+    def summary(self) -> dict:
+        """The head's entry in metrics.json: the chosen C, the grid searched and its losses."""
+        return {
+            "C": self.C,
+            "C_grid": sorted(self.cv_loss),
+            "cv_log_loss": {str(k): v for k, v in sorted(self.cv_loss.items())},
+        }
 
 
 def fit_linear_head(
@@ -48,16 +60,39 @@ def fit_linear_head(
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / scale
     folds = min(3, int(np.unique(y, return_counts=True)[1].min()))
-    cv_loss = {}
+    cv_loss: dict[float, float] = {}
     if folds >= 2:
-        for c in tqdm(C_GRID, desc="fit head", unit="C", disable=not progress, leave=False):
-            cv_loss[c] = _cv_loss(z, y, c, folds, seed, n_classes, balanced)
+        cv_loss = search_c(lambda c: _cv_loss(z, y, c, folds, seed, n_classes, balanced), progress)
         best = min(cv_loss, key=cv_loss.get)
     else:
         best = 1.0
     model = _logreg(best, seed, balanced).fit(z, y)
     weight, bias = _full_rank(model, n_classes)
     return LinearHead(weight / scale, bias - (weight / scale) @ mean, best, cv_loss)
+
+
+def search_c(loss: Callable[[float], float], progress: bool = False) -> dict[float, float]:
+    """loss(C) over C_GRID, extended one ladder step at a time while the best C is on an edge."""
+    losses: dict[float, float] = {}
+    todo = list(C_GRID)
+    with tqdm(desc="fit head", unit="C", disable=not progress, leave=False) as bar:
+        while todo:
+            for c in todo:
+                losses[c] = loss(c)
+                bar.update()
+            todo = _beyond_edge(losses)
+    return dict(sorted(losses.items()))
+
+
+def _beyond_edge(losses: dict[float, float]) -> list[float]:
+    """The next ladder value past the best C when it is the smallest or largest tried, else none."""
+    best = min(losses, key=losses.get)
+    i = C_LADDER.index(best)
+    if best == min(losses) and i > 0:
+        return [C_LADDER[i - 1]]
+    if best == max(losses) and i < len(C_LADDER) - 1:
+        return [C_LADDER[i + 1]]
+    return []
 
 
 def _logreg(c: float, seed: int, balanced: bool = False) -> LogisticRegression:
@@ -154,7 +189,7 @@ class LinearStrategy(Strategy):
         metrics = {
             "train": split_scores(classifier, train_f, y),
             "valid": split_scores(classifier, valid_f, labels_of(dataset.valid, valid_f)),
-            "head": {"C": head.C, "cv_log_loss": {str(k): v for k, v in head.cv_loss.items()}},
+            "head": head.summary(),
             "features": {
                 "reused": train_f.reused + valid_f.reused,
                 "computed": train_f.computed + valid_f.computed,
