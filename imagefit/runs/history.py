@@ -1,0 +1,44 @@
+"""A run's history.csv: one row per epoch (epoch, stage, lr, loss, acc, val_loss, val_acc, seconds)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from imagefit.data.atomic import write_with
+
+COLUMNS = ("epoch", "stage", "lr", "loss", "acc", "val_loss", "val_acc", "seconds")
+
+
+def write_history(path: str | Path, rows: list[dict]) -> None:
+    """Write the rows as the history CSV, atomically."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(COLUMNS)
+            writer.writerows([_cell(row.get(c), c) for c in COLUMNS] for row in rows)
+
+    write_with(path, write)
+
+
+def read_history(path: str | Path) -> list[dict]:
+    """The rows of a history CSV with numbers as numbers and empty cells as None."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [{k: _parse(k, v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def _cell(value, column: str) -> str:
+    if value is None:
+        return ""
+    if column in ("epoch", "stage"):
+        return str(value)
+    return f"{value:.6g}" if column in ("lr", "seconds") else f"{value:.6f}"
+
+
+def _parse(column: str, text: str):
+    if column == "stage":
+        return text
+    if text == "":
+        return None
+    return int(text) if column == "epoch" else float(text)
