@@ -17,6 +17,7 @@ from imagefit.cli import cli
 from tests.conftest import TINY_MODEL, make_folder
 
 TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
+TINY_FT = TINY[:4] + TINY[-2:]  # finetune takes no --engine
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,15 +40,15 @@ MISTAKES = [
     (["train"], "give DATA"),
     (["train", "{d}/data", "--strategy", "bogus"], "'bogus' is not one of"),
     (["train", "{d}/data", "--valid-pct", "abc"], "is not a valid float"),
-    (["train", "{d}/data", "--valid-pct", "2"], "--valid-pct must be between 0 and 1"),
+    (["train", "{d}/data", "--valid-pct", "2"], "--valid-pct must be in [0, 1)"),
     (["train", "{d}/data", "--epochs", "0"], "0 is not in the range"),
     (["train", "{d}/file.txt"], "is a file"),
     (["train", "{d}/data", "--out", "{d}/file.txt"], "is a file: give a folder"),
     (["train", "{d}/data", "--weights", "{d}/bad.safetensors", "-m", TINY_MODEL], "cannot read weights"),
     (["train", "{d}/data", "--weights", "{d}/none.pth", "-m", TINY_MODEL], "does not exist"),
     (["train", "{d}/data", "--strategy", "scratch", "--arch", "conv@@"], "conv@@"),
-    (["train", "{d}/data", "--strategy", "finetune", "--stages", "nonsense", *TINY], "nonsense"),
-    (["train", "{d}/data", "--strategy", "finetune", "--mixup", "-1", *TINY], "--mixup is a Beta"),
+    (["train", "{d}/data", "--strategy", "finetune", "--stages", "nonsense", *TINY_FT], "nonsense"),
+    (["train", "{d}/data", "--strategy", "finetune", "--mixup", "-1", *TINY_FT], "--mixup is a Beta"),
     (["train", "{d}/data", "--strategy", "scratch", "--label-smoothing", "1.5"], "--label-smoothing must be"),
     (["train", "--resume", "{d}/nowhere"], "is not a run folder"),
     (["train", "--resume", "{d}/run"], "linear run, which has no epochs to resume"),

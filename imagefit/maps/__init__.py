@@ -1,14 +1,15 @@
 """Theme maps from aerial tiles: labelled patches, patch classifiers, dense maps, stitching, GeoTIFF."""
 
-from imagefit.maps.key import ThemeKey, read_key
-from imagefit.maps.patches import generate_labelled_patches, load_class_names, load_labelled_patches
-from imagefit.maps.tiles import TileSet
+from imagefit._lazy import lazy_exports
 
-__all__ = [
-    "ThemeKey",
-    "TileSet",
-    "generate_labelled_patches",
-    "load_class_names",
-    "load_labelled_patches",
-    "read_key",
-]
+_EXPORTS = {
+    "ThemeKey": "imagefit.maps.key",
+    "TileSet": "imagefit.maps.tiles",
+    "generate_labelled_patches": "imagefit.maps.patches",
+    "load_class_names": "imagefit.maps.patches",
+    "load_labelled_patches": "imagefit.maps.patches",
+    "read_key": "imagefit.maps.key",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = list(_EXPORTS)
