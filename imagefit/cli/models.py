@@ -30,22 +30,9 @@ def summary(source, image_size, channels, classes) -> None:
 
     MODEL_OR_RUN is a run folder, a timm or registry name, or a small-CNN preset or spec.
     """
-    from imagefit.explain.summary import summarize
+    from imagefit.explain.summary import summary as run
 
-    model, input_size = _summary_model(source, image_size, channels, classes)
-    click.echo(summarize(model, input_size).table())
-
-
-def _summary_model(source: str, image_size, channels, classes):
-    from imagefit.features.embed import model_source
-    from imagefit.models.small_cnn import PRESETS, SmallCNN
-
-    if source in PRESETS or ("@" in source and not Path(source).exists()):
-        size = image_size or 28
-        return SmallCNN(source, channels or 1, classes, size), (channels or 1, size, size)
-    model, data_config, _ = model_source(source, "none")
-    c, h, w = data_config["input_size"]
-    return model, (c, image_size or h, image_size or w)
+    click.echo(run(source, image_size, channels, classes).table())
 
 
 @click.command()
@@ -63,17 +50,10 @@ def _summary_model(source: str, image_size, channels, classes):
 )
 def kernels(source, image, layer, weights, out) -> None:
     """The first convolution's filters as an image grid, and optionally an image's feature maps."""
-    from imagefit.explain.kernels import feature_maps, first_conv, kernel_grid, save_grid
-    from imagefit.features.embed import model_source
+    from imagefit.explain.kernels import kernels as run
 
-    model, data_config, _ = model_source(source, weights_value(weights))
-    name, conv = first_conv(model)
-    path = save_grid(kernel_grid(conv), out / "kernels.png", f"{name}: {conv.out_channels} filters")
-    click.echo(f"wrote {path}")
-    if image is not None:
-        maps = feature_maps(model, data_config, image, layer or name)
-        title = f"{layer or name} on {image.name}: {len(maps)} maps"
-        click.echo(f"wrote {save_grid(maps, out / 'feature_maps.png', title)}")
+    for path in run(source, image, layer, weights_value(weights), out):
+        click.echo(f"wrote {path}")
 
 
 @click.command()

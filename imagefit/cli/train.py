@@ -7,6 +7,7 @@ The defaults shown in --help are read from those dataclasses, never written here
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -238,10 +239,10 @@ def _call_train(data: Path, strategy: str, run_args: dict, given: dict):
     from imagefit.train import train as run
     from imagefit.train.options import make_options
 
-    try:
-        make_options(strategy, given)  # an option the strategy does not take: OptionError, exit 2
-    except ImportError:  # options.py is ahead of this checkout (parse_stages); train() checks values
-        pass
+    # An option the strategy does not take: OptionError, exit 2. The ImportError: options.py is
+    # ahead of this checkout (parse_stages for finetune); train() checks the values then.
+    with contextlib.suppress(ImportError):
+        make_options(strategy, given)
     rest = dict(given)
     top = {name: rest.pop(name) for name in TOP_LEVEL if name in rest}
     nested = {strategy: rest} if strategy in ("scratch", "finetune") else {}
