@@ -1,26 +1,22 @@
 """imagefit: transfer learning on images, offline first, fast on a CPU."""
 
-from imagefit.data.check import check
 from imagefit.errors import DataError, ImagefitError, ModelError, OptionError
-from imagefit.inference import Classifier, Predictions, imagenet
-from imagefit.models import create_backbone
-from imagefit.runs import load, predict
-from imagefit.train import TrainResult, resume, train
+from imagefit.lazy import lazy_exports
 from imagefit.version import __version__ as __version__
 
-__all__ = [
-    "Classifier",
-    "DataError",
-    "ImagefitError",
-    "ModelError",
-    "OptionError",
-    "Predictions",
-    "TrainResult",
-    "check",
-    "create_backbone",
-    "imagenet",
-    "load",
-    "predict",
-    "resume",
-    "train",
-]
+# Imported on first use, so that `import imagefit` (and `imagefit --help`) stays light.
+_EXPORTS = {
+    "Classifier": "imagefit.inference",
+    "Predictions": "imagefit.inference",
+    "TrainResult": "imagefit.train",
+    "check": "imagefit.data.check",
+    "create_backbone": "imagefit.models",
+    "imagenet": "imagefit.inference",
+    "load": "imagefit.runs",
+    "predict": "imagefit.runs",
+    "resume": "imagefit.train",
+    "train": "imagefit.train",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = ["DataError", "ImagefitError", "ModelError", "OptionError", *_EXPORTS]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 
 import pytest
-from imagefit.runs.history import COLUMNS, read_history
 
+from imagefit.runs.history import COLUMNS, read_history
 from imagefit.train.callbacks import Checkpoint, HistoryCSV
 from tests._training import InterruptAt, tiny_trainer
 

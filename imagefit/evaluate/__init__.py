@@ -1,7 +1,14 @@
 """Evaluation of a trained run on labelled images: metrics, confusion matrix, galleries."""
 
-from imagefit.evaluate.evaluation import evaluate
-from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
-from imagefit.evaluate.report import report, write_report
+from imagefit.lazy import lazy_exports
 
-__all__ = ["confusion_text", "evaluate", "evaluation_metrics", "report", "write_report"]
+_EXPORTS = {
+    "confusion_text": "imagefit.evaluate.metrics",
+    "evaluate": "imagefit.evaluate.evaluation",
+    "evaluation_metrics": "imagefit.evaluate.metrics",
+    "report": "imagefit.evaluate.report",
+    "write_report": "imagefit.evaluate.report",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = list(_EXPORTS)

@@ -70,3 +70,25 @@ def save_grid(tiles: np.ndarray, out: str | os.PathLike, title: str, limit: int 
     fig.suptitle(printable(title), fontsize=9)
     fig.tight_layout()
     return save_figure(fig, out, dpi=100)
+
+
+def kernels(
+    source: str,
+    image: str | os.PathLike | None = None,
+    layer: str | None = None,
+    weights: str | os.PathLike = "auto",
+    out: str | os.PathLike = ".",
+) -> list[Path]:
+    """Draw the first convolution's filters of a model or run, and optionally an image's feature maps."""
+    from imagefit.runs import open_model
+
+    model, data_config, _ = open_model(source, weights)
+    name, conv = first_conv(model)
+    written = [
+        save_grid(kernel_grid(conv), Path(out) / "kernels.png", f"{name}: {conv.out_channels} filters")
+    ]
+    if image is not None:
+        maps = feature_maps(model, data_config, image, layer or name)
+        title = f"{layer or name} on {Path(image).name}: {len(maps)} maps"
+        written.append(save_grid(maps, Path(out) / "feature_maps.png", title))
+    return written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -114,3 +115,18 @@ def _detail(module: nn.Module) -> str:
     if isinstance(module, nn.MaxPool2d | nn.AvgPool2d):
         return f"kernel {module.kernel_size}, stride {module.stride}, padding {module.padding}"
     return ""
+
+
+def summary(
+    source: str, image_size: int | None = None, channels: int | None = None, classes: int = 10
+) -> ModelSummary:
+    """The summary of a run folder, a timm or registry name, or a small-CNN preset or spec."""
+    from imagefit.models.small_cnn import PRESETS, SmallCNN
+    from imagefit.runs import open_model
+
+    if source in PRESETS or ("@" in source and not Path(source).exists()):
+        size, channels = image_size or 28, channels or 1
+        return summarize(SmallCNN(source, channels, classes, size), (channels, size, size))
+    model, data_config, _ = open_model(source, "none")
+    c, h, w = data_config["input_size"]
+    return summarize(model, (c, image_size or h, image_size or w))

@@ -1,14 +1,15 @@
 """Features: pre-logits embeddings of images, extracted fast and cached by file content."""
 
-from imagefit.features.cache import FeatureCache, cache_root, model_key
-from imagefit.features.engines import make_engine
-from imagefit.features.extract import FeatureExtractor, Features
+from imagefit.lazy import lazy_exports
 
-__all__ = [
-    "FeatureCache",
-    "FeatureExtractor",
-    "Features",
-    "cache_root",
-    "make_engine",
-    "model_key",
-]
+_EXPORTS = {
+    "FeatureCache": "imagefit.features.cache",
+    "FeatureExtractor": "imagefit.features.extract",
+    "Features": "imagefit.features.extract",
+    "cache_root": "imagefit.features.cache",
+    "make_engine": "imagefit.features.engines",
+    "model_key": "imagefit.features.cache",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = list(_EXPORTS)

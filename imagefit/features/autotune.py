@@ -17,6 +17,7 @@ import json
 import logging
 import platform
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -49,12 +50,9 @@ def machine_fingerprint() -> str:
                 break
     except OSError:
         pass
-    try:
-        import onnxruntime
-        import openvino
-
-        ort_version = f"{onnxruntime.__version__}/{openvino.__version__}"
-    except ImportError:
+    try:  # the installed versions, read without importing the libraries (1 s on a busy machine)
+        ort_version = f"{metadata.version('onnxruntime')}/{metadata.version('openvino')}"
+    except metadata.PackageNotFoundError:
         ort_version = "none"
     parts = [
         cpu,

@@ -1,7 +1,14 @@
 """Inference: classifiers that predict on files, and ImageNet top-k."""
 
-from imagefit.inference.classifier import Classifier, Predictions
-from imagefit.inference.imagenet import imagenet
-from imagefit.inference.submission import Submission, write_submission
+from imagefit.lazy import lazy_exports
 
-__all__ = ["Classifier", "Predictions", "Submission", "imagenet", "write_submission"]
+_EXPORTS = {
+    "Classifier": "imagefit.inference.classifier",
+    "Predictions": "imagefit.inference.classifier",
+    "Submission": "imagefit.inference.submission",
+    "imagenet": "imagefit.inference.imagenet",
+    "write_submission": "imagefit.inference.submission",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = list(_EXPORTS)

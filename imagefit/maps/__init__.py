@@ -1,18 +1,17 @@
 """Theme maps from aerial tiles: labelled patches, patch classifiers, dense maps, stitching, GeoTIFF."""
 
-from imagefit.maps.key import ThemeKey, read_key
-from imagefit.maps.mapping import map_tile
-from imagefit.maps.patches import generate_labelled_patches, load_class_names, load_labelled_patches
-from imagefit.maps.tiles import TileSet
-from imagefit.maps.train import train_map
+from imagefit.lazy import lazy_exports
 
-__all__ = [
-    "ThemeKey",
-    "TileSet",
-    "generate_labelled_patches",
-    "load_class_names",
-    "load_labelled_patches",
-    "map_tile",
-    "read_key",
-    "train_map",
-]
+_EXPORTS = {
+    "ThemeKey": "imagefit.maps.key",
+    "TileSet": "imagefit.maps.tiles",
+    "generate_labelled_patches": "imagefit.maps.patches",
+    "load_class_names": "imagefit.maps.patches",
+    "load_labelled_patches": "imagefit.maps.patches",
+    "map_tile": "imagefit.maps.mapping",
+    "read_key": "imagefit.maps.key",
+    "train_map": "imagefit.maps.train",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = list(_EXPORTS)

@@ -1,21 +1,21 @@
 """The run folder: its files' names, its config, its history, and its model saved and loaded."""
 
-from imagefit.runs.config import RunConfig, read_config, write_config
-from imagefit.runs.folder import RunFolder, check_out_folder, new_run_dir
-from imagefit.runs.history import read_history, write_history
-from imagefit.runs.saved import load, open_model, predict, save_run
+from imagefit.lazy import lazy_exports
 
-__all__ = [
-    "RunConfig",
-    "RunFolder",
-    "check_out_folder",
-    "load",
-    "new_run_dir",
-    "open_model",
-    "predict",
-    "read_config",
-    "read_history",
-    "save_run",
-    "write_config",
-    "write_history",
-]
+_EXPORTS = {
+    "RunConfig": "imagefit.runs.config",
+    "RunFolder": "imagefit.runs.folder",
+    "check_out_folder": "imagefit.runs.folder",
+    "load": "imagefit.runs.saved",
+    "new_run_dir": "imagefit.runs.folder",
+    "open_model": "imagefit.runs.saved",
+    "predict": "imagefit.runs.saved",
+    "read_config": "imagefit.runs.config",
+    "read_history": "imagefit.runs.history",
+    "save_run": "imagefit.runs.saved",
+    "write_config": "imagefit.runs.config",
+    "write_history": "imagefit.runs.history",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = list(_EXPORTS)

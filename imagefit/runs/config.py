@@ -6,10 +6,10 @@ import json
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
-from imagefit.version import __version__
 from imagefit.data.atomic import write_json
 from imagefit.errors import ModelError
 from imagefit.runs.folder import CONFIG
+from imagefit.version import __version__
 
 FORMAT_VERSION = 1
 

@@ -51,7 +51,9 @@ class RunFolder:
         if resume and not folder.last.is_file():
             raise ModelError(f"{folder.path} has no {CHECKPOINTS}/{LAST}: there is nothing to resume")
         if not resume and folder.last.is_file():
-            raise OptionError(f"{folder.path} already holds a training run: resume it or choose another --out")
+            raise OptionError(
+                f"{folder.path} already holds a training run: resume it or choose another --out"
+            )
         folder.path.mkdir(parents=True, exist_ok=True)
         return folder
 

@@ -56,7 +56,9 @@ def predict(run_dir: str | Path, inputs, **options):
     return load(run_dir).predict(inputs, **options)
 
 
-def open_model(model_or_run: str | os.PathLike, weights: str | Path = "auto") -> tuple[torch.nn.Module, dict, dict]:
+def open_model(
+    model_or_run: str | os.PathLike, weights: str | Path = "auto"
+) -> tuple[torch.nn.Module, dict, dict]:
     """(model, data_config, description) for a backbone name or a run folder."""
     path = Path(model_or_run)
     if path.is_dir():

@@ -1,6 +1,12 @@
 """Training: strategies that turn a dataset folder into a run folder."""
 
-from imagefit.train.run import TrainResult
-from imagefit.train.strategies import resume, train
+from imagefit.lazy import lazy_exports
 
-__all__ = ["TrainResult", "resume", "train"]
+_EXPORTS = {
+    "TrainResult": "imagefit.train.run",
+    "resume": "imagefit.train.strategies",
+    "train": "imagefit.train.strategies",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = list(_EXPORTS)

@@ -1,21 +1,18 @@
 """Callbacks for the training loop: checkpoints, early stopping, history CSV, progress bars, NaN guard,
 BatchNorm kept in inference mode."""
 
-from imagefit.train.callbacks.base import Callback
-from imagefit.train.callbacks.checkpoint import Checkpoint, load_weights
-from imagefit.train.callbacks.early_stopping import EarlyStopping
-from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
-from imagefit.train.callbacks.history import HistoryCSV
-from imagefit.train.callbacks.nan_guard import NaNGuard
-from imagefit.train.callbacks.progress import ProgressBar
+from imagefit.lazy import lazy_exports
 
-__all__ = [
-    "Callback",
-    "Checkpoint",
-    "EarlyStopping",
-    "FrozenBatchNorm",
-    "HistoryCSV",
-    "NaNGuard",
-    "ProgressBar",
-    "load_weights",
-]
+_EXPORTS = {
+    "Callback": "imagefit.train.callbacks.base",
+    "Checkpoint": "imagefit.train.callbacks.checkpoint",
+    "EarlyStopping": "imagefit.train.callbacks.early_stopping",
+    "FrozenBatchNorm": "imagefit.train.callbacks.frozen_norms",
+    "HistoryCSV": "imagefit.train.callbacks.history",
+    "NaNGuard": "imagefit.train.callbacks.nan_guard",
+    "ProgressBar": "imagefit.train.callbacks.progress",
+    "load_weights": "imagefit.train.callbacks.checkpoint",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+__all__ = list(_EXPORTS)

@@ -1,0 +1,120 @@
+"""imagefit features, similar and dedupe: embeddings of images, nearest neighbours, duplicates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from imagefit.cli.options import (
+    batch_option,
+    engine_option,
+    model_option,
+    weights_option,
+    weights_value,
+    workers_option,
+)
+
+
+@click.command()
+@click.argument("source", metavar="MODEL_OR_RUN")
+@click.argument("folder", metavar="DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Embedding file (.safetensors, with a .json sidecar).",
+)
+@click.option("--layer", default="pre-logits", show_default=True, help="pre-logits or a module name.")
+@click.option("--pool", type=click.Choice(["avg", "max"]), default="avg", show_default=True)
+@click.option("--flip", is_flag=True, help="Average each image's vector with its mirror image's.")
+@weights_option
+@batch_option
+@workers_option
+@engine_option
+def features(source, folder, out, layer, pool, flip, weights, batch_size, workers, engine) -> None:
+    """Embeddings of every image under DIR, from a backbone name or a run folder."""
+    from imagefit.features.store import save_embeddings
+    from imagefit.search.embed import features as run
+
+    data = run(
+        source,
+        folder,
+        None,
+        layer,
+        pool,
+        flip,
+        weights_value(weights),
+        batch_size=batch_size,
+        workers=workers,
+        engine=engine,
+    )
+    path = save_embeddings(out, data)
+    click.echo(f"{len(data.paths)} embeddings of size {data.vectors.shape[1]} -> {path}")
+    if data.skipped:
+        click.echo(f"skipped {len(data.skipped)} unreadable image(s), listed in the sidecar", err=True)
+
+
+@click.command()
+@click.argument("index", type=click.Path(path_type=Path))
+@click.argument("queries", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-k", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default="euclidean", show_default=True)
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Write a picture of the results (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per query.")
+@click.option("--model", default=None, help="Embed new queries with this model (default: the index's).")
+@click.option("--layer", default=None, help="Embed new queries from this layer (default: the index's).")
+def similar(index, queries, k, metric, out, as_json, model, layer) -> None:
+    """The K images of INDEX nearest to each query image."""
+    from imagefit.search.similar import similar as run
+
+    results = run(index, list(queries), k=k, metric=metric, out=out, model=model, layer=layer)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    else:
+        for item in results:
+            click.echo(item["query"])
+            for n in item["neighbours"]:
+                click.echo(f"  {n['distance']:.4f}  {n['path']}")
+    if out:
+        click.echo(f"wrote {out}", err=True)
+
+
+@click.command()
+@click.argument("folder", metavar="DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.9,
+    show_default=True,
+    help="Cosine similarity from which two images are duplicates.",
+)
+@model_option
+@weights_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of groups.")
+@batch_option
+@workers_option
+@engine_option
+def dedupe(folder, threshold, model, weights, as_json, batch_size, workers, engine) -> None:
+    """Groups of near-duplicate images under DIR (re-saved, resized or mirrored copies)."""
+    from imagefit.search.dedupe import dedupe as run
+
+    groups = run(
+        folder,
+        threshold,
+        model,
+        weights_value(weights),
+        batch_size=batch_size,
+        workers=workers,
+        engine=engine,
+    )
+    if as_json:
+        click.echo(json.dumps([[str(p) for p in g] for g in groups], indent=2))
+        return
+    for n, group in enumerate(groups, 1):
+        click.echo(f"group {n}:")
+        for path in group:
+            click.echo(f"  {path}")
+    click.echo(f"{len(groups)} group(s) of near-duplicates", err=True)

@@ -1,0 +1,74 @@
+"""imagefit evaluate and report: a run's model measured on labelled images, and its HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from imagefit.cli.options import batch_option, engine_option, workers_option
+
+
+@click.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="Output folder (default: RUN/evaluation).")
+@click.option(
+    "--split",
+    type=click.Choice(["valid", "train"]),
+    default="valid",
+    show_default=True,
+    help="Which split of a DATA/train/ + DATA/valid/ folder to evaluate (a folder of class folders: all).",
+)
+@click.option(
+    "--images",
+    "n_images",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Images per gallery.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random galleries.")
+@batch_option
+@workers_option
+@engine_option
+def evaluate(run_dir, data, out, split, n_images, seed, batch_size, workers, engine) -> None:
+    """Evaluate the model in RUN on the labelled images of DATA: metrics, confusion matrix, galleries."""
+    from imagefit.evaluate import confusion_text
+    from imagefit.evaluate import evaluate as run_evaluation
+
+    m = run_evaluation(
+        run_dir,
+        data,
+        out=out,
+        split=split,
+        n_images=n_images,
+        seed=seed,
+        batch_size=batch_size,
+        workers=workers,
+        engine=engine,
+    )
+    top_k = "".join(f"  top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items())
+    click.echo(f"accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}{top_k}  ({m['n']} images)")
+    click.echo(confusion_text(m["confusion_matrix"], m["classes"]))
+    for name, stats in m["per_class"].items():
+        click.echo(
+            f"{name}: precision {stats['precision']:.3f}  recall {stats['recall']:.3f}  "
+            f"f1 {stats['f1']:.3f}  support {stats['support']}"
+        )
+    if m["skipped"]:
+        click.echo(f"skipped {len(m['skipped'])} unreadable image(s), listed in evaluation.json", err=True)
+    click.echo(f"wrote {m['out']}/evaluation.json, the figures and report.html")
+
+
+@click.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path), help="HTML file (default: RUN/report.html).")
+def report(run_dir, out) -> None:
+    """Write RUN's self-contained HTML report: config, curves, metrics, confusion matrix, galleries.
+
+    The evaluation part comes from RUN/evaluation/ (written by training or imagefit evaluate).
+    """
+    from imagefit.evaluate.report import report as run
+
+    click.echo(f"wrote {run(run_dir, out)}")

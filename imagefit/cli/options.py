@@ -1,0 +1,51 @@
+"""Options that several commands share, and small helpers to read and show their values."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import click
+
+from imagefit.models.defaults import DEFAULT_BACKBONE, ENGINES
+
+
+def weights_value(value: str | None) -> str | Path | None:
+    """--weights as the library takes it: a keyword, or the path of a weights file."""
+    return value if value in (None, "auto", "hub", "none") else Path(value)
+
+
+def default_of(options: type, name: str) -> object:
+    """The default of field `name` in an options dataclass, for a --help text."""
+    field = next(f for f in dataclasses.fields(options) if f.name == name)
+    return field.default
+
+
+model_option = click.option(
+    "--model",
+    "-m",
+    default=DEFAULT_BACKBONE,
+    show_default=True,
+    help="Backbone: efficientnet_lite0 (bundled weights) or any timm name.",
+)
+weights_option = click.option(
+    "--weights",
+    default="auto",
+    show_default=True,
+    help="auto (offline: bundled or cached), hub (download), none, or a file.",
+)
+ENGINE_HELP = (
+    "Inference engine: auto measures eager, channels_last, bf16 and onnx once per model and "
+    "machine and keeps the fastest that agrees with fp32 (CPU); PyTorch bf16 on GPU."
+)
+engine_option = click.option(
+    "--engine", type=click.Choice(ENGINES), default="auto", show_default=True, help=ENGINE_HELP
+)
+batch_option = click.option("--batch-size", "-b", type=click.IntRange(min=1), default=32, show_default=True)
+workers_option = click.option(
+    "--workers",
+    "-j",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Image decoding processes (default: cores - 1).",
+)

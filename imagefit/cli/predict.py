@@ -1,0 +1,91 @@
+"""imagefit predict and imagenet: a trained run's classes, or ImageNet's, for image files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from imagefit.cli.options import (
+    batch_option,
+    engine_option,
+    model_option,
+    weights_option,
+    weights_value,
+    workers_option,
+)
+
+
+@click.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), help="Write all probabilities as CSV.")
+@click.option(
+    "--submission",
+    type=click.Path(path_type=Path),
+    help="Write a Kaggle file: id (from the file name), probability of the --positive class.",
+)
+@click.option("--positive", default=None, help="Class the submission scores (default: the second of two).")
+@click.option(
+    "--clip",
+    nargs=2,
+    type=float,
+    default=(0.025, 0.975),
+    show_default=True,
+    metavar="LO HI",
+    help="Clip submitted probabilities to [LO, HI] (0 1: no clipping).",
+)
+@click.option("--tta", is_flag=True, help="Average each image's probabilities with its mirror image's.")
+@click.option("--tta-crops", is_flag=True, help="Also average over the four corners zoomed in (6 views).")
+@batch_option
+@workers_option
+@engine_option
+def predict(
+    run_dir, inputs, csv_path, submission, positive, clip, tta, tta_crops, batch_size, workers, engine
+) -> None:
+    """Predict the class of INPUTS (files or folders) with the model in RUN (or an exported .onnx)."""
+    from imagefit.inference.submission import Submission
+    from imagefit.runs import load
+
+    classifier = load(run_dir)
+    scoring = Submission(classifier.classes, positive, clip) if submission else None  # checked first
+    preds = classifier.predict(
+        inputs,
+        tta="crops" if tta_crops else tta,
+        batch_size=batch_size,
+        workers=workers,
+        engine=engine,
+    )
+    for path, label, prob in zip(preds.paths, preds.labels, preds.probabilities.max(1), strict=True):
+        click.echo(f"{label}\t{prob:.4f}\t{path}")
+    if preds.errors:
+        click.echo(f"skipped {len(preds.errors)} unreadable image(s)", err=True)
+    if csv_path:
+        preds.to_csv(csv_path)
+        click.echo(f"wrote {csv_path}", err=True)
+    if scoring:
+        scoring.write(preds, submission)
+        click.echo(
+            f"wrote {submission} (id, p({scoring.positive}) clipped to {list(scoring.clip)})", err=True
+        )
+
+
+@click.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@model_option
+@weights_option
+@click.option("--top", "-k", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image.")
+def imagenet(images, model, weights, top, as_json) -> None:
+    """Top-k ImageNet classes of IMAGES (files or folders)."""
+    from imagefit.inference.imagenet import imagenet as run
+
+    results = run(images, model=model, weights=weights_value(weights), top=top, progress=False)
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+        return
+    for item in results:
+        click.echo(item["path"])
+        for p in item["predictions"]:
+            click.echo(f"  {p['probability']:6.1%}  {p['wnid']}  {p['name']}")
