@@ -7,6 +7,7 @@ from imagefit.errors import DataError, ImagefitError, ModelError, OptionError
 from imagefit.inference import Classifier, Predictions, imagenet
 from imagefit.models import create_backbone
 from imagefit.runs import load, predict
+from imagefit.serve import serve
 from imagefit.train import TrainResult, resume, train
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "load",
     "predict",
     "resume",
+    "serve",
     "train",
 ]
