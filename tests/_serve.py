@@ -128,6 +128,7 @@ class Load:
     def __init__(self, port: int, clients: int = 4, data: bytes | None = None):
         self.port, self.data = port, data or jpeg_bytes()
         self.statuses: list[int] = []
+        self.finished: list[float] = []  # time.monotonic() of each answer
         self.failures: list[str] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, daemon=True) for _ in range(clients)]
@@ -148,7 +149,8 @@ class Load:
             try:
                 status, _, answer = post_files(self.port, [("load.jpg", self.data, "image/jpeg")])
                 self.statuses.append(status)
+                self.finished.append(time.monotonic())
                 if status != 200:
                     self.failures.append(str(answer))
-            except OSError as exc:
-                self.failures.append(repr(exc))
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(type(exc).__name__)
