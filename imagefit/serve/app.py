@@ -8,6 +8,7 @@ import logging
 from importlib.resources import files
 from pathlib import Path
 
+import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.concurrency import run_in_threadpool
@@ -17,12 +18,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from imagefit.data.transforms import decode_size
+from imagefit.inference.classifier import Predictions
 from imagefit.serve.audit import AuditFolder, thumbnail_or_none
 from imagefit.serve.batcher import Batcher, QueueFull
 from imagefit.serve.guards import BodyLimit, TokenGuard
 from imagefit.serve.limits import Limits
 from imagefit.serve.model import ServedModel
-from imagefit.serve.problems import Problem, busy, problem_response
+from imagefit.serve.problems import JSONLine, Problem, busy, problem_response
 from imagefit.serve.uploads import decode_uploads, read_uploads
 
 log = logging.getLogger(__name__)
@@ -46,7 +48,10 @@ def create_app(
         yield
         await run_in_threadpool(batcher.stop)
 
-    app = FastAPI(title="imagefit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(
+        title="imagefit", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None,
+        default_response_class=JSONLine,
+    )  # fmt: skip
     app.state.batcher, app.state.model, app.state.limits = batcher, model, limits
     _add_error_handlers(app)
     _add_pages(app, audit is not None)
@@ -93,15 +98,8 @@ def _add_api(app: FastAPI, model: ServedModel, batcher: Batcher, limits: Limits)
                 rows = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         except TimeoutError:
             raise busy(f"no answer from the model within {limits.timeout_s:g} s; try again later") from None
-        return JSONResponse([_row(u.name, p, model.classes) for u, p in zip(uploads, rows, strict=True)])
-
-
-def _row(name: str, probs, classes: list[str]) -> dict:
-    """One answer in the shape of a `predict --csv` row: path, class, probability, p_<class>..."""
-    best = int(probs.argmax())
-    row = {"path": name, "class": classes[best], "probability": round(float(probs[best]), 6)}
-    row.update({f"p_{c}": round(float(p), 6) for c, p in zip(classes, probs, strict=True)})
-    return row
+        answer = Predictions(model.classes, [Path(u.name) for u in uploads], np.stack(rows))
+        return JSONLine(answer.rows())  # the rows of predict --csv, in input order
 
 
 def _add_pages(app: FastAPI, with_audit: bool) -> None:

@@ -7,6 +7,13 @@ from starlette.responses import JSONResponse
 RETRY_AFTER_S = 1
 
 
+class JSONLine(JSONResponse):
+    """JSON on one line, ended by a newline (so curl's output ends cleanly)."""
+
+    def render(self, content) -> bytes:
+        return super().render(content) + b"\n"
+
+
 class Problem(Exception):
     """A request the server refuses, with the status and the message to answer it with."""
 
@@ -24,4 +31,4 @@ def busy(message: str) -> Problem:
 
 def problem_response(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """`{"error": message}` on one line, with `status`."""
-    return JSONResponse({"error": " ".join(str(message).split())}, status, headers=headers)
+    return JSONLine({"error": " ".join(str(message).split())}, status, headers=headers)
