@@ -15,6 +15,7 @@ _EXPORTS = {
     "load": "imagefit.runs",
     "predict": "imagefit.runs",
     "resume": "imagefit.train",
+    "serve": "imagefit.serve",
     "train": "imagefit.train",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -16,6 +16,11 @@ log = logging.getLogger("imagefit")
 # name -> (module, attribute, short help). The help is the command docstring's first sentence
 # (a test checks they agree), so `imagefit --help` lists every command without importing one.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": (
+        "imagefit.cli.serve",
+        "serve",
+        "Serve RUN over HTTP: POST /predict, GET /model, /health, and a page to try it at /.",
+    ),
     "check": (
         "imagefit.cli.data",
         "check",

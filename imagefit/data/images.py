@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import logging
 import math
 import os
@@ -102,6 +103,29 @@ def open_image(
         raise ImageReadError(f"{path}: {_reason(exc)}", _kind(exc)) from exc
     except Exception as exc:  # a damaged file can raise anything from inside a decoder
         raise ImageReadError(f"{path}: {_reason(exc)}", _kind(exc)) from exc
+
+
+def open_image_bytes(
+    data: bytes, name: str = "image", min_size: int | None = None, limit: int | None = None
+) -> Image.Image:
+    """Decode encoded image bytes (JPEG, PNG, ...) as `open_image` decodes a file; errors name `name`.
+
+    `limit` is the largest width x height accepted (default `max_pixels()`), checked before decoding.
+    """
+    if not data:
+        raise ImageReadError(f"{name}: empty file (0 bytes)", "empty")
+    limit = max_pixels() if limit is None else limit
+    try:
+        with quiet_bomb_warnings(), Image.open(io.BytesIO(data)) as img:
+            if min_size is not None and img.format == "JPEG" and min(img.size) / min_size >= 2:
+                scale = min(img.size) / min_size
+                img.draft("RGB", (math.ceil(img.size[0] / scale), math.ceil(img.size[1] / scale)))
+            _check_pixels(Path(name), img.size, limit)
+            return to_rgb(ImageOps.exif_transpose(img))
+    except ImageReadError:
+        raise
+    except Exception as exc:  # a damaged upload can raise anything from inside a decoder
+        raise ImageReadError(f"{name}: {_reason(exc)}", _kind(exc)) from exc
 
 
 def _decode(path: Path, min_size: int | None, background: str | None) -> Image.Image:

@@ -1,11 +1,11 @@
-"""A classifier: a timm model with its class names and preprocessing, predicting on files."""
+"""A classifier: a timm model with its class names and preprocessing, predicting on files or images."""
 
 from __future__ import annotations
 
 import csv
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +13,10 @@ import numpy as np
 import torch
 
 from imagefit.data.atomic import write_with
-from imagefit.data.images import warn_skipped
+from imagefit.data.images import ImageReadError, warn_skipped
+from imagefit.data.memory import is_in_memory, picture
 from imagefit.data.paths import collect_inputs
+from imagefit.data.transforms import decode_size, eval_transform
 from imagefit.errors import DataError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.features.layers import VIEWS
@@ -110,14 +112,20 @@ class Classifier:
         logits = head(torch.from_numpy(np.ascontiguousarray(features, np.float32)))
         return logits.softmax(-1).numpy()
 
-    def predict(
-        self, inputs: Iterable[str | os.PathLike], tta: bool | str = False, **extract_options
-    ) -> Predictions:
+    def predict(self, inputs, tta: bool | str = False, **extract_options) -> Predictions:
         """Class probabilities for image files and folders; unreadable files are reported, not fatal.
 
-        `tta` (test-time augmentation): True or "flip" averages the probabilities of each image and
-        its mirror image; "crops" adds the four corners zoomed in. Each view's features are cached.
+        Images held in memory (PIL images, NumPy arrays, encoded bytes) are accepted too, alone or
+        in a list, and go through `predict_images`. `tta` (test-time augmentation, files only): True
+        or "flip" averages the probabilities of each image and its mirror image; "crops" adds the
+        four corners zoomed in. Each view's features are cached.
         """
+        inputs = [inputs] if is_in_memory(inputs) or isinstance(inputs, str | os.PathLike) else list(inputs)
+        if any(is_in_memory(item) for item in inputs):
+            if tta:
+                raise OptionError("test-time augmentation works on files: pass paths, not images in memory")
+            options = {k: v for k, v in extract_options.items() if k in ("engine", "batch_size")}
+            return self.predict_images(inputs, **options)
         paths = collect_inputs(inputs)
         views = tta_views(tta)
         preds = self.predictions_from(self.extractor(**extract_options)(paths, desc="predict"))
@@ -131,6 +139,34 @@ class Classifier:
             total += self.probabilities(features.vectors)
         preds.probabilities = (total / len(views)).astype(np.float32)
         return preds
+
+    def predict_images(
+        self,
+        images: Sequence,
+        names: Sequence[str] | None = None,
+        engine: str = "auto",
+        batch_size: int = 32,
+    ) -> Predictions:
+        """Class probabilities for images in memory (or single image files), in order, nothing cached.
+
+        An item that is no picture is reported in `errors` under its name (default `image N`).
+        The engine is that of `self.extractor(engine, batch_size, 0, False, False)`, memoised.
+        """
+        names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
+        transform, min_size = eval_transform(self.data_config), decode_size(self.data_config)
+        tensors, kept, errors = [], [], []
+        for item, name in zip(images, names, strict=True):
+            try:
+                tensors.append(transform(picture(item, name, min_size)))
+                kept.append(Path(name))
+            except ImageReadError as exc:
+                errors.append((Path(name), str(exc)))
+        extractor = self.extractor(engine, batch_size, 0, cache=False, progress=False)
+        probs = np.zeros((0, len(self.classes)), np.float32)
+        for start in range(0, len(tensors), batch_size):
+            batch = torch.stack(tensors[start : start + batch_size])
+            probs = np.concatenate([probs, self.probabilities(extractor.engine(len(tensors), batch)(batch))])
+        return Predictions(self.classes, kept, probs, errors)
 
     def predictions_from(self, features: Features) -> Predictions:
         """Predictions for already extracted features."""

@@ -1,0 +1,91 @@
+"""The served classifier: its engine measured and warmed before the first request, and its record."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from imagefit.data.transforms import eval_transform
+from imagefit.errors import ModelError
+from imagefit.inference.classifier import Classifier
+from imagefit.runs import load, read_config
+
+log = logging.getLogger(__name__)
+
+_LONG_JOB = 1_000_000  # a server predicts many images: measuring the engines pays for itself
+_WARM_IMAGES = 8
+
+
+class ServedModel:
+    """A run's classifier predicting pictures in batches through one memoised engine."""
+
+    def __init__(
+        self, classifier: Classifier, engine: str = "auto", max_batch: int = 32, record: dict | None = None
+    ):
+        if not isinstance(classifier, Classifier):
+            raise ModelError(
+                "imagefit serve needs a run folder (made by imagefit train), not an exported model"
+            )
+        self.classifier = classifier
+        self.engine_option = engine
+        self.max_batch = max_batch
+        self.record = record or {}
+        self.engine_name = self._warm()
+
+    @classmethod
+    def from_run(cls, run: str | Path, engine: str = "auto", max_batch: int = 32) -> ServedModel:
+        """The classifier of run folder `run`, with its config as the /model record."""
+        config = read_config(run)
+        record = {
+            "run": Path(run).name,
+            "backbone": config.backbone,
+            "arch": config.arch,
+            "strategy": config.strategy,
+            "format_version": config.format_version,
+            "imagefit_version": config.imagefit_version,
+        }
+        return cls(load(run), engine, max_batch, record)
+
+    @property
+    def classes(self) -> list[str]:
+        return self.classifier.classes
+
+    def _warm(self) -> str:
+        """Build the engine (measured on this machine when none is remembered) and run it once."""
+        sample = torch.stack([eval_transform(self.classifier.data_config)(im) for im in _warm_pictures()])
+        extractor = self.classifier.extractor(
+            self.engine_option, self.max_batch, 0, cache=False, progress=False
+        )
+        engine = extractor.engine(_LONG_JOB, sample)
+        self.predict(_warm_pictures())
+        name = getattr(engine, "name", type(engine).__name__)
+        log.info("serving with the %s engine", name)
+        return name
+
+    def predict(self, pictures: list[Image.Image]) -> np.ndarray:
+        """Class probabilities, one row per picture."""
+        preds = self.classifier.predict_images(pictures, engine=self.engine_option, batch_size=self.max_batch)
+        if preds.errors:
+            raise ModelError(preds.errors[0][1])
+        return preds.probabilities
+
+    def describe(self) -> dict:
+        """Classes, backbone, preprocessing and run format: what GET /model answers."""
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in self.classifier.data_config.items()}
+        return {
+            **self.record,
+            "classes": self.classes,
+            "preprocessing": config,
+            "engine": self.engine_name,
+        }
+
+
+def _warm_pictures() -> list[Image.Image]:
+    """Smooth random pictures: something for the engines to be timed and checked on."""
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (_WARM_IMAGES, 8, 8, 3), dtype=np.uint8)
+    return [Image.fromarray(pixels).resize((320, 320), Image.BILINEAR) for pixels in small]
