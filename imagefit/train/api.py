@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, log_loss
 
+from imagefit.data.exclude import drop_excluded
 from imagefit.data.folders import Dataset, Sample, discover_dataset
 from imagefit.data.scan import report_dataset
 from imagefit.errors import DataError, ModelError, OptionError
@@ -54,17 +55,21 @@ def train(
     scratch: dict | None = None,
     finetune: dict | None = None,
     class_weights: str | None = None,
+    exclude: str | Path | None = None,
 ) -> TrainResult:
     """Train a classifier on the images under `data` and write a run folder.
 
     `scratch` holds the scratch strategy's options (arch, epochs, lr, optimizer, schedule, ...);
     `finetune` the finetune strategy's (stages, optimizer, schedule, weight_decay, augment, ...).
     `class_weights='auto'` weighs classes by n / (k * n_c) in training, for imbalanced folders.
+    `exclude` is a file listing images to leave out (paths, or a CSV such as audit.csv).
     """
     class_weights = check_class_weights(class_weights)
     if strategy not in STRATEGIES:
         raise OptionError(f"unknown strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
     check_out_folder(out)
+    if exclude is not None and strategy != "linear":
+        raise OptionError("--exclude works with the linear strategy for now")
 
     if distributed.init():
         _check_world(data, valid_pct, seed)
@@ -106,7 +111,7 @@ def train(
         raise OptionError(f"--batch-size must be at least 1, got {batch_size}")
     get_spec(model)  # a wrong name fails before the dataset is scanned
     started = time.perf_counter()
-    dataset = discover_dataset(data, valid_pct, seed)
+    dataset = drop_excluded(discover_dataset(data, valid_pct, seed), exclude)
     report_dataset(dataset)  # per-class counts, files to skip, imbalance, train/valid leakage
     torch.manual_seed(seed)  # an untrained backbone starts the same for the same seed
     backbone = create_backbone(model, weights, image_size=image_size)
@@ -158,6 +163,7 @@ def train(
             "engine": engine,
             "image_size": image_size,
             "class_weights": class_weights,
+            "exclude": None if exclude is None else str(exclude),
         },
     )
     save_run(run_dir, classifier, config, metrics)
