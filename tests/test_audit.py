@@ -45,6 +45,7 @@ def test_planted_label_errors_rank_first() -> None:
     noisy, planted = _plant(y, 6, 3)
     issues = label_issues(x, noisy, ["a", "b", "c"], folds=5, seed=0)
     assert set(issues.indices[:6]) == set(planted)
+    assert set(np.flatnonzero(issues.flagged)) >= set(planted)
     assert set(np.argsort(issues.quality)[:6]) == set(planted)
     assert (issues.suggested[planted] == y[planted]).all()  # the true class is suggested
     assert issues.folds == 5 and issues.probabilities.shape == (120, 3)

@@ -85,9 +85,18 @@ def audit(
     unusable.update({p: reason for p, reason in found.errors})
     findings += [Finding(UNUSABLE, items.relative(p), note=str(r)) for p, r in sorted(unusable.items())]
     findings = ranked(findings)
-    settings = {"folds": issues.folds, "C": issues.C, "seed": seed, "model": record.get("backbone"),
-                "feature_key": record.get("key"), "duplicates": duplicates, "duplicate_threshold": threshold,
-                "valid_pct": valid_pct, "scores": SCORES}  # fmt: skip
+    settings = {
+        "folds": issues.folds,
+        "C": issues.C,
+        "label_issues_flagged_by_cleanlab": int(issues.flagged.sum()),
+        "seed": seed,
+        "model": record.get("backbone"),
+        "feature_key": record.get("key"),
+        "duplicates": duplicates,
+        "duplicate_threshold": threshold,
+        "valid_pct": valid_pct,
+        "scores": SCORES,
+    }
     timings["total"] = time.perf_counter() - started
     summary = _summary(items, len(kept), findings, settings, timings)
     _write(out, items, findings, summary, page)
@@ -105,7 +114,8 @@ def _label_findings(items: LabelledImages, kept: np.ndarray, issues: LabelIssues
                 given=items.classes[items.labels[j]],
                 suggested=items.classes[issues.suggested[i]],
                 score=float(issues.quality[i]),
-                note=f"p({items.classes[issues.suggested[i]]}) = {issues.probabilities[i].max():.3f}",
+                note=("cleanlab: label issue" if issues.flagged[i] else "out-of-fold prediction disagrees")
+                + f"; p({items.classes[issues.suggested[i]]}) = {issues.probabilities[i].max():.3f}",
             )
         )
     return out

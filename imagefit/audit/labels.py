@@ -21,7 +21,8 @@ MIN_PER_CLASS = 2  # images a class needs for any cross-validation at all
 class LabelIssues:
     """Images whose given label disagrees with confident out-of-fold predictions."""
 
-    indices: np.ndarray  # flagged images, worst first
+    indices: np.ndarray  # flagged by cleanlab or predicted otherwise out of fold, worst first
+    flagged: np.ndarray  # (n,) bool: flagged by cleanlab's find_label_issues
     quality: np.ndarray  # (n,) label-quality score of every image, 0 (surely wrong) .. 1
     suggested: np.ndarray  # (n,) the most likely class of every image
     probabilities: np.ndarray  # (n, k) out-of-fold probabilities
@@ -86,14 +87,19 @@ def find_label_issues(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.
 def label_issues(
     x: np.ndarray, y: np.ndarray, classes: list[str], folds: int = 5, seed: int = 0
 ) -> LabelIssues:
-    """Cross-validate the linear head on features `x` and flag the images cleanlab finds mislabelled."""
+    """Cross-validate the linear head on `x`; rank the images cleanlab flags or the folds contradict."""
     from threadpoolctl import threadpool_limits
 
     folds = choose_folds(y, classes, folds)
     with threadpool_limits(1):  # one BLAS thread: several fight badly on a busy 2-core machine
         probs, c = out_of_fold_probabilities(x, y, len(classes), folds, seed)
         flagged, quality = find_label_issues(probs, y)
-    return LabelIssues(flagged, quality, probs.argmax(1), probs, folds, c)
+    mask = np.zeros(len(y), bool)
+    mask[flagged] = True
+    suggested = probs.argmax(1)
+    candidates = np.flatnonzero(mask | (suggested != y))
+    order = candidates[np.argsort(quality[candidates], kind="stable")]
+    return LabelIssues(order, mask, quality, suggested, probs, folds, c)
 
 
 def label_issue_count(probabilities: np.ndarray, labels: np.ndarray) -> int:
