@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from imagefit.audit import audit, label_issue_count
+from imagefit.audit import audit, label_issue_count, mislabelled_count
 from imagefit.audit.duplicates import CROSS_CLASS, LEAKAGE, NEAR_DUPLICATE, classify_groups
 from imagefit.audit.items import FOLDER, NAME, labelled_images
 from imagefit.audit.labels import choose_folds, label_issues
@@ -58,6 +58,14 @@ def test_label_issue_count_counts_planted_errors() -> None:
     assert label_issue_count(onehot, noisy) == 6
     assert label_issue_count(onehot, y) == 0
     assert label_issue_count(onehot[:, :1].repeat(3, 1), np.zeros(120, int)) == 0  # one class: nothing
+
+
+def test_mislabelled_count_for_the_train_hint() -> None:
+    x, y = _blobs()
+    noisy, _ = _plant(y, 6, 3)
+    assert 4 <= mislabelled_count(x, noisy, 3, c=1.0) <= 8
+    assert mislabelled_count(x, y, 3, c=1.0) <= 1
+    assert mislabelled_count(x[:41], y[:41], 3, c=1.0) == 0  # a class of one image: no folds, no count
 
 
 def test_fewer_folds_with_a_warning_when_a_class_is_small(caplog) -> None:

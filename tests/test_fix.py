@@ -208,3 +208,21 @@ def test_exclude_leaves_listed_images_out_without_touching_files(data: Path, tmp
     dataset = drop_excluded(discover_dataset(data), plain)
     assert len(dataset.train) == 12 - 2
     assert _snapshot(data) == before
+
+
+def test_train_exclude_trains_without_the_listed_images(tmp_path: Path, monkeypatch) -> None:
+    from tests.conftest import TINY_MODEL
+
+    monkeypatch.setenv("IMAGEFIT_CACHE", str(tmp_path / "cache"))
+    data = make_folder(tmp_path / "data")
+    listed = tmp_path / "out.txt"
+    listed.write_text("train/blue/blue_00.jpg\ntrain/red/red_00.jpg\nvalid/red/red_01.jpg\n")
+    tiny = ["-m", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
+    args = ["train", str(data), "--out", str(tmp_path / "run"), "--exclude", str(listed), *tiny]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "train: accuracy" in result.output and "(18 images)" in result.output
+    assert "valid: accuracy" in result.output and "(7 images)" in result.output
+    assert (data / "train/blue/blue_00.jpg").is_file()
+    refused = CliRunner().invoke(cli, [*args[:4], "--exclude", str(listed), "--strategy", "scratch"])
+    assert refused.exit_code == 2 and "linear strategy" in refused.output

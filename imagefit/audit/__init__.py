@@ -3,6 +3,15 @@
 from imagefit.audit.api import AuditResult, audit
 from imagefit.audit.findings import Finding
 from imagefit.audit.fix import FixResult, fix, undo
-from imagefit.audit.labels import label_issue_count
+from imagefit.audit.labels import label_issue_count, mislabelled_count
 
-__all__ = ["AuditResult", "Finding", "FixResult", "audit", "fix", "label_issue_count", "undo"]
+__all__ = [
+    "AuditResult",
+    "Finding",
+    "FixResult",
+    "audit",
+    "fix",
+    "label_issue_count",
+    "mislabelled_count",
+    "undo",
+]

@@ -64,43 +64,46 @@ def audit(
     from imagefit.data.check import check
     from imagefit.features.embed import make_extractor
 
-    started = time.perf_counter()
+    clock = _Clock()
     items = labelled_images(data, valid_pct, seed)
     out = Path(out) if out is not None else Path("audits") / Path(data).resolve().name
-    timings = {}
     report = check(items.root, quick=True)
     extractor, record = make_extractor(model, weights, **options)
     found = extractor(items.paths, desc="features")
-    timings["features"] = time.perf_counter() - started
-    kept = np.flatnonzero(found.ok)
-    issues = label_issues(found.vectors, items.labels[kept], items.classes, folds, seed)
-    scores = outlier_scores(found.vectors)
-    timings["labels_outliers"] = time.perf_counter() - started - timings["features"]
-    findings = _label_findings(items, kept, issues) + _outlier_findings(items, kept, scores)
+    kept, vectors = np.flatnonzero(found.ok), found.vectors
+    clock.lap("features")
+    issues = label_issues(vectors, items.labels[kept], items.classes, folds, seed)
+    findings = _label_findings(items, kept, issues) + _outlier_findings(items, kept, outlier_scores(vectors))
+    clock.lap("labels_outliers")
     if duplicates != "none":
-        groups = _duplicate_groups(items, kept, found.vectors, duplicates, threshold, model, weights, options)
-        findings += _duplicate_findings(items, kept, found.vectors, groups)
-    timings["duplicates"] = time.perf_counter() - started - sum(timings.values())
-    unusable = {c.path: c.problem for c in report.problems}
-    unusable.update({p: reason for p, reason in found.errors})
-    findings += [Finding(UNUSABLE, items.relative(p), note=str(r)) for p, r in sorted(unusable.items())]
-    findings = ranked(findings)
-    settings = {
-        "folds": issues.folds,
-        "C": issues.C,
-        "label_issues_flagged_by_cleanlab": int(issues.flagged.sum()),
-        "seed": seed,
-        "model": record.get("backbone"),
-        "feature_key": record.get("key"),
-        "duplicates": duplicates,
-        "duplicate_threshold": threshold,
-        "valid_pct": valid_pct,
-        "scores": SCORES,
-    }
-    timings["total"] = time.perf_counter() - started
-    summary = _summary(items, len(kept), findings, settings, timings)
+        groups = _duplicate_groups(items, kept, vectors, duplicates, threshold, model, weights, options)
+        findings += _duplicate_findings(items, kept, vectors, groups)
+    clock.lap("duplicates")
+    unusable = {c.path: c.problem for c in report.problems} | dict(found.errors)
+    findings = ranked(
+        findings + [Finding(UNUSABLE, items.relative(p), note=str(r)) for p, r in sorted(unusable.items())]
+    )
+    settings = {"folds": issues.folds, "C": issues.C, "flagged_by_cleanlab": int(issues.flagged.sum()),
+                "seed": seed, "model": record.get("backbone"), "feature_key": record.get("key"),
+                "duplicates": duplicates, "duplicate_threshold": threshold, "valid_pct": valid_pct,
+                "scores": SCORES}  # fmt: skip
+    clock.lap("total", since_start=True)
+    summary = _summary(items, len(kept), findings, settings, clock.seconds)
     _write(out, items, findings, summary, page)
     return AuditResult(out, findings, summary)
+
+
+class _Clock:
+    """Seconds per stage of the audit."""
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, name: str, since_start: bool = False) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - (self.start if since_start else self.last)
+        self.last = now
 
 
 def _label_findings(items: LabelledImages, kept: np.ndarray, issues: LabelIssues) -> list[Finding]:

@@ -65,13 +65,20 @@ def out_of_fold_probabilities(
     the same standardised logistic regression at that C without its held-out images.
     """
     head = fit_linear_head(x, y, n_classes, seed, progress=False)
+    return fold_probabilities(x, y, n_classes, head.C, folds, seed), head.C
+
+
+def fold_probabilities(
+    x: np.ndarray, y: np.ndarray, n_classes: int, c: float, folds: int = 5, seed: int = 0
+) -> np.ndarray:
+    """Out-of-fold probabilities of a standardised logistic regression at a fixed C, stratified folds."""
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / scale
     probs = np.zeros((len(y), n_classes))
     for train, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(z, y):
-        model = LogisticRegression(C=head.C, max_iter=2000, random_state=seed).fit(z[train], y[train])
+        model = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(z[train], y[train])
         probs[np.ix_(held, model.classes_)] = model.predict_proba(z[held])
-    return probs / probs.sum(1, keepdims=True), head.C
+    return probs / probs.sum(1, keepdims=True)
 
 
 def find_label_issues(probs: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,3 +124,21 @@ def label_issue_count(probabilities: np.ndarray, labels: np.ndarray) -> int:
     probs = np.asarray(probabilities, np.float64)
     probs = probs / probs.sum(1, keepdims=True)
     return int(num_label_issues(labels, probs))
+
+
+def mislabelled_count(
+    x: np.ndarray, y: np.ndarray, n_classes: int, c: float, folds: int = 3, seed: int = 0
+) -> int:
+    """How many training images look mislabelled, from a few folds at the C the linear head chose.
+
+    For `imagefit train`'s one-line hint after `fit_linear_head` (three more fits); 0 when a class
+    is too small to cross-validate.
+    """
+    from threadpoolctl import threadpool_limits
+
+    counts = np.bincount(y, minlength=n_classes)
+    folds = min(folds, int(counts[counts > 0].min()))
+    if folds < 2 or (counts > 0).sum() < 2:
+        return 0
+    with threadpool_limits(1):
+        return label_issue_count(fold_probabilities(x, y, n_classes, c, folds, seed), y)

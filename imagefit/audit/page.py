@@ -35,7 +35,7 @@ EXTRA_STYLE = """
 figure{margin:0;width:172px;background:#fafbfc;border:1px solid #dde1e7;border-radius:4px;padding:5px}
 figure img{width:160px;height:160px;object-fit:contain;border:0;background:#eef1f5}
 figure.pair{width:344px}figure.pair img{width:160px}
-figcaption{font-size:12px;line-height:1.3;word-break:break-all}
+figcaption{font-size:12px;line-height:1.3;overflow-wrap:anywhere}
 figcaption b{color:#b3261e}figcaption .rank{color:#5a6372}
 """
 
