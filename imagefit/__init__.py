@@ -6,6 +6,8 @@ from imagefit.version import __version__ as __version__
 
 # Imported on first use, so that `import imagefit` (and `imagefit --help`) stays light.
 _EXPORTS = {
+    "audit": "imagefit.audit",
+    "fix": "imagefit.audit",
     "Classifier": "imagefit.inference",
     "Predictions": "imagefit.inference",
     "TrainResult": "imagefit.train",

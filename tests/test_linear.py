@@ -158,3 +158,19 @@ def test_noise_labels_choose_a_c_below_the_old_grid() -> None:
     assert min(C_GRID) > head.C
     assert head.summary()["C_grid"] == sorted(head.cv_loss)
     assert head.summary()["C_grid"][0] < min(C_GRID)
+
+
+def test_the_heads_out_of_fold_probabilities_count_planted_label_errors() -> None:
+    from imagefit.train.linear import label_issue_count
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 40)
+    x = rng.normal(0, 1, (120, 8)) + 4 * np.eye(3, 8)[y]  # three well separated clusters
+    noisy = y.copy()
+    noisy[[0, 41, 82, 5, 46]] = [1, 2, 0, 2, 0]  # five images filed under another class
+    head = fit_linear_head(x, noisy, 3, seed=0, progress=False)
+    assert head.oof.shape == (120, 3)
+    assert np.allclose(head.oof.sum(1), 1)
+    assert label_issue_count(head.oof, noisy) >= 4
+    clean = fit_linear_head(x, y, 3, seed=0, progress=False)
+    assert label_issue_count(clean.oof, y) <= 1

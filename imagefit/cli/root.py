@@ -16,6 +16,16 @@ log = logging.getLogger("imagefit")
 # name -> (module, attribute, short help). The help is the command docstring's first sentence
 # (a test checks they agree), so `imagefit --help` lists every command without importing one.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "audit": (
+        "imagefit.cli.audit",
+        "audit",
+        "Likely label errors, outliers, near-duplicates and unusable files of DATA, ranked on one page.",
+    ),
+    "fix": (
+        "imagefit.cli.audit",
+        "fix",
+        "Apply FIXES.csv (path,action,label: relabel, remove, keep) to DATA by moving files, never deleting.",
+    ),
     "serve": (
         "imagefit.cli.serve",
         "serve",

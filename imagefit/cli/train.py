@@ -169,6 +169,11 @@ def _on_off(value: object) -> str:
     help=_for("patience", "stop after N epochs without a lower val_loss (default: no early stopping).", None),
 )
 @click.option(
+    "--exclude",
+    type=click.Path(path_type=Path),
+    help=_for("exclude", "leave out the images this file lists (paths, or a CSV such as audit.csv).", None),
+)
+@click.option(
     "--resume",
     "resume_run",
     type=click.Path(path_type=Path),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from imagefit.train import distributed
 from imagefit.train.extraction import check_classes, embed_in_shares, extract_split, labels_of, split_scores
 from imagefit.train.run import Strategy, backbone_config, saved_options
 
+log = logging.getLogger(__name__)
+
 C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # searched first
 # Steps of about half a decade; the search walks on while the best C sits on an edge of what it
 # tried, and stops at either end of this ladder.
@@ -35,6 +38,7 @@ class LinearHead:
     bias: np.ndarray  # (n_classes,)
     C: float
     cv_loss: dict[float, float]  # cross-validated log loss of every C searched, by C
+    oof: np.ndarray | None = None  # out-of-fold class probabilities at the chosen C (None: no folds)
 
     def summary(self) -> dict:
         """The head's entry in metrics.json: the chosen C, the grid searched and its losses."""
@@ -61,14 +65,20 @@ def fit_linear_head(
     z = (x - mean) / scale
     folds = min(3, int(np.unique(y, return_counts=True)[1].min()))
     cv_loss: dict[float, float] = {}
+    oof: dict[float, np.ndarray] = {}
     if folds >= 2:
-        cv_loss = search_c(lambda c: _cv_loss(z, y, c, folds, seed, n_classes, balanced), progress)
+
+        def loss(c: float) -> float:
+            value, oof[c] = _cv_loss(z, y, c, folds, seed, n_classes, balanced)
+            return value
+
+        cv_loss = search_c(loss, progress)
         best = min(cv_loss, key=cv_loss.get)
     else:
         best = 1.0
     model = _logreg(best, seed, balanced).fit(z, y)
     weight, bias = _full_rank(model, n_classes)
-    return LinearHead(weight / scale, bias - (weight / scale) @ mean, best, cv_loss)
+    return LinearHead(weight / scale, bias - (weight / scale) @ mean, best, cv_loss, oof.get(best))
 
 
 def search_c(loss: Callable[[float], float], progress: bool = False) -> dict[float, float]:
@@ -102,16 +112,30 @@ def _logreg(c: float, seed: int, balanced: bool = False) -> LogisticRegression:
 
 def _cv_loss(
     z: np.ndarray, y: np.ndarray, c: float, folds: int, seed: int, n_classes: int, balanced: bool
-) -> float:
-    losses = []
+) -> tuple[float, np.ndarray]:
+    """Mean log loss over the folds, and every image's out-of-fold class probabilities."""
+    losses, oof = [], np.zeros((len(y), n_classes))
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     for tr, va in split.split(z, y):
         model = _logreg(c, seed, balanced).fit(z[tr], y[tr])
         proba = np.zeros((len(va), n_classes))
         proba[:, model.classes_] = model.predict_proba(z[va])
         proba /= proba.sum(1, keepdims=True)
+        oof[va] = proba
         losses.append(log_loss(y[va], proba, labels=list(range(n_classes))))
-    return float(np.mean(losses))
+    return float(np.mean(losses)), oof
+
+
+def label_issue_count(probabilities: np.ndarray, labels: np.ndarray) -> int:
+    """How many images confident learning (cleanlab) estimates to be mislabelled, from out-of-fold
+    probabilities already computed."""
+    from cleanlab.count import num_label_issues
+
+    labels = np.asarray(labels, np.int64)
+    if len(np.unique(labels)) < 2 or len(labels) < 2:
+        return 0
+    probs = np.asarray(probabilities, np.float64)
+    return int(num_label_issues(labels, probs / probs.sum(1, keepdims=True)))
 
 
 def _full_rank(model: LogisticRegression, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +208,7 @@ class LinearStrategy(Strategy):
         head = fit_linear_head(x, y, n, self.seed, self.progress, balanced=opts.class_weights == "auto")
         model.reset_classifier(n)
         load_head(model, head)
+        self._hint_label_issues(head, y, dataset.root)
         meta = {"backbone": backbone.spec.name, "arch": backbone.spec.arch, "weights": backbone.weights}
         classifier = Classifier(model, dataset.classes, backbone.data_config, meta)
         metrics = {
@@ -198,3 +223,11 @@ class LinearStrategy(Strategy):
             "seconds": {"features": round(features_done - started, 3)},
         }
         return classifier, metrics
+
+    def _hint_label_issues(self, head: LinearHead, y: np.ndarray, root) -> None:
+        """One line when the head's out-of-fold probabilities suggest mislabelled training images."""
+        if head.oof is None:
+            return
+        n = label_issue_count(head.oof, y)
+        if n:
+            log.info("%d training image(s) look mislabelled: run imagefit audit %s", n, root)

@@ -26,8 +26,10 @@ class TrainOptions:
     batch_size: int | None = None  # None: 32, or the training set's size when smaller
     image_size: int | None = None  # None: the backbone's (scratch: from the images)
     class_weights: str | None = None  # auto: classes weighted n / (k * n_c) in training
+    exclude: str | None = None  # a file listing images to leave out (paths, or a CSV such as audit.csv)
 
     def __post_init__(self) -> None:
+        self.exclude = None if self.exclude is None else str(self.exclude)
         self.class_weights = "none" if self.class_weights is None else str(self.class_weights).lower()
         if self.class_weights not in CLASS_WEIGHTS:
             raise OptionError(

@@ -57,10 +57,12 @@ class Strategy:
 
     def read_data(self, data: str | Path):
         """The dataset, scanned and reported (counts, files to skip, imbalance, leakage)."""
+        from imagefit.data.exclude import drop_excluded
         from imagefit.data.folders import discover_dataset
         from imagefit.data.scan import report_dataset
 
         dataset = discover_dataset(data, self.options.valid_pct, self.seed)
+        dataset = drop_excluded(dataset, self.options.exclude)
         report_dataset(dataset)
         return dataset
 

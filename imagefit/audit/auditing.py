@@ -1,0 +1,197 @@
+"""imagefit.audit: likely label errors, outliers, near-duplicates, leakage and unusable files, ranked."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imagefit.audit.duplicates import SAME_PICTURE, classify_groups, groups_of, same_picture, similar_pairs
+from imagefit.audit.findings import LABEL_ISSUE, OUTLIER, SCORES, UNUSABLE, Finding, ranked, write_findings
+from imagefit.audit.items import LabelledImages, labelled_images
+from imagefit.audit.labels import LabelIssues, label_issues
+from imagefit.audit.outliers import flag_outliers, outlier_scores
+from imagefit.audit.page import write_page
+from imagefit.data.atomic import write_json
+from imagefit.errors import OptionError
+from imagefit.models.registry import DEFAULT_BACKBONE
+
+log = logging.getLogger(__name__)
+
+CSV, JSON, HTML = "audit.csv", "audit.json", "audit.html"
+DUPLICATE_SEARCHES = ("fast", "thorough", "none")
+
+
+@dataclass
+class AuditResult:
+    """Where the audit was written, its findings (ranked) and its counts and settings."""
+
+    out: Path
+    findings: list[Finding]
+    summary: dict = field(default_factory=dict)
+
+    def of_kind(self, kind: str) -> list[Finding]:
+        """The findings of one kind, worst first."""
+        return [f for f in self.findings if f.kind == kind]
+
+
+def audit(
+    data: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    model: str = DEFAULT_BACKBONE,
+    weights: str | Path = "auto",
+    valid_pct: float = 0.2,
+    threshold: float | None = None,
+    duplicates: str = "fast",
+    page: bool = True,
+    **options,
+) -> AuditResult:
+    """Audit every labelled image of `data`; write audit.csv, audit.json and audit.html into `out`.
+
+    `duplicates`: "fast" (embeddings closer than `threshold`, default 0.95, confirmed pixel by
+    pixel), "thorough" (`imagefit dedupe`'s search, default threshold 0.9; slower) or "none".
+    `options` go to the feature extractor (batch_size, workers, engine, cache, progress).
+    """
+    if duplicates not in DUPLICATE_SEARCHES:
+        raise OptionError(f"unknown duplicate search {duplicates!r}: choose fast, thorough or none")
+    threshold = threshold if threshold is not None else (0.9 if duplicates == "thorough" else 0.95)
+    from imagefit.data.check import check
+    from imagefit.search.embed import make_extractor
+
+    clock = _Clock()
+    items = labelled_images(data, valid_pct, seed)
+    out = Path(out) if out is not None else Path("audits") / Path(data).resolve().name
+    report = check(items.root, quick=True)
+    extractor, record = make_extractor(model, weights, **options)
+    found = extractor(items.paths, desc="features")
+    kept, vectors = np.flatnonzero(found.ok), found.vectors
+    clock.lap("features")
+    issues = label_issues(vectors, items.labels[kept], items.classes, folds, seed)
+    findings = _label_findings(items, kept, issues) + _outlier_findings(items, kept, outlier_scores(vectors))
+    clock.lap("labels_outliers")
+    if duplicates != "none":
+        groups = _duplicate_groups(items, kept, vectors, duplicates, threshold, model, weights, options)
+        findings += _duplicate_findings(items, kept, vectors, groups)
+    clock.lap("duplicates")
+    unusable = {c.path: c.problem for c in report.problems} | dict(found.errors)
+    findings = ranked(
+        findings + [Finding(UNUSABLE, items.relative(p), note=str(r)) for p, r in sorted(unusable.items())]
+    )
+    settings = {"folds": issues.folds, "C": issues.C, "flagged_by_cleanlab": int(issues.flagged.sum()),
+                "seed": seed, "model": record.get("backbone"), "feature_key": record.get("key"),
+                "duplicates": duplicates, "duplicate_threshold": threshold, "valid_pct": valid_pct,
+                "scores": SCORES}  # fmt: skip
+    clock.lap("total", since_start=True)
+    summary = _summary(items, len(kept), findings, settings, clock.seconds)
+    _write(out, items, findings, summary, page)
+    return AuditResult(out, findings, summary)
+
+
+class _Clock:
+    """Seconds per stage of the audit."""
+
+    def __init__(self):
+        self.start = self.last = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def lap(self, name: str, since_start: bool = False) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - (self.start if since_start else self.last)
+        self.last = now
+
+
+def _label_findings(items: LabelledImages, kept: np.ndarray, issues: LabelIssues) -> list[Finding]:
+    out = []
+    for i in issues.indices:
+        j = kept[i]
+        out.append(
+            Finding(
+                LABEL_ISSUE,
+                items.relative(items.paths[j]),
+                given=items.classes[items.labels[j]],
+                suggested=items.classes[issues.suggested[i]],
+                score=float(issues.quality[i]),
+                note=("cleanlab: label issue" if issues.flagged[i] else "out-of-fold prediction disagrees")
+                + f"; p({items.classes[issues.suggested[i]]}) = {issues.probabilities[i].max():.3f}",
+            )
+        )
+    return out
+
+
+def _outlier_findings(items: LabelledImages, kept: np.ndarray, scores: np.ndarray) -> list[Finding]:
+    return [
+        Finding(
+            OUTLIER,
+            items.relative(items.paths[kept[i]]),
+            given=items.classes[items.labels[kept[i]]],
+            score=float(scores[i]),
+        )
+        for i in flag_outliers(scores)
+    ]
+
+
+def _duplicate_groups(items, kept, vectors, search, threshold, model, weights, options) -> list[list[Path]]:
+    if search == "thorough":
+        from imagefit.search.dedupe import dedupe
+
+        return dedupe(items.root, threshold, model, weights, **options)
+    paths = [items.paths[j] for j in kept]
+    pairs = [
+        (i, j)
+        for i, j, _ in similar_pairs(vectors, threshold)
+        if same_picture(paths[i], paths[j]) >= SAME_PICTURE
+    ]
+    return groups_of(pairs, paths)
+
+
+def _duplicate_findings(items, kept, vectors, groups) -> list[Finding]:
+    by_path = {items.paths[j]: vectors[i] for i, j in enumerate(kept)}
+    copies = classify_groups(groups, items, by_path)
+    copies.sort(key=lambda c: -np.nan_to_num(c.similarity, nan=1.0))
+
+    def name(label: int) -> str:
+        return items.classes[label] if label >= 0 else ""
+
+    return [
+        Finding(
+            c.kind,
+            items.relative(c.path),
+            given=name(c.label),
+            suggested=name(c.like_label) if c.like_label != c.label else "",
+            score=c.similarity,
+            note=f"like {items.relative(c.like)}",
+        )
+        for c in copies
+    ]
+
+
+def _summary(items: LabelledImages, embedded: int, findings: list[Finding], settings, timings) -> dict:
+    counts = {}
+    for f in findings:
+        counts[f.kind] = counts.get(f.kind, 0) + 1
+    return {
+        "data": str(items.root.resolve()),
+        "classes": items.classes,
+        "images": len(items.paths),
+        "embedded": embedded,
+        "unlabelled": len(items.unlabelled),
+        "label_source": items.source,
+        "counts": counts,
+        "settings": settings,
+        "seconds": {k: round(v, 3) for k, v in timings.items()},
+    }
+
+
+def _write(out: Path, items: LabelledImages, findings: list[Finding], summary: dict, page: bool) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_findings(out / CSV, findings)
+    write_json(out / JSON, summary)
+    if page:
+        write_page(out / HTML, items.root, findings, summary)
+    log.info("audit of %d images written to %s", summary["images"], out)

@@ -1,0 +1,95 @@
+"""imagefit audit and fix: a dataset's likely label errors, outliers and duplicates; decisions applied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from imagefit.cli.options import (
+    batch_option,
+    engine_option,
+    model_option,
+    weights_option,
+    weights_value,
+    workers_option,
+)
+
+
+@click.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option(
+    "--out", "-o", type=click.Path(path_type=Path), help="Output folder (default: audits/<DATA name>)."
+)
+@click.option(
+    "--folds", type=click.IntRange(min=2), default=5, show_default=True, help="Cross-validation folds."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--duplicates",
+    type=click.Choice(["fast", "thorough", "none"]),
+    default="fast",
+    show_default=True,
+    help="fast: close embeddings confirmed pixel by pixel; thorough: imagefit dedupe's search (slower).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=None,
+    help="Cosine similarity from which two images may be near-duplicates (default 0.95 fast, 0.9 thorough).",
+)
+@model_option
+@weights_option
+@batch_option
+@workers_option
+@engine_option
+def audit(data, out, folds, seed, duplicates, threshold, model, weights, batch_size, workers, engine) -> None:
+    """Likely label errors, outliers, near-duplicates and unusable files of DATA, ranked on one page."""
+    from imagefit.audit import audit as run
+
+    result = run(
+        data,
+        out,
+        folds=folds,
+        seed=seed,
+        model=model,
+        weights=weights_value(weights),
+        threshold=threshold,
+        duplicates=duplicates,
+        batch_size=batch_size,
+        workers=workers,
+        engine=engine,
+    )
+    for kind, n in result.summary["counts"].items():
+        click.echo(f"{kind}: {n}")
+    for f in result.of_kind("label_issue")[:10]:
+        click.echo(f"  #{f.rank} {f.path}: {f.given} -> {f.suggested} ({f.score:.3f})")
+    click.echo(
+        f"wrote {result.out / 'audit.csv'}, audit.json, audit.html "
+        f"(next: set actions in audit.csv, then imagefit fix {data} audit.csv)"
+    )
+
+
+@click.command()
+@click.argument("data", type=click.Path(path_type=Path), required=False)
+@click.argument("fixes", metavar="FIXES.csv", type=click.Path(path_type=Path), required=False)
+@click.option("--undo", "undo_journal", type=click.Path(path_type=Path), help="Put back what a fix moved.")
+@click.option("--journal", type=click.Path(path_type=Path), help="Journal file (default: FIXES.csv.journal).")
+@click.option(
+    "--quarantine", type=click.Path(path_type=Path), help="Where removed files go (default: DATA-quarantine)."
+)
+def fix(data, fixes, undo_journal, journal, quarantine) -> None:
+    """Apply FIXES.csv (path,action,label: relabel, remove, keep) to DATA by moving files, never deleting."""
+    from imagefit.audit import fix as run
+    from imagefit.audit import undo
+
+    if undo_journal is not None:
+        restored = undo(undo_journal)
+        click.echo(f"put back {len(restored)} file(s) from {undo_journal}")
+        return
+    if data is None or fixes is None:
+        raise click.UsageError("give DATA and FIXES.csv, or --undo JOURNAL")
+    result = run(data, fixes, journal=journal, quarantine=quarantine)
+    for move in result.moves:
+        click.echo(f"{move.action}: {move.source} -> {move.target}")
+    click.echo(f"moved {len(result.moves)} file(s); undo: imagefit fix --undo {result.journal}")
