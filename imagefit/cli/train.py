@@ -69,6 +69,30 @@ def _on_off(value: object) -> str:
     type=float,
     help=_for("valid_pct", "Share held out for validation when DATA has no valid/ folder"),
 )
+@click.option(
+    "--images",
+    type=click.Path(path_type=Path),
+    help="Folder the image names of a label table start from (default: the table's folder).",
+)
+@click.option(
+    "--valid",
+    type=click.Path(path_type=Path),
+    help="A second table of validation rows, when DATA's table has no is_valid or split column.",
+)
+@click.option("--path-col", help="The table's column of image names (default: guessed).")
+@click.option(
+    "--label-col", help="The table's column of labels (default: guessed; several 0/1 columns: one-hot)."
+)
+@click.option(
+    "--label-delim",
+    help="Separator of several labels in one cell: a character, space, or none for one label per cell "
+    "(default: guessed from | ; , and space).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "single", "multilabel"]),
+    help="auto: multi-label when any image has several labels (default: auto).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--image-size",
@@ -176,7 +200,7 @@ def _on_off(value: object) -> str:
 )
 @click.pass_context
 def train(ctx: click.Context, data, strategy, out, seed, workers, resume_run, **_options) -> None:
-    """Train a classifier on DATA (class folders) and write a run folder."""
+    """Train a classifier on DATA (class folders or a CSV/TSV label table) and write a run folder."""
     given = given_options(ctx)
     if resume_run is not None:
         from imagefit.train import resume

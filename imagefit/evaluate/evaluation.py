@@ -11,6 +11,8 @@ import numpy as np
 from imagefit.data.atomic import write_json, write_text
 from imagefit.data.folders import discover_dataset
 from imagefit.data.images import list_images
+from imagefit.data.sources import read_dataset
+from imagefit.data.tables import is_table
 from imagefit.errors import DataError, OptionError
 from imagefit.evaluate.galleries import SELECTORS, confusion_figure, save_gallery, titles_for
 from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
@@ -91,18 +93,11 @@ def labelled_images(
     data: str | os.PathLike, classes: list[str], split: str = "valid", run_dir: Path | None = None
 ) -> dict[str, int]:
     """Image path -> index into `classes`, for the images of `data` that are evaluated."""
-    data = Path(data)
     if split not in SPLITS:
         raise OptionError(f"--split must be one of {', '.join(SPLITS)}, got {split}")
-    if not data.is_dir():
-        raise DataError(f"{data} is not a folder: expected DATA/<class>/ or DATA/train/ + DATA/valid/")
-    trained_on = _trained_on(run_dir)
-    if trained_on == data.resolve() or any(p.is_dir() and p.name.lower() == "train" for p in data.iterdir()):
-        valid_pct, seed = _split_of(run_dir)  # the run's own data: the same split as in training
-        dataset = discover_dataset(data, valid_pct, seed)
-        named = [(s.path, dataset.classes[s.label]) for s in getattr(dataset, split)]
-    else:
-        named = [(p, d.name) for d in _class_folders(data) for p in list_images(d)]
+    named = (
+        _table_images(data, split, run_dir) if is_table(data) else _folder_images(Path(data), split, run_dir)
+    )
     unknown = sorted({name for _, name in named} - set(classes))
     if unknown:
         raise DataError(
@@ -113,6 +108,33 @@ def labelled_images(
         raise DataError(f"{data} holds no labelled images to evaluate")
     index = {c: i for i, c in enumerate(classes)}
     return {str(path): index[name] for path, name in named}
+
+
+def _table_images(data, split: str, run_dir: Path | None) -> list[tuple[Path, str]]:
+    """(image, class) of a label table: the run's own table gives its split, another all its rows."""
+    saved = read_config(run_dir).options if run_dir is not None and (run_dir / CONFIG).is_file() else {}
+    own = _trained_on(run_dir) == Path(data).resolve()
+    names = ("path_col", "label_col", "label_delim", "task") + (
+        ("images", "valid", "valid_pct") if own else ()
+    )
+    options = {k: saved[k] for k in names if k in saved}
+    dataset = read_dataset(data, seed=_split_of(run_dir)[1], **options)
+    samples = getattr(dataset, split) if own else dataset.train + dataset.valid
+    return [(s.path, dataset.classes[s.label]) for s in samples]
+
+
+def _folder_images(data: Path, split: str, run_dir: Path | None) -> list[tuple[Path, str]]:
+    """(image, class) of a dataset folder: its split as in training, or every image of its classes."""
+    if not data.is_dir():
+        raise DataError(f"{data} is not a folder: expected DATA/<class>/ or DATA/train/ + DATA/valid/")
+    trained_on = _trained_on(run_dir)
+    if trained_on == data.resolve() or any(p.is_dir() and p.name.lower() == "train" for p in data.iterdir()):
+        valid_pct, seed = _split_of(run_dir)  # the run's own data: the same split as in training
+        dataset = discover_dataset(data, valid_pct, seed)
+        named = [(s.path, dataset.classes[s.label]) for s in getattr(dataset, split)]
+    else:
+        named = [(p, d.name) for d in _class_folders(data) for p in list_images(d)]
+    return named
 
 
 def _class_folders(data: Path) -> list[Path]:
