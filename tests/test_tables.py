@@ -98,7 +98,12 @@ def test_the_understood_shape_is_logged(images: Path, caplog) -> None:
 def test_label_delim_none_keeps_a_cell_one_label(tmp_path: Path) -> None:
     for i, name in enumerate(["x0", "x1", "x2", "x3"]):
         write_image(tmp_path / f"{name}.png", COLOURS["red"], i, size=(8, 8))
-    rows = [["x0.png", "golden retriever"], ["x1.png", "pug"], ["x2.png", "pug"], ["x3.png", "golden retriever"]]
+    rows = [
+        ["x0.png", "golden retriever"],
+        ["x1.png", "pug"],
+        ["x2.png", "pug"],
+        ["x3.png", "golden retriever"],
+    ]
     table = _write(tmp_path / "t.csv", ["path", "label"], rows)
     assert table_dataset(table, valid_pct=0.5).task == "multilabel"  # the space was taken as a separator
     ds = table_dataset(table, valid_pct=0.5, label_delim="none")
@@ -112,8 +117,8 @@ def test_a_single_label_table_splits_as_its_folders(tmp_path: Path) -> None:
     data = make_folder(tmp_path / "data", classes=("blue", "red", "green"), n_train=5, n_valid=0)
     folders = discover_dataset(data / "train", valid_pct=0.4, seed=3)
     rows = [[str(p.relative_to(data)), p.parent.name] for p in sorted((data / "train").rglob("*.jpg"))]
-    table = table_dataset(_write(tmp_path / "labels.csv", ["file", "label"], rows), images=data, valid_pct=0.4,
-                          seed=3)  # fmt: skip
+    written = _write(tmp_path / "labels.csv", ["file", "label"], rows)
+    table = table_dataset(written, images=data, valid_pct=0.4, seed=3)
     assert table.classes == folders.classes and table.task == "single"
     for split in ("train", "valid"):
         assert [(s.path.resolve(), s.label) for s in getattr(table, split)] == [
@@ -126,8 +131,7 @@ def test_a_single_label_table_trains_the_same_run_as_its_folders(tmp_path: Path)
 
     data = make_folder(tmp_path / "data", n_train=4, n_valid=2)
     rows = [
-        [str(p.relative_to(data)), p.parent.name, p.parts[-3] == "valid"]
-        for p in sorted(data.rglob("*.jpg"))
+        [str(p.relative_to(data)), p.parent.name, p.parts[-3] == "valid"] for p in sorted(data.rglob("*.jpg"))
     ]
     table = _write(tmp_path / "tables" / "labels.csv", ["path", "label", "is_valid"], rows)
     folder_run = imagefit.train(data, out=tmp_path / "folder_run", progress=False, workers=0, **TINY)
@@ -148,6 +152,10 @@ def test_a_single_label_table_trains_the_same_run_as_its_folders(tmp_path: Path)
     evaluated = evaluate(tmp_path / "table_run", table, out=tmp_path / "eval", workers=0, engine="torch")
     assert evaluated["n"] == 4 and evaluated["accuracy"] == metrics["valid"]["accuracy"]
     assert sorted(evaluated["per_class"]) == ["blue", "red"]
+    refused = CliRunner().invoke(
+        cli, ["predict", str(tmp_path / "table_run"), str(data), "--threshold", "0.3"]
+    )
+    assert refused.exit_code == 2 and "applies to multi-label models" in refused.output
 
 
 # --- image names ----------------------------------------------------------------------------
@@ -158,7 +166,9 @@ def test_names_without_extension_or_folder_find_their_image(tmp_path: Path) -> N
     red = write_image(tmp_path / "imgs" / "red" / "r0.png", COLOURS["red"], 2, size=(8, 8))
     red1 = write_image(tmp_path / "imgs" / "red" / "r1.bmp", COLOURS["red"], 3, size=(8, 8))
     rows = [["b0", "blue", "0"], ["r0.png", "red", "0"], ["red/r1", "red", "1"]]
-    ds = table_dataset(_write(tmp_path / "t.csv", ["id", "label", "is_valid"], rows), images=tmp_path / "imgs")
+    ds = table_dataset(
+        _write(tmp_path / "t.csv", ["id", "label", "is_valid"], rows), images=tmp_path / "imgs"
+    )
     assert [s.path for s in ds.train] == [blue, red] and [s.path for s in ds.valid] == [red1]
 
 
@@ -184,7 +194,7 @@ def test_rows_whose_image_is_missing_are_named_skipped_and_counted(images: Path,
 
 BAD = {
     "no path column": ("a,b\n1,x\n2,y\n", "no path column"),
-    "path,label" "duplicate": (
+    "path,labelduplicate": (
         "path,label\na0.png,blue\na1.png,red\na0.png,red\n",
         "listed twice with different labels, line 2 (blue) and line 4 (red)",
     ),

@@ -244,7 +244,12 @@ def print_metrics(metrics: dict) -> None:
     """Accuracy and loss per split, and how many images were skipped."""
     for split in ("train", "valid"):
         m = metrics.get(split, {})
-        if m.get("n"):
+        if m.get("n") and "samples_f1" in m:
+            click.echo(
+                f"{split}: samples-F1 {m['samples_f1']:.4f}  micro-F1 {m['micro_f1']:.4f}  macro-F1 "
+                f"{m['macro_f1']:.4f}  mAP {m['mAP']:.4f}  loss {m['loss']:.4f}  ({m['n']} images)"
+            )
+        elif m.get("n"):
             click.echo(f"{split}: accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  ({m['n']} images)")
     if metrics.get("skipped"):
         click.echo(f"skipped {len(metrics['skipped'])} unreadable image(s), listed in metrics.json")
