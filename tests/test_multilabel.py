@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 import imagefit
 from imagefit.cli import cli
 from imagefit.errors import OptionError
+from imagefit.evaluate import evaluate
 from imagefit.evaluate.multilabel_metrics import multilabel_scores
 from imagefit.train.multilabel import best_thresholds, fit_multilabel_head, sigmoid
 from tests.conftest import COLOURS, TINY_MODEL, write_image
@@ -85,12 +87,19 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Pa
     return root, tables
 
 
-def test_the_three_shapes_train_the_same_multilabel_run(shapes) -> None:
+@pytest.fixture(scope="module")
+def runs(shapes) -> dict:
     root, tables = shapes
     results = {}
     for shape, table in tables.items():
         images = root / "images" if shape == "one-hot" else None
         results[shape] = imagefit.train(table, out=root / f"run-{shape}", images=images, **TINY)
+    return results
+
+
+def test_the_three_shapes_train_the_same_multilabel_run(shapes, runs) -> None:
+    root, _ = shapes
+    results = runs
     first = results["tags, spaces"]
     assert first.classifier.classes == list(LABELS) and first.classifier.multilabel
     assert first.metrics["valid"]["n"] == 3 and first.metrics["train"]["n"] == 11
@@ -105,7 +114,7 @@ def test_the_three_shapes_train_the_same_multilabel_run(shapes) -> None:
     assert config.task == "multilabel" and len(config.thresholds) == 3
 
 
-def test_a_multilabel_run_predicts_label_sets_as_csv(shapes) -> None:
+def test_a_multilabel_run_predicts_label_sets_as_csv(shapes, runs) -> None:
     root, _ = shapes
     run = root / "run-tags, spaces"
     loaded = imagefit.load(run)
@@ -132,3 +141,23 @@ def test_finetune_refuses_a_multilabel_table_for_now(tmp_path: Path, shapes) -> 
     _, tables = shapes
     with pytest.raises(OptionError, match="finetune strategy trains single-label data"):
         imagefit.train(tables["tags, spaces"], strategy="finetune", out=tmp_path / "ft", **TINY)
+
+
+def test_a_multilabel_run_is_evaluated_and_reported_per_label(shapes, runs) -> None:
+    root, tables = shapes
+    run = root / "run-tags, spaces"
+    saved = json.loads((run / "evaluation" / "evaluation.json").read_text())
+    assert saved["task"] == "multilabel" and saved["n"] == 3
+    assert saved["samples_f1"] == pytest.approx(runs["tags, spaces"].metrics["valid"]["samples_f1"])
+    html = (run / "report.html").read_text()
+    assert 'id="per-label"' in html and "Precision-recall curves" in html and 'data-label="green"' in html
+    again = evaluate(run, tables["tags, spaces"], out=root / "again", workers=0, engine="torch")
+    assert again["samples_f1"] == pytest.approx(saved["samples_f1"]) and again["n"] == 3
+    per = again["per_label"]
+    assert set(per) == set(LABELS)
+    truth = {"im03": ("green", "red"), "im08": ("blue", "red"), "im12": ("blue", "green")}
+    for label in LABELS:
+        support = sum(label in t for t in truth.values())
+        assert per[label]["support"] == support == per[label]["true_positives"] + per[label]["misses"]
+    everything = evaluate(run, tables["one-hot"], out=root / "all", workers=0, engine="torch")
+    assert everything["n"] == 14  # another table: all its rows

@@ -48,13 +48,23 @@ def fit_multilabel_head(
     `y` is the (n, n_labels) 0/1 matrix; `balanced` weighs positives and negatives of each label
     by n / (2 * n_c) (`--class-weights auto`).
     """
+    from threadpoolctl import threadpool_limits
+
+    # Many small fits: one BLAS thread each is far faster than threads that wait on each other
+    # (measured 20x on two busy cores).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _fit_head(x, y, seed, progress, balanced)
+
+
+def _fit_head(x: np.ndarray, y: np.ndarray, seed: int, progress: bool, balanced: bool) -> MultiLabelHead:
     mean, scale = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / scale
     oof: dict[float, np.ndarray] = {}
     if len(z) >= 2 * FOLDS:
+        warm: dict = {}  # each fold's fit of each label starts from its fit at the C tried before
 
         def loss(c: float) -> float:
-            oof[c] = out_of_fold(z, y, c, seed, balanced)
+            oof[c] = out_of_fold(z, y, c, seed, balanced, warm)
             return binary_log_loss(y, oof[c])
 
         cv_loss = search_c(loss, progress)
@@ -66,24 +76,36 @@ def fit_multilabel_head(
     return MultiLabelHead(weight / scale, bias - (weight / scale) @ mean, best, cv_loss, thresholds)
 
 
-def out_of_fold(z: np.ndarray, y: np.ndarray, c: float, seed: int, balanced: bool) -> np.ndarray:
-    """Each image's label probabilities from the heads fitted on the other folds."""
+def out_of_fold(
+    z: np.ndarray, y: np.ndarray, c: float, seed: int, balanced: bool, warm: dict | None = None
+) -> np.ndarray:
+    """Each image's label probabilities from the heads fitted on the other folds.
+
+    `warm` keeps each fold's models between calls, so that the next C starts from this one's fit.
+    """
     proba = np.zeros(y.shape, np.float64)
-    for tr, va in KFold(FOLDS, shuffle=True, random_state=seed).split(z):
-        weight, bias = _fit_labels(z[tr], y[tr], c, seed, balanced)
+    for k, (tr, va) in enumerate(KFold(FOLDS, shuffle=True, random_state=seed).split(z)):
+        models = None if warm is None else warm.setdefault(k, {})
+        weight, bias = _fit_labels(z[tr], y[tr], c, seed, balanced, models)
         proba[va] = sigmoid(z[va] @ weight.T + bias)
     return proba
 
 
-def _fit_labels(z: np.ndarray, y: np.ndarray, c: float, seed: int, balanced: bool):
+def _fit_labels(
+    z: np.ndarray, y: np.ndarray, c: float, seed: int, balanced: bool, models: dict | None = None
+):
     weight = np.zeros((y.shape[1], z.shape[1]), np.float64)
     bias = np.zeros(y.shape[1], np.float64)
     for j in range(y.shape[1]):
         positives = y[:, j].mean()
         if 0 < positives < 1:
-            model = LogisticRegression(
-                C=c, max_iter=2000, random_state=seed, class_weight="balanced" if balanced else None
-            ).fit(z, y[:, j])
+            model = (models or {}).get(j) or LogisticRegression(
+                max_iter=2000, random_state=seed, class_weight="balanced" if balanced else None,
+                warm_start=models is not None,
+            )  # fmt: skip
+            model.set_params(C=c).fit(z, y[:, j])
+            if models is not None:
+                models[j] = model
             weight[j], bias[j] = model.coef_[0], model.intercept_[0]
         else:
             p = np.clip(positives, CONSTANT_P, 1 - CONSTANT_P)

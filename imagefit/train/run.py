@@ -95,9 +95,6 @@ class Strategy:
         """The validation split evaluated into RUN/evaluation/, and RUN/report.html."""
         from imagefit.evaluate.training_report import training_report
 
-        if classifier.multilabel:
-            log.info("the evaluation and report of a multi-label run are not written yet")
-            return
         training_report(folder.path, classifier, dataset, **self.extract_options())
 
 
