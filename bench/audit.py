@@ -81,11 +81,11 @@ def baseline_scores(data: Path, cache: Path, planted: set[str]) -> tuple[dict[st
     os.environ["IMAGEFIT_CACHE"] = str(cache)
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
-    from imagefit.search.embed import make_extractor
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     from imagefit.data.folders import discover_dataset
+    from imagefit.search.embed import make_extractor
 
     dataset = discover_dataset(data)
     samples = sorted(dataset.train + dataset.valid, key=lambda s: str(s.path))

@@ -36,19 +36,38 @@ from imagefit.cli.options import (
     metavar="LO HI",
     help="Clip submitted probabilities to [LO, HI] (0 1: no clipping).",
 )
+@click.option(
+    "--threshold",
+    type=float,
+    help="Multi-label models: predict each label from this probability (default: the run's per-label "
+    "thresholds, chosen for the best F1).",
+)
 @click.option("--tta", is_flag=True, help="Average each image's probabilities with its mirror image's.")
 @click.option("--tta-crops", is_flag=True, help="Also average over the four corners zoomed in (6 views).")
 @batch_option
 @workers_option
 @engine_option
 def predict(
-    run_dir, inputs, csv_path, submission, positive, clip, tta, tta_crops, batch_size, workers, engine
+    run_dir,
+    inputs,
+    csv_path,
+    submission,
+    positive,
+    clip,
+    threshold,
+    tta,
+    tta_crops,
+    batch_size,
+    workers,
+    engine,
 ) -> None:
     """Predict the class of INPUTS (files or folders) with the model in RUN (or an exported .onnx)."""
     from imagefit.inference.submission import Submission
     from imagefit.runs import load
 
     classifier = load(run_dir)
+    if threshold is not None and not getattr(classifier, "multilabel", False):
+        raise click.UsageError("--threshold applies to multi-label models: this one predicts one class")
     scoring = Submission(classifier.classes, positive, clip) if submission else None  # checked first
     preds = classifier.predict(
         inputs,
@@ -57,8 +76,14 @@ def predict(
         workers=workers,
         engine=engine,
     )
-    for path, label, prob in zip(preds.paths, preds.labels, preds.probabilities.max(1), strict=True):
-        click.echo(f"{label}\t{prob:.4f}\t{path}")
+    if threshold is not None:
+        preds = preds.with_threshold(threshold)
+    if preds.multilabel:
+        for path, labels in zip(preds.paths, preds.labels, strict=True):
+            click.echo(f"{' '.join(labels)}\t{path}")
+    else:
+        for path, label, prob in zip(preds.paths, preds.labels, preds.probabilities.max(1), strict=True):
+            click.echo(f"{label}\t{prob:.4f}\t{path}")
     if preds.errors:
         click.echo(f"skipped {len(preds.errors)} unreadable image(s)", err=True)
     if csv_path:

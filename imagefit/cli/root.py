@@ -96,7 +96,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": (
         "imagefit.cli.train",
         "train",
-        "Train a classifier on DATA (class folders) and write a run folder.",
+        "Train a classifier on DATA (class folders or a CSV/TSV label table) and write a run folder.",
     ),
 }
 

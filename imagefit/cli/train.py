@@ -69,6 +69,30 @@ def _on_off(value: object) -> str:
     type=float,
     help=_for("valid_pct", "Share held out for validation when DATA has no valid/ folder"),
 )
+@click.option(
+    "--images",
+    type=click.Path(path_type=Path),
+    help="Folder the image names of a label table start from (default: the table's folder).",
+)
+@click.option(
+    "--valid",
+    type=click.Path(path_type=Path),
+    help="A second table of validation rows, when DATA's table has no is_valid or split column.",
+)
+@click.option("--path-col", help="The table's column of image names (default: guessed).")
+@click.option(
+    "--label-col", help="The table's column of labels (default: guessed; several 0/1 columns: one-hot)."
+)
+@click.option(
+    "--label-delim",
+    help="Separator of several labels in one cell: a character, space, or none for one label per cell "
+    "(default: guessed from | ; , and space).",
+)
+@click.option(
+    "--task",
+    type=click.Choice(["auto", "single", "multilabel"]),
+    help="auto: multi-label when any image has several labels (default: auto).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--image-size",
@@ -181,7 +205,7 @@ def _on_off(value: object) -> str:
 )
 @click.pass_context
 def train(ctx: click.Context, data, strategy, out, seed, workers, resume_run, **_options) -> None:
-    """Train a classifier on DATA (class folders) and write a run folder."""
+    """Train a classifier on DATA (class folders or a CSV/TSV label table) and write a run folder."""
     given = given_options(ctx)
     if resume_run is not None:
         from imagefit.train import resume
@@ -225,7 +249,12 @@ def print_metrics(metrics: dict) -> None:
     """Accuracy and loss per split, and how many images were skipped."""
     for split in ("train", "valid"):
         m = metrics.get(split, {})
-        if m.get("n"):
+        if m.get("n") and "samples_f1" in m:
+            click.echo(
+                f"{split}: samples-F1 {m['samples_f1']:.4f}  micro-F1 {m['micro_f1']:.4f}  macro-F1 "
+                f"{m['macro_f1']:.4f}  mAP {m['mAP']:.4f}  loss {m['loss']:.4f}  ({m['n']} images)"
+            )
+        elif m.get("n"):
             click.echo(f"{split}: accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  ({m['n']} images)")
     if metrics.get("skipped"):
         click.echo(f"skipped {len(metrics['skipped'])} unreadable image(s), listed in metrics.json")

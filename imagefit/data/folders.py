@@ -19,10 +19,16 @@ _EXPECTED = "DATA/train/<class>/ and DATA/valid/<class>/, or DATA/<class>/, or n
 
 @dataclass(frozen=True)
 class Sample:
-    """One image file and its class index (-1 when unlabelled)."""
+    """One image file and its class index (-1 when unlabelled or multi-label), or its label set."""
 
     path: Path
     label: int = -1
+    labels: tuple[int, ...] = ()  # the class indices of a multi-label sample (may be empty)
+
+    @property
+    def label_set(self) -> tuple[int, ...]:
+        """The sample's class indices whatever the task: its labels, or its one label."""
+        return self.labels if self.labels or self.label < 0 else (self.label,)
 
 
 @dataclass
@@ -35,15 +41,21 @@ class Dataset:
     valid: list[Sample]
     test: list[Sample] = field(default_factory=list)
     layout: str = ""
+    task: str = "single"  # or "multilabel": samples carry label sets
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multilabel"
 
     def counts(self, split: str) -> dict[str, int]:
-        """Images per class in one split."""
-        tally = Counter(s.label for s in getattr(self, split))
+        """Images per class in one split (multi-label: images carrying each label)."""
+        tally = Counter(i for s in getattr(self, split) for i in s.label_set)
         return {name: tally.get(i, 0) for i, name in enumerate(self.classes)}
 
     def describe(self) -> str:
         """A few lines a person reads before training starts."""
-        lines = [f"{self.root}: {len(self.classes)} classes, {self.layout}"]
+        kind = "labels" if self.multilabel else "classes"
+        lines = [f"{self.root}: {len(self.classes)} {kind}, {self.layout}"]
         for split in ("train", "valid", "test"):
             samples = getattr(self, split)
             if not samples:
@@ -52,7 +64,9 @@ class Dataset:
                 lines.append(f"  test : {len(samples)} unlabelled images")
                 continue
             per_class = ", ".join(f"{k} {v}" for k, v in self.counts(split).items())
-            lines.append(f"  {split}: {len(samples)} images ({per_class})")
+            bare = sum(1 for s in samples if not s.label_set)
+            none = f", {bare} without labels" if bare else ""
+            lines.append(f"  {split}: {len(samples)} images{none} ({per_class})")
         return "\n".join(lines)
 
 
@@ -68,13 +82,13 @@ def discover_dataset(root: str | Path, valid_pct: float = 0.2, seed: int = 0) ->
     subdirs = {p.name.lower(): p for p in _subfolders(root)}
     if "train" not in subdirs:
         groups = _read_labelled(root)
-        train, valid = _split(groups, valid_pct, seed)
+        train, valid = split_groups(groups, valid_pct, seed)
         return _assemble(root, groups, train, valid, [], f"split {valid_pct:.0%} valid, seed {seed}")
     train_groups = _read_labelled(subdirs["train"])
     valid_dir = next((subdirs[n] for n in VALID_NAMES if n in subdirs), None)
     test = [Sample(p) for p in list_images(subdirs["test"])] if "test" in subdirs else []
     if valid_dir is None:
-        train, valid = _split(train_groups, valid_pct, seed)
+        train, valid = split_groups(train_groups, valid_pct, seed)
         layout = f"train/ split {valid_pct:.0%} valid, seed {seed}"
     else:
         valid = _read_labelled(valid_dir, need_two=False)
@@ -139,7 +153,7 @@ def _kaggle_groups(folder: Path) -> dict[str, list[Path]]:
     return groups
 
 
-def _split(
+def split_groups(
     groups: dict[str, list[Path]], valid_pct: float, seed: int
 ) -> tuple[dict[str, list[Path]], dict[str, list[Path]]]:
     """Stratified random split: the same seed always picks the same validation images."""

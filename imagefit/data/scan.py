@@ -36,7 +36,8 @@ class DatasetScan:
         bad = {p.path for p in self.problems}
         for sample in getattr(self.dataset, split):
             if sample.path in bad:
-                counts[self.dataset.classes[sample.label]] -= 1  # counted as they will be trained on
+                for i in sample.label_set:
+                    counts[self.dataset.classes[i]] -= 1  # counted as they will be trained on
         if len(counts) < 2 or not any(counts.values()):
             return None
         big, small = max(counts, key=counts.get), min(counts, key=counts.get)
@@ -103,19 +104,19 @@ def scan_dataset(
     threads = workers or min(8, (os.cpu_count() or 2) + 2)
     with ThreadPoolExecutor(threads) as pool:
         results = list(pool.map(look, files))
-    owners: dict[str, list[tuple[str, int, Path]]] = defaultdict(list)
+    owners: dict[str, list[tuple[str, tuple[int, ...], Path]]] = defaultdict(list)
     for (split, sample), (check, digest) in zip(files, results, strict=True):
         if not check.ok:
             scan.problems.append(check)
             continue
         scan.converted.update(check.notes)
-        owners[digest].append((split, sample.label, sample.path))
+        owners[digest].append((split, sample.label_set, sample.path))
     for group in owners.values():
         _compare(group, scan)
     return scan
 
 
-def _compare(group: list[tuple[str, int, Path]], scan: DatasetScan) -> None:
+def _compare(group: list[tuple[str, tuple[int, ...], Path]], scan: DatasetScan) -> None:
     """Record leaks (train vs valid/test) and label conflicts among files with the same content."""
     train = [g for g in group if g[0] == "train"]
     for split, _, path in group:

@@ -6,6 +6,7 @@ _EXPORTS = {
     "confusion_text": "imagefit.evaluate.metrics",
     "evaluate": "imagefit.evaluate.evaluation",
     "evaluation_metrics": "imagefit.evaluate.metrics",
+    "multilabel_scores": "imagefit.evaluate.multilabel_metrics",
     "report": "imagefit.evaluate.report",
     "write_report": "imagefit.evaluate.report",
 }

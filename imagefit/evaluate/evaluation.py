@@ -11,6 +11,8 @@ import numpy as np
 from imagefit.data.atomic import write_json, write_text
 from imagefit.data.folders import discover_dataset
 from imagefit.data.images import list_images
+from imagefit.data.sources import read_dataset
+from imagefit.data.tables import is_table
 from imagefit.errors import DataError, OptionError
 from imagefit.evaluate.galleries import SELECTORS, confusion_figure, save_gallery, titles_for
 from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
@@ -42,14 +44,23 @@ def evaluate(
     """
     run_dir = Path(run_dir)
     classifier = load(run_dir)
-    labelled = labelled_images(data, classifier.classes, split, run_dir)
+    multilabel = getattr(classifier, "multilabel", False)
+    labelled = labelled_sets(data, classifier.classes, split, run_dir, multilabel)
     preds = classifier.predict(list(labelled), **predict_options)
     if not preds.paths:
         raise DataError(f"none of the {len(labelled)} images in {data} could be read")
     out = Path(out) if out is not None else _default_out(run_dir)
-    y_true = np.array([labelled[str(p)] for p in preds.paths], dtype=int)
     record = {"run": str(run_dir), "data": str(data), "split": split}
-    metrics = write_evaluation(preds, y_true, out, n_images, seed, **record)
+    if multilabel:
+        from imagefit.evaluate.multilabel_evaluation import write_multilabel_evaluation
+
+        y = np.zeros((len(preds.paths), len(classifier.classes)), np.int64)
+        for row, path in enumerate(preds.paths):
+            y[row, list(labelled[str(path)])] = 1
+        metrics = write_multilabel_evaluation(preds, y, out, n_images, **record)
+    else:
+        y_true = np.array([labelled[str(p)][0] for p in preds.paths], dtype=int)
+        metrics = write_evaluation(preds, y_true, out, n_images, seed, **record)
     from imagefit.evaluate.report import write_report
 
     write_report(run_dir, metrics, out / REPORT)
@@ -91,9 +102,45 @@ def labelled_images(
     data: str | os.PathLike, classes: list[str], split: str = "valid", run_dir: Path | None = None
 ) -> dict[str, int]:
     """Image path -> index into `classes`, for the images of `data` that are evaluated."""
-    data = Path(data)
+    return {path: labels[0] for path, labels in labelled_sets(data, classes, split, run_dir).items()}
+
+
+def labelled_sets(
+    data, classes: list[str], split: str = "valid", run_dir: Path | None = None, multilabel: bool = False
+) -> dict[str, tuple[int, ...]]:
+    """Image path -> indices into `classes` of its labels (one, unless `multilabel`)."""
     if split not in SPLITS:
         raise OptionError(f"--split must be one of {', '.join(SPLITS)}, got {split}")
+    if is_table(data):
+        named = _table_images(data, split, run_dir, multilabel)
+    else:
+        named = [(path, (name,)) for path, name in _folder_images(Path(data), split, run_dir)]
+    unknown = sorted({name for _, names in named for name in names} - set(classes))
+    if unknown:
+        raise DataError(
+            f"{data} has classes the model does not know: {', '.join(unknown)} "
+            f"(the model's classes: {', '.join(classes)})"
+        )
+    if not named:
+        raise DataError(f"{data} holds no labelled images to evaluate")
+    index = {c: i for i, c in enumerate(classes)}
+    return {str(path): tuple(index[name] for name in names) for path, names in named}
+
+
+def _table_images(data, split: str, run_dir: Path | None, multilabel: bool) -> list[tuple[Path, tuple]]:
+    """(image, label names) of a label table: the run's own table gives its split, another all its rows."""
+    saved = read_config(run_dir).options if run_dir is not None and (run_dir / CONFIG).is_file() else {}
+    own = _trained_on(run_dir) == Path(data).resolve()
+    names = ["path_col", "label_col", "label_delim"] + (["images", "valid", "valid_pct"] if own else [])
+    options = {k: saved[k] for k in names if k in saved}
+    task = "multilabel" if multilabel else "single"
+    dataset = read_dataset(data, seed=_split_of(run_dir)[1], task=task, **options)
+    samples = getattr(dataset, split) if own else dataset.train + dataset.valid
+    return [(s.path, tuple(dataset.classes[i] for i in s.label_set)) for s in samples]
+
+
+def _folder_images(data: Path, split: str, run_dir: Path | None) -> list[tuple[Path, str]]:
+    """(image, class) of a dataset folder: its split as in training, or every image of its classes."""
     if not data.is_dir():
         raise DataError(f"{data} is not a folder: expected DATA/<class>/ or DATA/train/ + DATA/valid/")
     trained_on = _trained_on(run_dir)
@@ -103,16 +150,7 @@ def labelled_images(
         named = [(s.path, dataset.classes[s.label]) for s in getattr(dataset, split)]
     else:
         named = [(p, d.name) for d in _class_folders(data) for p in list_images(d)]
-    unknown = sorted({name for _, name in named} - set(classes))
-    if unknown:
-        raise DataError(
-            f"{data} has classes the model does not know: {', '.join(unknown)} "
-            f"(the model's classes: {', '.join(classes)})"
-        )
-    if not named:
-        raise DataError(f"{data} holds no labelled images to evaluate")
-    index = {c: i for i, c in enumerate(classes)}
-    return {str(path): index[name] for path, name in named}
+    return named
 
 
 def _class_folders(data: Path) -> list[Path]:

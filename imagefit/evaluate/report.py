@@ -26,6 +26,8 @@ from imagefit.version import __version__
 
 log = logging.getLogger(__name__)
 
+PR_FILE = "pr_curves.png"
+
 GALLERY_TITLES = {
     "random_correct": "Random correct",
     "random_incorrect": "Random incorrect",
@@ -76,12 +78,18 @@ def write_report(run_dir: str | os.PathLike, evaluation: dict | None, out: str |
     history = _history(run_dir)
     curves = learning_curves(history, out.parent / CURVES) if history else None
     body = [_summary(config, metrics, evaluation), _training_section(config, metrics, curves)]
-    if evaluation is not None:
+    links = ["summary", "training"]
+    if evaluation is not None and evaluation.get("task") == "multilabel":
+        folder = Path(evaluation.get("out") or out.parent)
+        body += [_multilabel_section(evaluation, folder), _multilabel_galleries(evaluation, folder)]
+        links += ["evaluation", "galleries"]
+    elif evaluation is not None:
         folder = Path(evaluation.get("out") or out.parent)
         body += [_evaluation_section(evaluation), _confusion_section(evaluation, folder)]
         body.append(_galleries_section(evaluation, folder))
+        links += ["evaluation", "confusion", "galleries"]
     body += [_skipped_section(metrics, evaluation), _config_section(config, run_dir)]
-    write_text(out, _page(run_dir, config, evaluation is not None, "\n".join(body)))
+    write_text(out, _page(run_dir, config, links, "\n".join(body)))
     return out
 
 
@@ -103,13 +111,11 @@ def _history(run_dir: Path) -> list[dict]:
         return []
 
 
-def _page(run_dir: Path, config: dict, evaluated: bool, body: str) -> str:
+def _page(run_dir: Path, config: dict, links: list[str], body: str) -> str:
     name = run_dir.resolve().name if run_dir.is_dir() else run_dir.name
     facts = [config.get("strategy"), config.get("backbone"), f"{len(config.get('classes', []))} classes"]
     facts = [str(f) for f in facts if f and f != "0 classes"]
     stamp = time.strftime("%Y-%m-%d %H:%M")
-    links = ["summary", "training"]
-    links += ["evaluation", "confusion", "galleries"] if evaluated else []
     nav = "".join(f'<a href="#{a}">{a}</a>' for a in [*links, "skipped", "config"])
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -143,15 +149,22 @@ def _card(value: str, label: str) -> str:
 
 def _summary(config: dict, metrics: dict, evaluation: dict | None) -> str:
     cards = []
-    if evaluation is not None:
+    if evaluation is not None and evaluation.get("task") == "multilabel":
+        where = f"{evaluation.get('split') or 'evaluated'} ({evaluation['n']} images)"
+        cards += [_card(f"{evaluation['samples_f1']:.2%}", f"samples-F1, {where}")]
+        cards += [_card(f"{evaluation['mAP']:.2%}", "mAP")]
+    elif evaluation is not None:
         where = f"{evaluation.get('split') or 'evaluated'} ({evaluation['n']} images)"
         cards += [_card(f"{evaluation['accuracy']:.2%}", f"accuracy, {where}")]
         cards += [_card(f"{evaluation['loss']:.4f}", "log loss")]
     else:
         for split in ("valid", "train"):
             m = metrics.get(split) or {}
+            score, name = (
+                (m.get("samples_f1"), "samples-F1") if "samples_f1" in m else (m.get("accuracy"), "accuracy")
+            )
             if m.get("n"):
-                cards.append(_card(f"{m['accuracy']:.2%}", f"{split} accuracy ({m['n']} images)"))
+                cards.append(_card(f"{score:.2%}", f"{split} {name} ({m['n']} images)"))
     classes = config.get("classes") or (evaluation or {}).get("classes") or []
     cards.append(_card(str(len(classes)), "classes"))
     if metrics.get("epochs"):
@@ -191,13 +204,19 @@ def _config_section(config: dict, run_dir: Path) -> str:
 
 def _training_section(config: dict, metrics: dict, curves: Path | None) -> str:
     parts = ['<section id="training"><h2>Training</h2>']
+    multilabel = "samples_f1" in (metrics.get("train") or {})
+    scores = ("samples_f1", "micro_f1", "macro_f1", "mAP") if multilabel else ("accuracy",)
     rows = [
-        f"<tr><td>{split}</td>{_num(m.get('n'))}{_num(m.get('loss'))}{_num(m.get('accuracy'))}</tr>"
+        f"<tr><td>{split}</td>{''.join(_num(m.get(k)) for k in ('n', 'loss', *scores))}</tr>"
         for split in ("train", "valid")
         if (m := metrics.get(split) or {}).get("n")
     ]
     if rows:
-        head = "<tr><th>split</th><th>images</th><th>loss</th><th>accuracy</th></tr>"
+        head = (
+            "<tr><th>split</th><th>images</th><th>loss</th>"
+            + "".join(f"<th>{k}</th>" for k in scores)
+            + "</tr>"
+        )
         parts.append(f'<table id="training-scores">{head}{"".join(rows)}</table>')
     rest = {k: v for k, v in metrics.items() if k not in ("train", "valid", "skipped")}
     if rest:
@@ -231,6 +250,44 @@ def _evaluation_section(ev: dict) -> str:
         f'<table id="scores">{score_rows}</table><h3>Per class</h3>'
         f'<table id="per-class">{head}{rows}</table></section>'
     )
+
+
+def _multilabel_section(ev: dict, folder: Path) -> str:
+    facts = [f"data: {ev.get('data', '')}", f"split: {ev.get('split', '')}", f"images: {ev['n']}"]
+    names = (("samples-F1", "samples_f1"), ("micro-F1", "micro_f1"), ("macro-F1", "macro_f1"), ("mAP", "mAP"),
+             ("exact match", "exact_match"), ("log loss (summed over labels)", "loss"))  # fmt: skip
+    score_rows = "".join(f"<tr><td>{escape(name)}</td>{_num(ev.get(key))}</tr>" for name, key in names)
+    columns = ("threshold", "precision", "recall", "f1", "ap", "support", "true_positives",
+               "false_positives", "misses")  # fmt: skip
+    head = "<tr><th>label</th>" + "".join(f"<th>{c.replace('_', ' ')}</th>" for c in columns) + "</tr>"
+    rows = []
+    for name, threshold in zip(ev["classes"], ev["thresholds"], strict=True):
+        s = {"threshold": threshold, **ev["per_label"][name]}
+        rows.append(
+            f'<tr data-label="{escape(name)}"><td>{escape(name)}</td>'
+            f"{''.join(_num(s[c]) for c in columns)}</tr>"
+        )
+    return (
+        f'<section id="evaluation"><h2>Evaluation (multi-label)</h2><p>{escape(" · ".join(facts))}</p>'
+        f'<table id="scores">{score_rows}</table><h3>Per label</h3>'
+        "<p>A label is predicted when its probability reaches its threshold (chosen for the best F1).</p>"
+        f'<table id="per-label">{head}{"".join(rows)}</table><h3>Precision-recall curves</h3>'
+        f"{_image(folder / ev.get('pr_curves', PR_FILE), 'precision-recall curves per label')}</section>"
+    )
+
+
+def _multilabel_galleries(ev: dict, folder: Path) -> str:
+    titles = {"worst_false_positives": "Worst false positives, per label (label and its probability)",
+              "worst_misses": "Worst misses, per label (the true label and its probability)"}  # fmt: skip
+    parts = ['<section id="galleries"><h2>Galleries</h2>']
+    for name, title in titles.items():
+        entry = (ev.get("galleries") or {}).get(name) or {}
+        parts.append(f'<h3 id="gallery-{name}">{title}</h3>')
+        if entry.get("file"):
+            parts.append(_image(folder / entry["file"], title))
+        else:
+            parts.append(f'<p class="note">{escape(entry.get("note", "no images to show"))}</p>')
+    return "".join(parts) + "</section>"
 
 
 def _confusion_section(ev: dict, folder: Path) -> str:

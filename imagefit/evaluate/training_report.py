@@ -11,6 +11,7 @@ import numpy as np
 
 from imagefit.data.folders import Dataset, Sample
 from imagefit.evaluate.evaluation import write_evaluation
+from imagefit.evaluate.multilabel_evaluation import write_multilabel_evaluation
 from imagefit.evaluate.report import EVALUATION_DIR, REPORT, write_report
 from imagefit.inference.classifier import Classifier, Predictions
 
@@ -54,9 +55,14 @@ def _evaluate_valid(run_dir: Path, classifier, dataset: Dataset, n_images: int, 
     preds = _predictions(classifier, valid, options)
     if not preds.paths:
         return None
-    by_path = {str(s.path): s.label for s in valid}
-    y_true = np.array([by_path[str(p)] for p in preds.paths], dtype=int)
     record = {"run": str(run_dir), "data": str(dataset.root), "split": "valid"}
+    by_path = {str(s.path): s.label_set for s in valid}
+    if preds.multilabel:
+        y = np.zeros((len(preds.paths), len(preds.classes)), np.int64)
+        for row, path in enumerate(preds.paths):
+            y[row, list(by_path[str(path)])] = 1
+        return write_multilabel_evaluation(preds, y, run_dir / EVALUATION_DIR, n_images, **record)
+    y_true = np.array([by_path[str(p)][0] for p in preds.paths], dtype=int)
     return write_evaluation(preds, y_true, run_dir / EVALUATION_DIR, n_images, **record)
 
 
@@ -64,4 +70,4 @@ def _predictions(classifier: Classifier, samples: Sequence[Sample], options: dic
     features = classifier.extractor(**options)([s.path for s in samples], desc="valid report")
     kept = [p for p, ok in zip(features.paths, features.ok, strict=True) if ok]
     probs = classifier.probabilities(features.vectors) if kept else np.zeros((0, len(classifier.classes)))
-    return Predictions(classifier.classes, kept, probs, features.errors)
+    return Predictions(classifier.classes, kept, probs, features.errors, classifier.thresholds)

@@ -26,30 +26,61 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Predictions:
-    """Class probabilities for each input file that decoded; the others are listed in `errors`."""
+    """Class probabilities for each input file that decoded; the others are listed in `errors`.
+
+    Multi-label predictions carry `thresholds`: the probabilities are independent (sigmoid) and a
+    label is predicted when its probability reaches its threshold.
+    """
 
     classes: list[str]
     paths: list[Path]
     probabilities: np.ndarray  # (n, n_classes)
     errors: list[tuple[Path, str]] = field(default_factory=list)
+    thresholds: np.ndarray | None = None  # (n_classes,) for multi-label predictions
 
     @property
-    def labels(self) -> list[str]:
+    def multilabel(self) -> bool:
+        return self.thresholds is not None
+
+    @property
+    def labels(self) -> list:
+        """The class of each image; multi-label: the list of labels of each image."""
+        if self.multilabel:
+            return [[c for c, on in zip(self.classes, row, strict=True) if on] for row in self.decisions]
         return [self.classes[i] for i in self.probabilities.argmax(1)]
 
+    @property
+    def decisions(self) -> np.ndarray:
+        """(n, n_classes) booleans: the labels predicted for each image (multi-label)."""
+        return self.probabilities >= self.thresholds
+
+    def with_threshold(self, threshold: float) -> Predictions:
+        """The same multi-label predictions deciding every label at `threshold`."""
+        if not self.multilabel:
+            raise OptionError("--threshold applies to multi-label models; this one predicts one class")
+        if not 0 < threshold < 1:
+            raise OptionError(f"--threshold must be between 0 and 1, got {threshold}")
+        thresholds = np.full(len(self.classes), threshold, np.float32)
+        return Predictions(self.classes, self.paths, self.probabilities, self.errors, thresholds)
+
     def rows(self) -> list[dict]:
-        """One dict per image: path, class, probability, then p_<class> for every class."""
+        """One dict per image: path, class, probability (multi-label: labels), then p_<class>."""
         out = []
-        for path, probs in zip(self.paths, self.probabilities, strict=True):
-            best = int(probs.argmax())
-            row = {"path": str(path), "class": self.classes[best], "probability": float(probs[best])}
+        labels = self.labels if self.multilabel else None
+        for i, (path, probs) in enumerate(zip(self.paths, self.probabilities, strict=True)):
+            if labels is not None:
+                row = {"path": str(path), "labels": " ".join(labels[i])}
+            else:
+                best = int(probs.argmax())
+                row = {"path": str(path), "class": self.classes[best], "probability": float(probs[best])}
             row.update({f"p_{c}": float(p) for c, p in zip(self.classes, probs, strict=True)})
             out.append(row)
         return out
 
     def to_csv(self, target: str | os.PathLike) -> None:
         """Write the rows as CSV (atomically)."""
-        fields = ["path", "class", "probability", *(f"p_{c}" for c in self.classes)]
+        first = ["path", "labels"] if self.multilabel else ["path", "class", "probability"]
+        fields = [*first, *(f"p_{c}" for c in self.classes)]
 
         def write(tmp: Path) -> None:
             with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
@@ -75,14 +106,27 @@ def tta_views(tta: bool | str) -> tuple[str, ...]:
 class Classifier:
     """A timm model whose classifier head names `classes`, with the preprocessing it was trained on."""
 
-    def __init__(self, model: torch.nn.Module, classes: Sequence[str], data_config: dict, info: dict):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        classes: Sequence[str],
+        data_config: dict,
+        info: dict,
+        thresholds: Sequence[float] | None = None,
+    ):
         if model.num_classes != len(classes):
             raise ValueError(f"model has {model.num_classes} outputs but {len(classes)} classes")
         self.model = model.eval()
         self.classes = list(classes)
         self.data_config = data_config
         self.info = dict(info)
+        # multi-label: sigmoid outputs, a label predicted from its threshold; None: softmax classes
+        self.thresholds = None if thresholds is None else np.asarray(thresholds, np.float32)
         self._extractors: dict[tuple, FeatureExtractor] = {}
+
+    @property
+    def multilabel(self) -> bool:
+        return self.thresholds is not None
 
     def extractor(
         self,
@@ -107,10 +151,10 @@ class Classifier:
 
     @torch.inference_mode()
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """Softmax of the classifier head applied to pre-logits features."""
+        """Softmax (multi-label: sigmoid) of the classifier head applied to pre-logits features."""
         head = self.model.get_classifier()
         logits = head(torch.from_numpy(np.ascontiguousarray(features, np.float32)))
-        return logits.softmax(-1).numpy()
+        return (logits.sigmoid() if self.multilabel else logits.softmax(-1)).numpy()
 
     def predict(self, inputs, tta: bool | str = False, **extract_options) -> Predictions:
         """Class probabilities for image files and folders; unreadable files are reported, not fatal.
@@ -166,7 +210,7 @@ class Classifier:
         for start in range(0, len(tensors), batch_size):
             batch = torch.stack(tensors[start : start + batch_size])
             probs = np.concatenate([probs, self.probabilities(extractor.engine(len(tensors), batch)(batch))])
-        return Predictions(self.classes, kept, probs, errors)
+        return Predictions(self.classes, kept, probs, errors, self.thresholds)
 
     def predictions_from(self, features: Features) -> Predictions:
         """Predictions for already extracted features."""
@@ -174,4 +218,4 @@ class Classifier:
         probs = self.probabilities(features.vectors) if kept else np.zeros((0, len(self.classes)))
         for path, reason in features.errors:
             warn_skipped(path, reason)
-        return Predictions(self.classes, kept, probs, features.errors)
+        return Predictions(self.classes, kept, probs, features.errors, self.thresholds)

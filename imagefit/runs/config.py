@@ -29,6 +29,8 @@ class RunConfig:
     layout: str = ""
     options: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)  # what rebuilds the architecture (models.build)
+    task: str = "single"  # or "multilabel": sigmoid outputs, a label predicted from its threshold
+    thresholds: list[float] = field(default_factory=list)  # per label, for a multi-label run
     imagefit_version: str = __version__
     format_version: int = FORMAT_VERSION
 
@@ -39,6 +41,10 @@ class RunConfig:
         if "small_cnn" in self.options:
             return {"kind": "small_cnn", "description": self.options["small_cnn"]}
         return {"kind": "timm", "arch": self.arch, "dense_skips": bool(self.options.get("dense_skips"))}
+
+    def label_thresholds(self) -> list[float] | None:
+        """The per-label thresholds of a multi-label run; None for a single-label run."""
+        return list(self.thresholds) if self.task == "multilabel" else None
 
 
 def write_config(run_dir: str | Path, config: RunConfig) -> None:

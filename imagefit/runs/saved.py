@@ -48,7 +48,7 @@ def load(run_dir: str | Path) -> Classifier:
             "it is damaged or belongs to another model; train the run again"
         ) from exc
     info = {"backbone": config.backbone, "arch": config.arch, "run": str(run_dir)}
-    return Classifier(model, config.classes, config.data_config, info)
+    return Classifier(model, config.classes, config.data_config, info, config.label_thresholds())
 
 
 def predict(run_dir: str | Path, inputs, **options):

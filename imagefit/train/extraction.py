@@ -32,6 +32,15 @@ def labels_of(samples: Sequence[Sample], features: Features) -> np.ndarray:
     return np.array([s.label for s, ok in zip(samples, features.ok, strict=True) if ok], np.int64)
 
 
+def label_matrix(samples: Sequence[Sample], features: Features, n_classes: int) -> np.ndarray:
+    """The (n, n_classes) 0/1 label sets of the samples whose features were extracted."""
+    kept = [s for s, ok in zip(samples, features.ok, strict=True) if ok]
+    y = np.zeros((len(kept), n_classes), np.int64)
+    for row, sample in enumerate(kept):
+        y[row, list(sample.label_set)] = 1
+    return y
+
+
 def check_classes(classes: Sequence[str], y: np.ndarray, root) -> None:
     """Every class has a readable training image, or the run stops naming those without."""
     present = np.bincount(y, minlength=len(classes))
@@ -49,11 +58,15 @@ def embed_in_shares(extractor: FeatureExtractor, paths: list, what: str = "featu
 
 
 def split_scores(classifier: Classifier, features: Features, y: np.ndarray) -> dict:
-    """Loss and accuracy of the classifier's head on extracted features."""
+    """Loss and accuracy of the classifier's head on extracted features (multi-label: F1s and mAP)."""
     from sklearn.metrics import accuracy_score, log_loss
 
     if len(y) == 0:
         return {"n": 0}
+    if classifier.multilabel:
+        from imagefit.evaluate.multilabel_metrics import multilabel_scores
+
+        return multilabel_scores(y, classifier.probabilities(features.vectors), classifier.thresholds)
     probs = classifier.probabilities(features.vectors).astype(np.float64)
     probs /= probs.sum(1, keepdims=True)
     labels = list(range(len(classifier.classes)))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,22 +11,36 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 from sklearn.model_selection import StratifiedKFold
-from tqdm.auto import tqdm
 
 from imagefit.errors import OptionError
 from imagefit.features.extract import FeatureExtractor
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import create_backbone, get_spec
 from imagefit.train import distributed
-from imagefit.train.extraction import check_classes, embed_in_shares, extract_split, labels_of, split_scores
+from imagefit.train.c_search import C_GRID, C_LADDER, search_c
+from imagefit.train.extraction import (
+    check_classes,
+    embed_in_shares,
+    extract_split,
+    label_matrix,
+    labels_of,
+    split_scores,
+)
+from imagefit.train.multilabel import fit_multilabel_head
 from imagefit.train.run import Strategy, backbone_config, saved_options
 
 log = logging.getLogger(__name__)
 
-C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0)  # searched first
-# Steps of about half a decade; the search walks on while the best C sits on an edge of what it
-# tried, and stops at either end of this ladder.
-C_LADDER = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, *C_GRID, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3)
+__all__ = [
+    "C_GRID",
+    "C_LADDER",
+    "LinearHead",
+    "LinearStrategy",
+    "fit_linear_head",
+    "label_issue_count",
+    "load_head",
+    "search_c",
+]
 
 
 @dataclass
@@ -81,30 +94,6 @@ def fit_linear_head(
     return LinearHead(weight / scale, bias - (weight / scale) @ mean, best, cv_loss, oof.get(best))
 
 
-def search_c(loss: Callable[[float], float], progress: bool = False) -> dict[float, float]:
-    """loss(C) over C_GRID, extended one ladder step at a time while the best C is on an edge."""
-    losses: dict[float, float] = {}
-    todo = list(C_GRID)
-    with tqdm(desc="fit head", unit="C", disable=not progress, leave=False) as bar:
-        while todo:
-            for c in todo:
-                losses[c] = loss(c)
-                bar.update()
-            todo = _beyond_edge(losses)
-    return dict(sorted(losses.items()))
-
-
-def _beyond_edge(losses: dict[float, float]) -> list[float]:
-    """The next ladder value past the best C when it is the smallest or largest tried, else none."""
-    best = min(losses, key=losses.get)
-    i = C_LADDER.index(best)
-    if best == min(losses) and i > 0:
-        return [C_LADDER[i - 1]]
-    if best == max(losses) and i < len(C_LADDER) - 1:
-        return [C_LADDER[i + 1]]
-    return []
-
-
 def _logreg(c: float, seed: int, balanced: bool = False) -> LogisticRegression:
     weight = "balanced" if balanced else None
     return LogisticRegression(C=c, max_iter=2000, random_state=seed, class_weight=weight)
@@ -151,7 +140,7 @@ def _full_rank(model: LogisticRegression, n_classes: int) -> tuple[np.ndarray, n
     return weight.astype(np.float32), bias.astype(np.float32)
 
 
-def load_head(model: torch.nn.Module, head: LinearHead) -> None:
+def load_head(model: torch.nn.Module, head) -> None:
     """Copy a fitted head into the model's classifier layer (which must have the head's shape)."""
     fc = model.get_classifier()
     with torch.no_grad():
@@ -163,6 +152,7 @@ class LinearStrategy(Strategy):
     """Features of the backbone extracted once (cached), a logistic-regression head fitted on them."""
 
     name = "linear"
+    multilabel = True
 
     def check(self) -> None:
         get_spec(self.options.model)  # a wrong name fails before the dataset is scanned
@@ -202,18 +192,23 @@ class LinearStrategy(Strategy):
         train_f = extract_split(extractor, dataset.train, "train")
         valid_f = extract_split(extractor, dataset.valid, "valid")
         features_done = time.perf_counter()
-        x, y = train_f.vectors, labels_of(dataset.train, train_f)
-        check_classes(dataset.classes, y, dataset.root)
-        n = len(dataset.classes)
-        head = fit_linear_head(x, y, n, self.seed, self.progress, balanced=opts.class_weights == "auto")
+        n, balanced = len(dataset.classes), opts.class_weights == "auto"
+        if dataset.multilabel:
+            y, y_valid = label_matrix(dataset.train, train_f, n), label_matrix(dataset.valid, valid_f, n)
+            head = fit_multilabel_head(train_f.vectors, y, self.seed, self.progress, balanced)
+            config.task, config.thresholds = "multilabel", [float(t) for t in head.thresholds]
+        else:
+            y, y_valid = labels_of(dataset.train, train_f), labels_of(dataset.valid, valid_f)
+            check_classes(dataset.classes, y, dataset.root)
+            head = fit_linear_head(train_f.vectors, y, n, self.seed, self.progress, balanced)
+            self._hint_label_issues(head, y, dataset.root)
         model.reset_classifier(n)
         load_head(model, head)
-        self._hint_label_issues(head, y, dataset.root)
         meta = {"backbone": backbone.spec.name, "arch": backbone.spec.arch, "weights": backbone.weights}
-        classifier = Classifier(model, dataset.classes, backbone.data_config, meta)
+        classifier = Classifier(model, dataset.classes, backbone.data_config, meta, config.label_thresholds())
         metrics = {
             "train": split_scores(classifier, train_f, y),
-            "valid": split_scores(classifier, valid_f, labels_of(dataset.valid, valid_f)),
+            "valid": split_scores(classifier, valid_f, y_valid),
             "head": head.summary(),
             "features": {
                 "reused": train_f.reused + valid_f.reused,

@@ -16,6 +16,7 @@ from imagefit.models.defaults import DEFAULT_BACKBONE
 DEFAULT_STAGES = "head:1:2e-3,top2:2:1e-4,top4:2:5e-5"
 HEAD_INITS = ("linear", "random")
 CLASS_WEIGHTS = ("none", "auto")
+TASKS = ("auto", "single", "multilabel")
 
 
 @dataclass
@@ -27,9 +28,19 @@ class TrainOptions:
     image_size: int | None = None  # None: the backbone's (scratch: from the images)
     class_weights: str | None = None  # auto: classes weighted n / (k * n_c) in training
     exclude: str | None = None  # a file listing images to leave out (paths, or a CSV such as audit.csv)
+    images: str | None = None  # a table's image names start here; None: the table's folder
+    valid: str | None = None  # a second table of validation rows, when the first has no split column
+    path_col: str | None = None  # the table's column of image names; None: guessed
+    label_col: str | None = None  # the table's column of labels; None: guessed (or one-hot columns)
+    label_delim: str | None = None  # separator of several labels in a cell; none: one label; None: guessed
+    task: str = "auto"  # auto: multi-label when an image has several labels; single; multilabel
 
     def __post_init__(self) -> None:
-        self.exclude = None if self.exclude is None else str(self.exclude)
+        for name in ("images", "valid", "exclude"):
+            if getattr(self, name) is not None:
+                setattr(self, name, str(getattr(self, name)))
+        if self.task not in TASKS:
+            raise OptionError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
         self.class_weights = "none" if self.class_weights is None else str(self.class_weights).lower()
         if self.class_weights not in CLASS_WEIGHTS:
             raise OptionError(
@@ -42,6 +53,11 @@ class TrainOptions:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def data_options(self) -> dict:
+        """How the data is read: the table options, the task, the validation share."""
+        names = ("images", "valid", "path_col", "label_col", "label_delim", "task", "valid_pct")
+        return {name: getattr(self, name) for name in names}
 
 
 @dataclass

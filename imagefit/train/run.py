@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
 from imagefit.runs import RunConfig, RunFolder, read_config, save_run, write_config
 from imagefit.train import distributed
@@ -39,6 +40,7 @@ class Strategy:
     """A way to train: the hooks that the lifecycle in `run_training` calls, in that order."""
 
     name: ClassVar[str]
+    multilabel: ClassVar[bool] = False  # whether it trains on multi-label datasets
 
     def __init__(
         self,
@@ -55,14 +57,16 @@ class Strategy:
     def check(self) -> None:
         """Fail on what can be checked before any data is read (e.g. a model name)."""
 
-    def read_data(self, data: str | Path):
+    def read_data(self, data):
         """The dataset, scanned and reported (counts, files to skip, imbalance, leakage)."""
         from imagefit.data.exclude import drop_excluded
-        from imagefit.data.folders import discover_dataset
         from imagefit.data.scan import report_dataset
+        from imagefit.data.sources import read_dataset
 
-        dataset = discover_dataset(data, self.options.valid_pct, self.seed)
+        dataset = read_dataset(data, seed=self.seed, **self.options.data_options())
         dataset = drop_excluded(dataset, self.options.exclude)
+        if dataset.multilabel and not self.multilabel:
+            raise OptionError(f"the {self.name} strategy trains single-label data: use --strategy linear")
         report_dataset(dataset)
         return dataset
 
@@ -128,6 +132,7 @@ def backbone_config(
     backbone, dataset, strategy: str, seed: int, data: str | Path, options: dict
 ) -> RunConfig:
     """The config of a run that trains on top of a registry backbone (linear, finetune)."""
+    from imagefit.data.sources import data_source
     from imagefit.models.build import model_record
 
     return RunConfig(
@@ -138,7 +143,7 @@ def backbone_config(
         data_config=backbone.data_config,
         strategy=strategy,
         seed=seed,
-        data=str(Path(data).resolve()),
+        data=data_source(data),
         layout=dataset.layout,
         options=options,
         model=model_record(backbone.model, backbone.spec.arch),

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from imagefit.data.augment import train_transform
 from imagefit.data.channels import detect_channels
+from imagefit.data.sources import data_source
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import DataError
 from imagefit.inference.classifier import Classifier
@@ -45,7 +44,7 @@ class ScratchStrategy(Strategy):
             data_config=dict(resolve_model_data_config(model)),
             strategy=self.name,
             seed=self.seed,
-            data=str(Path(data).resolve()),
+            data=data_source(data),
             layout=dataset.layout,
             options=saved,
             model=model_record(model, model.spec),

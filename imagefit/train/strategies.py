@@ -31,7 +31,7 @@ def strategy_class(name: str) -> type[Strategy]:
 
 
 def train(
-    data: str | Path,
+    data,
     strategy: str = "linear",
     out: str | Path | None = None,
     seed: int = 0,
@@ -41,14 +41,17 @@ def train(
     callbacks: Sequence = (),
     **options,
 ) -> TrainResult:
-    """Train a classifier on the images under `data` with `strategy` and write a run folder.
+    """Train a classifier on `data` with `strategy` and write a run folder.
+
+    `data` is a dataset folder, a CSV/TSV label table or a pandas DataFrame of image names and
+    labels (see `imagefit.data.tables`; options images, valid, path_col, label_col, label_delim).
 
     `options` are the strategy's (see `imagefit.train.options`: LinearOptions, ScratchOptions,
     FinetuneOptions); one that the strategy does not take is an OptionError naming those that do.
     """
     opts = make_options(strategy, options)
     if distributed.init():
-        _check_world(data, opts.valid_pct, seed)
+        _check_world(data, opts.data_options(), seed)
         progress = progress and distributed.is_main()  # one set of bars and messages: rank 0's
         if not distributed.is_main():
             logging.getLogger("imagefit").setLevel(logging.WARNING)
@@ -76,10 +79,10 @@ def resume(
     return run_training(runner, config.data, run_dir, resume=True)
 
 
-def _check_world(data: str | Path, valid_pct: float, seed: int) -> None:
+def _check_world(data, data_options: dict, seed: int) -> None:
     """Every rank of a distributed run reads the same dataset, or all stop with the reason."""
-    from imagefit.data.folders import discover_dataset
+    from imagefit.data.sources import read_dataset
 
-    dataset = distributed.agree(lambda: discover_dataset(data, valid_pct, seed), "reading the dataset")
+    dataset = distributed.agree(lambda: read_dataset(data, seed=seed, **data_options), "reading the dataset")
     seen = (dataset.classes, len(dataset.train), len(dataset.valid), len(dataset.test))
     distributed.same_everywhere(seen, "datasets (classes, train, valid, test images)")
