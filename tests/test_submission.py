@@ -128,7 +128,13 @@ def test_tta_is_the_mean_of_the_views_probabilities(run_and_images, tta) -> None
     assert [p.name for p in got.paths] == sorted(p.name for p in folder.glob("*.jpg"))
     np.testing.assert_allclose(got.probabilities, want, atol=1e-5)
     plain = load(run).predict([folder], **PLAIN).probabilities
-    assert np.abs(plain - want).max() > 1e-4  # the views do change the prediction
+
+    def logit(p: np.ndarray) -> np.ndarray:
+        """log p of each image's less likely class: exact in float32 where 1 - p is not (a confident head)."""
+        return np.log(np.clip(p.astype(np.float64).min(1), 1e-30, None))
+
+    assert np.abs(logit(got.probabilities) - logit(want)).max() < 0.05
+    assert np.abs(logit(plain) - logit(want)).max() > 0.05  # the views do change the prediction
 
 
 def test_crop_view_exports_to_onnx_alike(tmp_path: Path) -> None:
