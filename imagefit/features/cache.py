@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from imagefit._atomic import write_with
+from imagefit.features.vectorstore import VectorStore
 
 log = logging.getLogger(__name__)
 
 _DIGEST_BYTES = 16
 _STALE_SECONDS = 3600
+STORE_NAME = "vectors.sqlite"
 
 
 def cache_root() -> Path:
@@ -59,23 +60,36 @@ def model_key(model: torch.nn.Module, data_config: dict, layer: str = "pre-logit
 
 
 class FeatureCache:
-    """Vectors by file digest for one model key, stored as append-only safetensors shards."""
+    """Vectors by file digest for one model key, in a VectorStore; old safetensors shards moved into it."""
 
     def __init__(self, key: str, root: Path | None = None):
         self.dir = (root or cache_root()) / "features" / key
-        self._table: dict[str, np.ndarray] | None = None
+        self.store = VectorStore(self.dir / STORE_NAME)
+        self._migrated = False
 
-    def _load(self) -> dict[str, np.ndarray]:
-        if self._table is None:
-            self._table = {}
-            self._remove_stale_temporaries()
-            for shard in sorted(self.dir.glob("*.safetensors")):
-                self._table.update(self._read_shard(shard))
-        return self._table
+    def _ready(self) -> VectorStore:
+        if not self._migrated:
+            self._migrate()
+            self._migrated = True
+        return self.store
+
+    def _migrate(self) -> None:
+        """Move the shards an older imagefit wrote into the store, one at a time, without recomputing."""
+        if not self.dir.is_dir():
+            return
+        self._remove_stale_temporaries()
+        shards = sorted(self.dir.glob("*.safetensors"))
+        for shard in shards:
+            digests, vectors = self._read_shard(shard)
+            if digests:
+                self.store.put(digests, vectors)
+            shard.unlink(missing_ok=True)
+        if shards:
+            log.info("moved %d feature cache shard(s) of %s into %s", len(shards), self.dir.name, STORE_NAME)
 
     @staticmethod
-    def _read_shard(shard: Path) -> dict[str, np.ndarray]:
-        """The vectors of one shard; a shard that fails to read or to match its checksum is removed."""
+    def _read_shard(shard: Path) -> tuple[list[str], np.ndarray | None]:
+        """Digests and vectors of an old shard; none for one unreadable or failing its checksum."""
         from safetensors import safe_open
         from safetensors.numpy import load_file
 
@@ -86,11 +100,12 @@ class FeatureCache:
             digests, vectors = arrays["digests"], arrays["features"]
             if expected is not None and _checksum(digests, vectors) != expected:
                 raise ValueError("contents do not match the checksum written with them")
-            return {d.tobytes().hex(): v for d, v in zip(digests, vectors, strict=True)}
+            return [d.tobytes().hex() for d in digests], vectors
+        except FileNotFoundError:
+            return [], None  # another process moved it in meanwhile
         except Exception as exc:
             log.warning("feature cache shard %s is unreadable (%s): recomputing", shard, exc)
-            shard.unlink(missing_ok=True)
-            return {}
+            return [], None
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files left by a process killed while writing a shard (older than an hour)."""
@@ -100,31 +115,17 @@ class FeatureCache:
                     tmp.unlink()
 
     def reload(self) -> None:
-        """Forget what was read, so that the next lookup sees shards other processes wrote since."""
-        self._table = None
+        """Look again for old-format shards; vectors other processes appended are seen without it."""
+        self._migrated = False
 
     def get(self, digests: list[str]) -> dict[int, np.ndarray]:
         """Position in `digests` -> cached vector, for those present."""
-        table = self._load()
-        return {i: table[d] for i, d in enumerate(digests) if d in table}
+        return self._ready().get(digests)
 
     def put(self, digests: list[str], vectors: np.ndarray) -> None:
-        """Store vectors for digests in a new shard, written atomically."""
-        if not digests:
-            return
-        from safetensors.numpy import save_file
-
-        arrays = {
-            "digests": np.frombuffer(b"".join(bytes.fromhex(d) for d in digests), np.uint8).reshape(
-                len(digests), _DIGEST_BYTES
-            ),
-            "features": np.ascontiguousarray(vectors, dtype=np.float32),
-        }
-        name = f"{time.time_ns():x}-{os.getpid()}.safetensors"
-        meta = {"checksum": _checksum(arrays["digests"], arrays["features"])}
-        write_with(self.dir / name, lambda p: save_file(arrays, str(p), metadata=meta))
-        table = self._load()
-        table.update(zip(digests, arrays["features"], strict=True))
+        """Store vectors for digests in one atomic append."""
+        if digests:
+            self._ready().put(digests, vectors)
 
 
 def _checksum(digests: np.ndarray, vectors: np.ndarray) -> str:
