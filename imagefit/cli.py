@@ -616,12 +616,12 @@ def kernels(source, image, layer, weights, out) -> None:
 def features(source, folder, out, layer, pool, flip, weights, batch_size, workers, engine) -> None:
     """Embeddings of every image under DIR, from a backbone name or a run folder."""
     from imagefit.features.embed import features as run
-    from imagefit.features.store import save_embeddings
+    from imagefit.features.store import embeddings_file
 
     data = run(
         source,
         folder,
-        None,
+        out,
         layer,
         pool,
         flip,
@@ -630,7 +630,9 @@ def features(source, folder, out, layer, pool, flip, weights, batch_size, worker
         workers=workers,
         engine=engine,
     )
-    path = save_embeddings(out, data)
+    if data is None:  # a torchrun rank other than 0: its share is in the store
+        return
+    path = embeddings_file(out)
     click.echo(f"{len(data.paths)} embeddings of size {data.vectors.shape[1]} -> {path}")
     if data.skipped:
         click.echo(f"skipped {len(data.skipped)} unreadable image(s), listed in the sidecar", err=True)
@@ -640,13 +642,22 @@ def features(source, folder, out, layer, pool, flip, weights, batch_size, worker
 @click.argument("index", type=click.Path(path_type=Path))
 @click.argument("queries", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-k", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default="euclidean", show_default=True)
+@click.option(
+    "--metric",
+    type=click.Choice(["euclidean", "cosine"]),
+    default=None,
+    help="Default: the index's, or euclidean for an embedding file.",
+)
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Write a picture of the results (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per query.")
 @click.option("--model", default=None, help="Embed new queries with this model (default: the index's).")
 @click.option("--layer", default=None, help="Embed new queries from this layer (default: the index's).")
 def similar(index, queries, k, metric, out, as_json, model, layer) -> None:
-    """The K images of INDEX nearest to each query image."""
+    """The K images of INDEX nearest to each query image.
+
+    INDEX is a folder written by imagefit index (loaded, not rebuilt), or an embedding file from
+    imagefit features (either file of the pair, or the name given to its -o).
+    """
     from imagefit.features.similar import similar as run
 
     results = run(index, list(queries), k=k, metric=metric, out=out, model=model, layer=layer)
@@ -850,6 +861,37 @@ def map_command(run_dir, tile, out, png, truth, ignore, naive, roi, window, engi
             click.echo(f"  {name}: IoU {'-' if iou is None else f'{iou:.4f}'}")
     for path in result.files:
         click.echo(f"wrote {path}")
+
+
+# --- index (issue 18): one block, to move into the cli package ------------------------------------
+
+
+@cli.command("index")
+@click.argument("source", metavar="EMBEDDINGS|DIR", type=click.Path(path_type=Path, exists=True))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Index folder.")
+@click.option(
+    "--model",
+    "-m",
+    default=None,
+    help=f"DIR: backbone or run folder (default: the index's model, else {DEFAULT_BACKBONE}).",
+)
+@click.option(
+    "--metric", type=click.Choice(["euclidean", "cosine"]), default=None, help="New index: default euclidean."
+)
+@weights_option
+@batch_option
+@workers_option
+@engine_option
+def index_command(source, out, model, metric, weights, batch_size, workers, engine) -> None:
+    """Make a similarity index of DIR or of an embedding file, or add the new images to it.
+
+    Exact below 50,000 images, IVF-PQ with exact re-ranking above; imagefit similar OUT loads it.
+    """
+    from imagefit.features.indexing import index
+
+    options = {"batch_size": batch_size, "workers": workers, "engine": engine} if source.is_dir() else {}
+    built = index(source, out, model, metric, _weights(weights), **options)
+    click.echo(f"{len(built)} images in {out} ({built.meta['kind']}, {built.meta['metric']})")
 
 
 def main() -> None:
