@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
 
 from imagefit.features import vectorstore
 from imagefit.features.cache import FeatureCache
 from imagefit.features.vectorstore import VectorStore, journal_mode
-from tests._stream import batch
+from tests._stream import batch, old_shard
 
 _WRITER = """
 import importlib.util, sys
@@ -96,8 +95,7 @@ def test_old_shards_move_into_the_store_without_recomputing(tmp_path: Path) -> N
     expected = {}
     for n in range(3):
         digests, vectors = batch(n, 20)
-        raw = np.frombuffer(b"".join(bytes.fromhex(d) for d in digests), np.uint8).reshape(-1, 16)
-        save_file({"digests": raw, "features": vectors}, str(folder / f"{n:x}-1.safetensors"))
+        old_shard(folder / f"{n:x}-1.safetensors", digests, vectors)
         expected.update(zip(digests, vectors, strict=True))
     cache = FeatureCache("key", root=tmp_path)
     got = cache.get(list(expected))

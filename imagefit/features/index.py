@@ -51,6 +51,7 @@ class SimilarityIndex:
         self.db = sqlite3.connect(self.folder / "rows.sqlite", isolation_level=None, timeout=600)
         for statement in _SCHEMA:
             self.db.execute(statement)
+        self._count: int | None = None
         self.faiss = (
             _read_faiss(self.folder / "faiss.index") if (self.folder / "faiss.index").is_file() else None
         )
@@ -84,7 +85,9 @@ class SimilarityIndex:
         return cls(folder, meta)
 
     def __len__(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+        if self._count is None:  # counted once: one process writes an index at a time
+            self._count = self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+        return self._count
 
     @property
     def model(self) -> dict:
@@ -140,6 +143,7 @@ class SimilarityIndex:
         self.db.execute("BEGIN IMMEDIATE")
         self.db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?)", rows)
         self.db.execute("COMMIT")
+        self._count = first + len(rows)
 
     def sync(self) -> None:
         """Bring the search structure up to the rows (building it when there is none or it was
