@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -172,7 +171,9 @@ def query_persisted(folder: str, work: str) -> None:
     start = time.perf_counter()
     index.add([f"more-{i}.jpg" for i in range(len(more))], [f"{n + i:032x}" for i in range(len(more))], more)
     add = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    from bench.store import peak_mb
+
+    rss = peak_mb()
     print(
         f"          load {load:.2f} s, query {seconds * 1e3:.1f} ms (median of {len(queries)}), "
         f"recall@10 {recall:.3f} against exact, add 10,000 without rebuild {add:.1f} s "
