@@ -190,19 +190,25 @@ def predict_beside(base: np.ndarray, n: int, work: Path) -> None:
     imagefit = [sys.executable, "-m", "imagefit", "-q"]
     subprocess.run([*imagefit, "train", str(data), "-o", str(work / "run")], env=env, check=True)
     [key] = (work / "cache" / "features").iterdir()
+    images = dogs_cats_files("valid")
+    _time_predict(imagefit, work / "run", images[0], env, f"beside {len(_open('new', key)):,} vectors")
     fill(base, n, key, work / "unused-old")
     shutil.rmtree(work / "unused-old")
-    one = dogs_cats_files("valid")[0]
-    for label in ("new image", "cached image"):
-        start = time.perf_counter()
-        subprocess.run([*imagefit, "predict", str(work / "run"), str(one)], env=env, check=True)
-        seconds = time.perf_counter() - start
-        print(f"  imagefit predict RUN one.jpg ({label}) beside {n:,} vectors: {seconds:.2f} s")
+    size = len(_open("new", key))
+    for label, image in (("new image", images[1]), ("cached image", images[0])):
+        _time_predict(imagefit, work / "run", image, env, f"({label}) beside {size:,} vectors")
+
+
+def _time_predict(imagefit: list[str], run: Path, image: Path, env: dict, label: str) -> None:
+    start = time.perf_counter()
+    command = [*imagefit, "predict", str(run), str(image)]
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+    print(f"  imagefit predict RUN one.jpg {label}: {time.perf_counter() - start:.2f} s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument(
         "--work", type=Path, default=None, help="Folder for the data (default: a temporary one)."
     )

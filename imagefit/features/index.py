@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 FORMAT = "imagefit-index"
 EXACT_BELOW = 50_000  # vectors from which IVF-PQ answers faster than exact search, at recall >= 0.95
 _PQ_BYTES = 64  # bytes per vector in the IVF-PQ codes
-_RERANK = 10  # exact re-ranking of k * _RERANK candidates
+_RERANK = 10  # exact re-ranking of k * _RERANK candidates, and at least _RERANK_MIN
+_RERANK_MIN = 1024  # PQ codes cannot order hundreds of near-copies: re-rank them all on exact vectors
 _CHUNK = 10_000  # vectors moved at a time when (re)building
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS rows (id INTEGER PRIMARY KEY, path TEXT UNIQUE, digest BLOB, vector BLOB)",
@@ -214,7 +215,7 @@ class SimilarityIndex:
         return (sq / 2.0 if self.meta["metric"] == "cosine" else np.sqrt(sq)), rows
 
     def _rerank(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        wide = min(len(self), k * _RERANK)
+        wide = min(len(self), max(k * _RERANK, _RERANK_MIN))
         _, candidates = self.faiss.search(q, wide)
         out_d = np.full((len(q), k), np.inf, np.float32)
         out_i = np.full((len(q), k), -1, np.int64)
