@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
+from imagefit.features.cache import FeatureCache
 from imagefit.runs import read_history
 from imagefit.train import distributed, train
 from tests.conftest import TINY_MODEL, make_folder
@@ -109,14 +110,17 @@ def test_helpers_outside_a_distributed_run() -> None:
     assert distributed.agree(lambda: 7, "a step") == 7
 
 
+def _stored(cache: Path) -> int:
+    """Vectors in the feature store (of the one model the test used)."""
+    [folder] = (cache / "features").iterdir()
+    return len(FeatureCache(folder.name, root=cache).store)
+
+
 def test_linear_features_are_sharded_and_rank_0_fits(data: Path, tmp_path: Path) -> None:
     args = ["train", str(data), "--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
     result = torchrun(2, [*args, "--out", str(tmp_path / "run2")], tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    shards = list((tmp_path / "cache" / "features").rglob("*.safetensors"))
-    writers = {shard.stem.split("-")[1] for shard in shards}
-    assert len(writers) == 2  # both ranks computed vectors; rank 0 found the other's in the cache
-    assert sum(len(load_file(str(s))["digests"]) for s in shards) == 28  # each image once
+    assert _stored(tmp_path / "cache") == 28  # each image once; rank 0 found the other's share there
     two = json.loads((tmp_path / "run2" / "metrics.json").read_text())
     assert two["features"] == {"reused": 28, "computed": 0}
     one = train(data, model=TINY_MODEL, weights="none", engine="torch", workers=0, cache=False, progress=0)
@@ -129,9 +133,22 @@ def test_finetune_head_features_are_sharded_over_the_ranks(data: Path, tmp_path:
     args += ["--stages", "head:1:1e-2", "--batch-size", "4", "-j", "0"]
     result = torchrun(2, [*args, "--out", str(tmp_path / "run2")], tmp_path, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
-    shards = list((tmp_path / "cache" / "features").rglob("*.safetensors"))
-    writers = {shard.stem.split("-")[1] for shard in shards}
-    assert len(writers) == 2  # the linear probe's train features: each rank embedded its share
-    assert sum(len(load_file(str(s))["digests"]) for s in shards) == 20  # each training image once
+    assert _stored(tmp_path / "cache") == 20  # the linear probe's train features, each image once
     metrics = json.loads((tmp_path / "run2" / "metrics.json").read_text())
     assert metrics["valid"]["n"] == 8 and metrics["epochs"] == 1
+
+
+def test_features_under_torchrun_embed_shares_into_one_store(data: Path, tmp_path: Path) -> None:
+    import timm
+    from safetensors.torch import save_file
+
+    weights = tmp_path / "tiny.safetensors"  # the same model on both ranks (untrained ones differ)
+    save_file(timm.create_model(TINY_MODEL).state_dict(), str(weights))
+    args = ["features", TINY_MODEL, str(data), "-o", str(tmp_path / "emb"), "--weights", str(weights)]
+    result = torchrun(2, [*args, "--engine", "torch", "-j", "0"], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("embeddings of size") == 1  # rank 0 alone writes the file
+    from imagefit.features.store import load_embeddings
+
+    written = load_embeddings(tmp_path / "emb")
+    assert len(written.paths) == len(set(written.paths)) == _stored(tmp_path / "cache") == 28

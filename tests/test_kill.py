@@ -2,7 +2,7 @@
 
 A tiny scratch run (real CLI, subprocess) is killed and resumed several times; after every kill the last
 checkpoint loads into the run's model and the history is readable. A process writing feature-cache
-shards in a loop is killed the same way; every shard left behind reads back with its checksum. A
+the store in a loop is killed the same way; the store reads back whole appends only. A
 linear run killed at a random moment is run again and finishes from a readable cache.
 IMAGEFIT_KILL_SEED fixes the random moments (the seed is in every failure message).
 """
@@ -122,28 +122,27 @@ def _write_shards_forever(cache: Path, key: str) -> None:
         store.put(digests, rng.standard_normal((1000, 512)).astype(np.float32))
 
 
-def test_feature_cache_writer_killed_leaves_only_whole_shards(tmp_path: Path, caplog) -> None:
+def test_feature_store_writer_killed_leaves_only_whole_appends(tmp_path: Path, caplog) -> None:
     rng = random.Random(SEED)
     cache, key = tmp_path / "cache", "k" * 32
-    shards = cache / "features" / key
-    fork = multiprocessing.get_context("fork")  # numpy and safetensors only in the child: fork is safe
+    fork = multiprocessing.get_context("fork")  # numpy and sqlite only in the child: fork is safe
+    before = 0
     for _ in range(4):
-        before = len(list(shards.glob("*.safetensors"))) if shards.exists() else 0
         proc = fork.Process(target=_write_shards_forever, args=(cache, key), daemon=True)
         proc.start()
         deadline = time.monotonic() + 60
-        while not shards.exists() or len(list(shards.glob("*.safetensors"))) <= before:
+        while not (cache / "features" / key).exists() or len(FeatureCache(key, cache).store) <= before:
             assert proc.is_alive() and time.monotonic() < deadline
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 0.5))
         os.kill(proc.pid, signal.SIGKILL)
         proc.join(30)
-        with caplog.at_level("WARNING"):
-            table = FeatureCache(key, cache)._load()
-        assert "unreadable" not in caplog.text, f"seed {SEED}"
-        n_shards = len(list(shards.glob("*.safetensors")))
-        assert n_shards > before and len(table) == 1000 * n_shards
-        assert all(v.shape == (512,) and np.isfinite(v).all() for v in table.values())
+        store = FeatureCache(key, cache).store
+        n = len(store)
+        assert n > before and n % 1000 == 0, f"seed {SEED}"  # whole appends only
+        vectors = np.concatenate([v for _, v in store.batches(10_000)])
+        assert vectors.shape == (n, 512) and np.isfinite(vectors).all()
+        before = n
 
 
 def test_linear_run_killed_during_extraction_finishes_from_the_cache(tmp_path: Path) -> None:

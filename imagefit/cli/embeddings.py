@@ -15,6 +15,7 @@ from imagefit.cli.options import (
     weights_value,
     workers_option,
 )
+from imagefit.models.defaults import DEFAULT_BACKBONE
 
 
 @click.command()
@@ -36,13 +37,13 @@ from imagefit.cli.options import (
 @engine_option
 def features(source, folder, out, layer, pool, flip, weights, batch_size, workers, engine) -> None:
     """Embeddings of every image under DIR, from a backbone name or a run folder."""
-    from imagefit.features.store import save_embeddings
+    from imagefit.features.store import embeddings_file
     from imagefit.search.embed import features as run
 
     data = run(
         source,
         folder,
-        None,
+        out,
         layer,
         pool,
         flip,
@@ -51,7 +52,9 @@ def features(source, folder, out, layer, pool, flip, weights, batch_size, worker
         workers=workers,
         engine=engine,
     )
-    path = save_embeddings(out, data)
+    if data is None:  # a torchrun rank other than 0: its share is in the store
+        return
+    path = embeddings_file(out)
     click.echo(f"{len(data.paths)} embeddings of size {data.vectors.shape[1]} -> {path}")
     if data.skipped:
         click.echo(f"skipped {len(data.skipped)} unreadable image(s), listed in the sidecar", err=True)
@@ -61,13 +64,22 @@ def features(source, folder, out, layer, pool, flip, weights, batch_size, worker
 @click.argument("index", type=click.Path(path_type=Path))
 @click.argument("queries", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-k", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--metric", type=click.Choice(["euclidean", "cosine"]), default="euclidean", show_default=True)
+@click.option(
+    "--metric",
+    type=click.Choice(["euclidean", "cosine"]),
+    default=None,
+    help="Default: the index's, or euclidean for an embedding file.",
+)
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Write a picture of the results (PNG).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per query.")
 @click.option("--model", default=None, help="Embed new queries with this model (default: the index's).")
 @click.option("--layer", default=None, help="Embed new queries from this layer (default: the index's).")
 def similar(index, queries, k, metric, out, as_json, model, layer) -> None:
-    """The K images of INDEX nearest to each query image."""
+    """The K images of INDEX nearest to each query image.
+
+    INDEX is a folder written by imagefit index (loaded, not rebuilt), or an embedding file from
+    imagefit features (either file of the pair, or the name given to its -o).
+    """
     from imagefit.search.similar import similar as run
 
     results = run(index, list(queries), k=k, metric=metric, out=out, model=model, layer=layer)
@@ -118,3 +130,31 @@ def dedupe(folder, threshold, model, weights, as_json, batch_size, workers, engi
         for path in group:
             click.echo(f"  {path}")
     click.echo(f"{len(groups)} group(s) of near-duplicates", err=True)
+
+
+@click.command("index")
+@click.argument("source", metavar="EMBEDDINGS|DIR", type=click.Path(path_type=Path, exists=True))
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True, help="Index folder.")
+@click.option(
+    "--model",
+    "-m",
+    default=None,
+    help=f"DIR: backbone or run folder (default: the index's model, else {DEFAULT_BACKBONE}).",
+)
+@click.option(
+    "--metric", type=click.Choice(["euclidean", "cosine"]), default=None, help="New index: default euclidean."
+)
+@weights_option
+@batch_option
+@workers_option
+@engine_option
+def index(source, out, model, metric, weights, batch_size, workers, engine) -> None:
+    """Make a similarity index of DIR or of an embedding file, or add the new images to it.
+
+    Exact below 50,000 images, IVF-PQ with exact re-ranking above; imagefit similar OUT loads it.
+    """
+    from imagefit.search.indexing import index as run
+
+    options = {"batch_size": batch_size, "workers": workers, "engine": engine} if source.is_dir() else {}
+    built = run(source, out, model, metric, weights_value(weights), **options)
+    click.echo(f"{len(built)} images in {out} ({built.meta['kind']}, {built.meta['metric']})")

@@ -16,6 +16,11 @@ log = logging.getLogger("imagefit")
 # name -> (module, attribute, short help). The help is the command docstring's first sentence
 # (a test checks they agree), so `imagefit --help` lists every command without importing one.
 COMMANDS: dict[str, tuple[str, str, str]] = {
+    "index": (
+        "imagefit.cli.embeddings",
+        "index",
+        "Make a similarity index of DIR or of an embedding file, or add the new images to it.",
+    ),
     "audit": (
         "imagefit.cli.audit",
         "audit",

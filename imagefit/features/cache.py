@@ -7,19 +7,21 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from imagefit.data.atomic import write_with
 from imagefit.data.digests import DIGEST_BYTES
 from imagefit.errors import WriteError
+from imagefit.features.vectorstore import VectorStore
 
 log = logging.getLogger(__name__)
 
 _STALE_SECONDS = 3600
+STORE_NAME = "vectors.sqlite"
 _unwritable: set[Path] = set()  # cache roots that failed a write in this process
 
 
@@ -34,7 +36,7 @@ def cache_writable(root: Path | None = None) -> bool:
     return (root or cache_root()) not in _unwritable
 
 
-def cache_write_failed(error: WriteError, root: Path | None = None) -> None:
+def cache_write_failed(error: Exception, root: Path | None = None) -> None:
     """Warn once per process and cache root that the cache is not written, and go on without it."""
     root = root or cache_root()
     if root not in _unwritable:
@@ -58,24 +60,37 @@ def model_key(model: torch.nn.Module, data_config: dict, layer: str = "pre-logit
 
 
 class FeatureCache:
-    """Vectors by file digest for one model key, stored as append-only safetensors shards."""
+    """Vectors by file digest for one model key, in a VectorStore; old safetensors shards moved into it."""
 
     def __init__(self, key: str, root: Path | None = None):
         self.root = root or cache_root()
         self.dir = self.root / "features" / key
-        self._table: dict[str, np.ndarray] | None = None
+        self.store = VectorStore(self.dir / STORE_NAME)
+        self._migrated = False
 
-    def _load(self) -> dict[str, np.ndarray]:
-        if self._table is None:
-            self._table = {}
-            self._remove_stale_temporaries()
-            for shard in sorted(self.dir.glob("*.safetensors")):
-                self._table.update(self._read_shard(shard))
-        return self._table
+    def _ready(self) -> VectorStore:
+        if not self._migrated:
+            self._migrate()
+            self._migrated = True
+        return self.store
+
+    def _migrate(self) -> None:
+        """Move the shards an older imagefit wrote into the store, one at a time, without recomputing."""
+        if not self.dir.is_dir():
+            return
+        self._remove_stale_temporaries()
+        shards = sorted(self.dir.glob("*.safetensors"))
+        for shard in shards:
+            digests, vectors = self._read_shard(shard)
+            if digests:
+                self.store.put(digests, vectors)
+            shard.unlink(missing_ok=True)
+        if shards:
+            log.info("moved %d feature cache shard(s) of %s into %s", len(shards), self.dir.name, STORE_NAME)
 
     @staticmethod
-    def _read_shard(shard: Path) -> dict[str, np.ndarray]:
-        """The vectors of one shard; a shard that fails to read or to match its checksum is removed."""
+    def _read_shard(shard: Path) -> tuple[list[str], np.ndarray | None]:
+        """Digests and vectors of an old shard; none for one unreadable or failing its checksum."""
         from safetensors import safe_open
         from safetensors.numpy import load_file
 
@@ -86,11 +101,12 @@ class FeatureCache:
             digests, vectors = arrays["digests"], arrays["features"]
             if expected is not None and _checksum(digests, vectors) != expected:
                 raise ValueError("contents do not match the checksum written with them")
-            return {d.tobytes().hex(): v for d, v in zip(digests, vectors, strict=True)}
+            return [d.tobytes().hex() for d in digests], vectors
+        except FileNotFoundError:
+            return [], None  # another process moved it in meanwhile
         except Exception as exc:
             log.warning("feature cache shard %s is unreadable (%s): recomputing", shard, exc)
-            shard.unlink(missing_ok=True)
-            return {}
+            return [], None
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files left by a process killed while writing a shard (older than an hour)."""
@@ -100,38 +116,21 @@ class FeatureCache:
                     tmp.unlink()
 
     def reload(self) -> None:
-        """Forget what was read, so that the next lookup sees shards other processes wrote since."""
-        self._table = None
+        """Look again for old-format shards; vectors other processes appended are seen without it."""
+        self._migrated = False
 
     def get(self, digests: list[str]) -> dict[int, np.ndarray]:
         """Position in `digests` -> cached vector, for those present."""
-        table = self._load()
-        return {i: table[d] for i, d in enumerate(digests) if d in table}
+        return self._ready().get(digests)
 
     def put(self, digests: list[str], vectors: np.ndarray) -> None:
-        """Store vectors for digests in a new shard, written atomically; an unwritable cache is skipped."""
-        if not digests:
+        """Store vectors for digests in one atomic append; an unwritable cache warns once and is skipped."""
+        if not digests or not cache_writable(self.root):
             return
-        table = self._load()
-        table.update(zip(digests, np.asarray(vectors, np.float32), strict=True))
-        if cache_writable(self.root):
-            self._write_shard(digests, vectors)
-
-    def _write_shard(self, digests: list[str], vectors: np.ndarray) -> None:
-        from safetensors.numpy import save_file
-
-        arrays = {
-            "digests": np.frombuffer(b"".join(bytes.fromhex(d) for d in digests), np.uint8).reshape(
-                len(digests), DIGEST_BYTES
-            ),
-            "features": np.ascontiguousarray(vectors, dtype=np.float32),
-        }
-        name = f"{time.time_ns():x}-{os.getpid()}.safetensors"
-        meta = {"checksum": _checksum(arrays["digests"], arrays["features"])}
         try:
-            write_with(self.dir / name, lambda p: save_file(arrays, str(p), metadata=meta))
-        except WriteError as exc:
-            cache_write_failed(exc, self.root)
+            self._ready().put(digests, vectors)
+        except (WriteError, OSError, sqlite3.Error) as exc:
+            cache_write_failed(WriteError(f"could not write the feature cache {self.dir}: {exc}"), self.root)
 
 
 def _checksum(digests: np.ndarray, vectors: np.ndarray) -> str:
