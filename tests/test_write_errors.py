@@ -36,6 +36,18 @@ def _disk_full_under(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     monkeypatch.setattr(os, "fsync", fsync)
 
 
+def _store_full(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The feature store's SQLite file cannot grow: the disk is full."""
+    import sqlite3
+
+    from imagefit.features.vectorstore import VectorStore
+
+    def put(self, digests, vectors):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(VectorStore, "put", put)
+
+
 def test_full_disk_is_a_write_error_naming_the_file(tmp_path: Path, monkeypatch) -> None:
     _disk_full_under(monkeypatch, tmp_path)
     target = tmp_path / "out" / "a.txt"
@@ -71,13 +83,13 @@ def test_run_folder_on_a_full_disk_is_exit_2_naming_it(tiny_data: Path, tmp_path
 
 
 def test_unwritable_cache_warns_once_and_keeps_vectors_in_memory(tmp_path: Path, monkeypatch, caplog) -> None:
-    _disk_full_under(monkeypatch, tmp_path)
+    _store_full(monkeypatch)
     cache = FeatureCache("k", root=tmp_path)
     cache.put(["00" * 16], np.ones((1, 4), np.float32))
     cache.put(["11" * 16], np.full((1, 4), 2, np.float32))
     assert sum(WARNING in r.getMessage() for r in caplog.records) == 1
     assert str(tmp_path / "features" / "k") in caplog.text
-    assert not list((tmp_path / "features" / "k").glob("*.safetensors"))
+    assert "database or disk is full" in caplog.text
     found = cache.get(["11" * 16, "22" * 16])
     assert list(found) == [0] and found[0].tolist() == [2.0] * 4
 
@@ -85,10 +97,13 @@ def test_unwritable_cache_warns_once_and_keeps_vectors_in_memory(tmp_path: Path,
 def test_run_goes_on_without_an_unwritable_cache(tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
     cache = tmp_path / "cache"
     monkeypatch.setenv("IMAGEFIT_CACHE", str(cache))
-    _disk_full_under(monkeypatch, cache)
+    _store_full(monkeypatch)
     run = tmp_path / "run"
     result = CliRunner().invoke(cli, ["train", str(tiny_data), "--out", str(run), *TINY])
     assert result.exit_code == 0, result.output
     assert (run / "model.safetensors").stat().st_size > 10_000
     assert result.output.count(WARNING) == 1
     assert not list(cache.rglob("*.safetensors"))
+    from safetensors.torch import load_file
+
+    assert "classifier.weight" in load_file(str(run / "model.safetensors"))

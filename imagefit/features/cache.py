@@ -67,6 +67,7 @@ class FeatureCache:
         self.dir = self.root / "features" / key
         self.store = VectorStore(self.dir / STORE_NAME)
         self._migrated = False
+        self._memory: dict[str, np.ndarray] = {}  # vectors the store could not take, this process only
 
     def _ready(self) -> VectorStore:
         if not self._migrated:
@@ -121,16 +122,29 @@ class FeatureCache:
 
     def get(self, digests: list[str]) -> dict[int, np.ndarray]:
         """Position in `digests` -> cached vector, for those present."""
-        return self._ready().get(digests)
+        found = {i: self._memory[d] for i, d in enumerate(digests) if d in self._memory}
+        if cache_writable(self.root):
+            try:
+                found.update(self._ready().get(digests))
+            except (OSError, sqlite3.Error) as exc:
+                self._failed(exc)
+        return found
 
     def put(self, digests: list[str], vectors: np.ndarray) -> None:
-        """Store vectors for digests in one atomic append; an unwritable cache warns once and is skipped."""
-        if not digests or not cache_writable(self.root):
+        """Store vectors for digests in one atomic append; when the store cannot take them (disk full,
+        no permission) one warning, and they are kept in this process's memory instead."""
+        if not digests:
             return
-        try:
-            self._ready().put(digests, vectors)
-        except (WriteError, OSError, sqlite3.Error) as exc:
-            cache_write_failed(WriteError(f"could not write the feature cache {self.dir}: {exc}"), self.root)
+        if cache_writable(self.root):
+            try:
+                self._ready().put(digests, vectors)
+                return
+            except (WriteError, OSError, sqlite3.Error) as exc:
+                self._failed(exc)
+        self._memory.update(zip(digests, np.asarray(vectors, np.float32), strict=True))
+
+    def _failed(self, exc: Exception) -> None:
+        cache_write_failed(WriteError(f"could not write the feature cache {self.dir}: {exc}"), self.root)
 
 
 def _checksum(digests: np.ndarray, vectors: np.ndarray) -> str:

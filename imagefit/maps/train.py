@@ -57,7 +57,10 @@ class MapStrategy(Strategy):
 
     def build(self, data, tileset: TileSet):
         seed_everything(self.seed)
-        return _model_and_config(tileset, self.options, self.seed, self.train_refs, self.valid_ref, self.roi)
+        model, _, config = _model_and_config(
+            tileset, self.options, self.seed, self.train_refs, self.valid_ref, self.roi
+        )
+        return model, config
 
     def fit(self, folder, tileset: TileSet, model, config, resume):
         opts, seed, train, valid = self.options, self.seed, self.train_refs, self.valid_ref
