@@ -12,11 +12,13 @@ import numpy as np
 
 from imagefit.audit.duplicates import SAME_PICTURE, classify_groups, groups_of, same_picture, similar_pairs
 from imagefit.audit.findings import LABEL_ISSUE, OUTLIER, SCORES, UNUSABLE, Finding, ranked, write_findings
-from imagefit.audit.items import LabelledImages, labelled_images
+from imagefit.audit.items import TABLE, LabelledImages, labelled_images
 from imagefit.audit.labels import LabelIssues, label_issues
 from imagefit.audit.outliers import flag_outliers, outlier_scores
 from imagefit.audit.page import write_page
 from imagefit.data.atomic import write_json
+from imagefit.data.sources import data_source
+from imagefit.data.tables import is_frame, is_table
 from imagefit.errors import OptionError
 from imagefit.models.registry import DEFAULT_BACKBONE
 
@@ -50,9 +52,17 @@ def audit(
     threshold: float | None = None,
     duplicates: str = "fast",
     page: bool = True,
+    images: str | os.PathLike | None = None,
+    valid: str | os.PathLike | None = None,
+    path_col: str | None = None,
+    label_col: str | None = None,
+    label_delim: str | None = None,
     **options,
 ) -> AuditResult:
     """Audit every labelled image of `data`; write audit.csv, audit.json and audit.html into `out`.
+
+    `data` is a dataset folder, a label table (CSV/TSV) or a DataFrame; `images` ... `label_delim`
+    are the table options of `imagefit train`.
 
     `duplicates`: "fast" (embeddings closer than `threshold`, default 0.95, confirmed pixel by
     pixel), "thorough" (`imagefit dedupe`'s search, default threshold 0.9; slower) or "none".
@@ -61,13 +71,14 @@ def audit(
     if duplicates not in DUPLICATE_SEARCHES:
         raise OptionError(f"unknown duplicate search {duplicates!r}: choose fast, thorough or none")
     threshold = threshold if threshold is not None else (0.9 if duplicates == "thorough" else 0.95)
-    from imagefit.data.check import check
     from imagefit.search.embed import make_extractor
 
     clock = _Clock()
-    items = labelled_images(data, valid_pct, seed)
-    out = Path(out) if out is not None else Path("audits") / Path(data).resolve().name
-    report = check(items.root, quick=True)
+    table = {"images": images, "valid": valid, "path_col": path_col, "label_col": label_col,
+             "label_delim": label_delim}  # fmt: skip
+    items = labelled_images(data, valid_pct, seed, **table)
+    out = Path(out) if out is not None else Path("audits") / _name_of(data)
+    problems = _unusable_files(items)
     extractor, record = make_extractor(model, weights, **options)
     found = extractor(items.paths, desc="features")
     kept, vectors = np.flatnonzero(found.ok), found.vectors
@@ -79,7 +90,7 @@ def audit(
         groups = _duplicate_groups(items, kept, vectors, duplicates, threshold, model, weights, options)
         findings += _duplicate_findings(items, kept, vectors, groups)
     clock.lap("duplicates")
-    unusable = {c.path: c.problem for c in report.problems} | dict(found.errors)
+    unusable = problems | dict(found.errors)
     findings = ranked(
         findings + [Finding(UNUSABLE, items.relative(p), note=str(r)) for p, r in sorted(unusable.items())]
     )
@@ -89,8 +100,28 @@ def audit(
                 "scores": SCORES}  # fmt: skip
     clock.lap("total", since_start=True)
     summary = _summary(items, len(kept), findings, settings, clock.seconds)
+    summary["data"] = data_source(data)
     _write(out, items, findings, summary, page)
     return AuditResult(out, findings, summary)
+
+
+def _name_of(data: object) -> str:
+    """The default audit folder's name: the folder's name, the table's stem, or "DataFrame"."""
+    if is_frame(data):
+        return "DataFrame"
+    return Path(data).resolve().stem if is_table(data) else Path(data).resolve().name
+
+
+def _unusable_files(items: LabelledImages) -> dict[Path, str]:
+    """What `imagefit check` finds: every file under a dataset folder, a table's listed images."""
+    if items.source != TABLE:
+        from imagefit.data.check import check
+
+        return {c.path: c.problem for c in check(items.root, quick=True).problems}
+    from imagefit.data.probe import probe
+
+    checks = [probe(p) for p in items.paths + items.unlabelled]
+    return {c.path: c.problem for c in checks if not c.ok}
 
 
 class _Clock:
