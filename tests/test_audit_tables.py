@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from imagefit.audit import TableFix, audit, fix
 from imagefit.audit.items import TABLE, labelled_images
@@ -58,12 +59,30 @@ def test_audit_cli_reads_a_table_with_its_options(table: Path, tmp_path: Path) -
     assert f"#1 {PLANTED}: blue -> red" in result.output
 
 
-def test_a_multilabel_table_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_a_multilabel_table_is_audited_with_the_planted_error_first(tmp_path: Path) -> None:
+    """Single colours tagged with their colour, red+blue halves tagged both; a red image tagged blue."""
+    rows, seed = [], 0
+    for name, colour in COLOURS.items():
+        for i in range(6):
+            seed += 1
+            rows.append((write_image(tmp_path / f"{name}_{i}.png", colour, seed).name, name))
     for i in range(4):
-        write_image(tmp_path / f"{i}.png", COLOURS["red"], i)
-    (tmp_path / "tags.csv").write_text("image,tags\n0.png,a b\n1.png,a\n2.png,b\n3.png,a b\n")
-    with pytest.raises(DataError, match=r"^multi-label audits are not supported yet"):
-        audit(tmp_path / "tags.csv", tmp_path / "audit", **TINY)
+        path = tmp_path / f"both_{i}.png"
+        write_image(path, COLOURS["red"], 100 + i)
+        half = Image.open(path).convert("RGB")
+        blue = Image.open(write_image(tmp_path / "x.png", COLOURS["blue"], 200 + i))
+        half.paste(blue.crop((24, 0, 48, 40)), (24, 0))
+        half.save(path)
+        rows.append((path.name, "blue red"))
+    (tmp_path / "x.png").unlink()
+    write_image(tmp_path / "planted.png", COLOURS["red"], 999)
+    rows.append(("planted.png", "blue"))
+    (tmp_path / "tags.csv").write_text("image,tags\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    result = audit(tmp_path / "tags.csv", tmp_path / "audit", duplicates="none", **TINY)
+    first = result.of_kind("label_issue")[0]
+    assert (first.path, first.given, first.rank) == ("planted.png", "blue", 1)
+    assert "red" in first.suggested.split()
+    assert result.summary["task"] == "multilabel" and result.summary["settings"]["folds"] == 3
 
 
 def _fixes(path: Path, rows: list[tuple[str, str, str]]) -> Path:
@@ -111,3 +130,18 @@ def test_a_bad_fixes_row_is_named_and_nothing_is_written(table: Path, tmp_path: 
     with pytest.raises(DataError, match=message):
         fix(table, fixes)
     assert not (tmp_path / "labels.fixed.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "label", "expected"),
+    [
+        ("image,tags\na.png,red\nb.png,blue red\n", "blue red", "image,tags\na.png,blue red\n"),
+        ("image,blue,red\na.png,0,1\nb.png,1,1\n", "blue", "image,blue,red\na.png,1,0\n"),
+    ],
+)
+def test_fix_relabels_a_multilabel_table_in_its_own_shape(tmp_path: Path, text, label, expected) -> None:
+    table = tmp_path / "tags.csv"
+    table.write_text(text)
+    fixes = _fixes(tmp_path / "fixes.csv", [("a.png", "relabel", label), ("b.png", "remove", "")])
+    fix(table, fixes)
+    assert (tmp_path / "tags.fixed.csv").read_text() == expected and table.read_text() == text

@@ -14,6 +14,7 @@ from imagefit.audit.duplicates import SAME_PICTURE, classify_groups, groups_of, 
 from imagefit.audit.findings import LABEL_ISSUE, OUTLIER, SCORES, UNUSABLE, Finding, ranked, write_findings
 from imagefit.audit.items import TABLE, LabelledImages, labelled_images
 from imagefit.audit.labels import LabelIssues, label_issues
+from imagefit.audit.multilabel import multilabel_findings, multilabel_issues
 from imagefit.audit.outliers import flag_outliers, outlier_scores
 from imagefit.audit.page import write_page
 from imagefit.data.atomic import write_json
@@ -62,7 +63,8 @@ def audit(
     """Audit every labelled image of `data`; write audit.csv, audit.json and audit.html into `out`.
 
     `data` is a dataset folder, a label table (CSV/TSV) or a DataFrame; `images` ... `label_delim`
-    are the table options of `imagefit train`.
+    are the table options of `imagefit train`. A multi-label table is cross-validated by the
+    multi-label head's own folds (3), whatever `folds` says.
 
     `duplicates`: "fast" (embeddings closer than `threshold`, default 0.95, confirmed pixel by
     pixel), "thorough" (`imagefit dedupe`'s search, default threshold 0.9; slower) or "none".
@@ -83,8 +85,13 @@ def audit(
     found = extractor(items.paths, desc="features")
     kept, vectors = np.flatnonzero(found.ok), found.vectors
     clock.lap("features")
-    issues = label_issues(vectors, items.labels[kept], items.classes, folds, seed)
-    findings = _label_findings(items, kept, issues) + _outlier_findings(items, kept, outlier_scores(vectors))
+    if items.label_sets is not None:
+        issues = multilabel_issues(vectors, [items.label_sets[j] for j in kept], len(items.classes), seed)
+        findings = multilabel_findings(items, kept, issues)
+    else:
+        issues = label_issues(vectors, items.labels[kept], items.classes, folds, seed)
+        findings = _label_findings(items, kept, issues)
+    findings += _outlier_findings(items, kept, outlier_scores(vectors))
     clock.lap("labels_outliers")
     if duplicates != "none":
         groups = _duplicate_groups(items, kept, vectors, duplicates, threshold, model, weights, options)
@@ -160,7 +167,7 @@ def _outlier_findings(items: LabelledImages, kept: np.ndarray, scores: np.ndarra
         Finding(
             OUTLIER,
             items.relative(items.paths[kept[i]]),
-            given=items.classes[items.labels[kept[i]]],
+            given=items.given(kept[i]),
             score=float(scores[i]),
         )
         for i in flag_outliers(scores)
@@ -213,6 +220,7 @@ def _summary(items: LabelledImages, embedded: int, findings: list[Finding], sett
         "embedded": embedded,
         "unlabelled": len(items.unlabelled),
         "label_source": items.source,
+        "task": "single" if items.label_sets is None else "multilabel",
         "counts": counts,
         "settings": settings,
         "seconds": {k: round(v, 3) for k, v in timings.items()},

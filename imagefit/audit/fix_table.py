@@ -1,8 +1,9 @@
 """imagefit fix on a label table: a corrected copy written beside it; the original is never edited.
 
 Each FIXES row names an image as the table writes it, or by its path under the images folder (as
-audit.csv does). `relabel` rewrites the row's label cell (one-hot: its 0/1 columns), `remove`
-drops the row, `keep` changes nothing. Rows the fixes do not touch are copied byte for byte.
+audit.csv does). `relabel` rewrites the row's label cell (one-hot: its 0/1 columns; a multi-label
+table takes several labels separated by spaces, as audit.csv suggests them), `remove` drops the
+row, `keep` changes nothing. Rows the fixes do not touch are copied byte for byte.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def fix_table(
     )
 
 
-def _decisions(table: Table, root: Path, rows: list[Row], fixes: Path) -> dict[str, tuple[str, str]]:
+def _decisions(
+    table: Table, root: Path, rows: list[Row], fixes: Path
+) -> dict[str, tuple[str, tuple[str, ...]]]:
     """Table row (its `where`, e.g. "line 7") -> (action, label); DataError naming the first bad FIXES row."""
     by_name, by_file = _row_index(table, root)
     classes = (
@@ -77,7 +80,7 @@ def _decisions(table: Table, root: Path, rows: list[Row], fixes: Path) -> dict[s
         else sorted({x for r in table.rows for x in r.labels})
     )
     multilabel = any(len(r.labels) > 1 for r in table.rows)
-    decisions: dict[str, tuple[str, str]] = {}
+    decisions: dict[str, tuple[str, tuple[str, ...]]] = {}
     for row in rows:
         if row.action not in ("relabel", "remove"):
             continue
@@ -85,17 +88,20 @@ def _decisions(table: Table, root: Path, rows: list[Row], fixes: Path) -> dict[s
         found = by_name.get(row.path) or by_file.get(os.path.abspath(root / row.path) if row.path else "")
         if not found:
             raise DataError(f"{where}: no row of {table.source} names this image: nothing was written")
-        if row.action == "relabel" and multilabel:
-            raise DataError(
-                f"{where}: relabelling a multi-label table is not supported yet: nothing was written"
-            )
-        if row.action == "relabel" and row.label not in classes:
+        labels = _labels_of(row.label, classes, multilabel) if row.action == "relabel" else ()
+        unknown = [x for x in labels if x not in classes]
+        if unknown:
             known = ", ".join(classes)
-            raise DataError(f"{where}: unknown label {row.label!r} (labels: {known}): nothing was written")
+            raise DataError(f"{where}: unknown label {unknown[0]!r} (labels: {known}): nothing was written")
         if any(w in decisions for w in found):
             raise DataError(f"{where}: a second row for the same image: keep one; nothing was written")
-        decisions.update({w: (row.action, row.label) for w in found})
+        decisions.update({w: (row.action, labels) for w in found})
     return decisions
+
+
+def _labels_of(label: str, classes: list[str], multilabel: bool) -> tuple[str, ...]:
+    """A relabel's new labels: one, or in a multi-label table several separated by spaces (as audit.csv)."""
+    return (label,) if label in classes or not multilabel else tuple(sorted(set(label.split())))
 
 
 def _row_index(table: Table, root: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -112,7 +118,7 @@ def _row_index(table: Table, root: Path) -> tuple[dict[str, list[str]], dict[str
     return by_name, by_file
 
 
-def _apply(table: Table, text: str, decisions: dict[str, tuple[str, str]]) -> str:
+def _apply(table: Table, text: str, decisions: dict[str, tuple[str, tuple[str, ...]]]) -> str:
     """The table's text with relabelled rows rewritten and removed rows left out; the rest as it was."""
     lines = list(io.StringIO(text))
     delim = column_delimiter(Path(table.source), text.splitlines()[0])
@@ -121,25 +127,25 @@ def _apply(table: Table, text: str, decisions: dict[str, tuple[str, str]]) -> st
     out, start = lines[: reader.line_num], reader.line_num
     for cells in reader:
         record, start = lines[start : reader.line_num], reader.line_num
-        action, label = decisions.get(f"line {reader.line_num}", ("", ""))
+        action, labels = decisions.get(f"line {reader.line_num}", ("", ()))
         if action == "remove":
             continue
         if action == "relabel":
             ending = record[-1][len(record[-1].rstrip("\r\n")) :]
-            record = [_relabelled(table, header, cells, label, delim, ending)]
+            record = [_relabelled(table, header, cells, labels, delim, ending)]
         out += record
     return "".join(out)
 
 
 def _relabelled(
-    table: Table, header: list[str], cells: list[str], label: str, delim: str, ending: str
+    table: Table, header: list[str], cells: list[str], labels: tuple[str, ...], delim: str, ending: str
 ) -> str:
-    """One row written again with `label` as its only label."""
+    """One row written again with `labels` as its labels."""
     if table.shape == "one-hot":
         for column in table.label_cols:
-            cells[header.index(column)] = "1" if column == label else "0"
+            cells[header.index(column)] = "1" if column in labels else "0"
     else:
-        cells[header.index(table.label_cols[0])] = label
+        cells[header.index(table.label_cols[0])] = (table.delim or " ").join(labels)
     buffer = io.StringIO()
     csv.writer(buffer, delimiter=delim, lineterminator=ending).writerow(cells)
     return buffer.getvalue()

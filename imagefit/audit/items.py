@@ -16,10 +16,8 @@ import numpy as np
 from imagefit.data.folders import VALID_NAMES, Dataset
 from imagefit.data.sources import read_dataset
 from imagefit.data.tables import is_frame, is_table, read_table
-from imagefit.errors import DataError
 
 FOLDER, NAME, TABLE = "folder", "name", "table"  # a label lives in a folder's name, a file's name, a table
-MULTILABEL_REFUSED = "multi-label audits are not supported yet: audit a single-label table or class folders"
 
 
 @dataclass
@@ -33,6 +31,17 @@ class LabelledImages:
     splits: list[str]  # "train" or "valid" when the dataset has fixed splits, else "all"
     source: str  # FOLDER, NAME or TABLE
     unlabelled: list[Path]  # test/ images: searched for duplicates, never for label issues
+    label_sets: list[tuple[int, ...]] | None = None  # each image's labels in a multi-label table (labels: -1)
+
+    def given(self, j: int) -> str:
+        """Image `j`'s label, or its labels separated by spaces in a multi-label dataset."""
+        return self.names(self.label_sets[j] if self.label_sets is not None else int(self.labels[j]))
+
+    def names(self, labels: int | tuple[int, ...]) -> str:
+        """The name of a class index, or the names of several separated by spaces."""
+        return (
+            " ".join(self.classes[k] for k in labels) if isinstance(labels, tuple) else self.classes[labels]
+        )
 
     def relative(self, path: Path) -> str:
         """`path` relative to the dataset root, with forward slashes (as audit.csv writes it)."""
@@ -49,8 +58,6 @@ def labelled_images(data: object, valid_pct: float = 0.2, seed: int = 0, **table
     label_delim); a folder refuses them.
     """
     dataset = read_dataset(data, valid_pct, seed, **table)
-    if dataset.multilabel:
-        raise DataError(MULTILABEL_REFUSED)
     fixed = _fixed_splits(data, table)
     samples = [(s, "train" if fixed else "all") for s in dataset.train]
     samples += [(s, "valid" if fixed else "all") for s in dataset.valid]
@@ -63,6 +70,7 @@ def labelled_images(data: object, valid_pct: float = 0.2, seed: int = 0, **table
         splits=[split for _, split in samples],
         source=TABLE if is_table(data) else _label_source(dataset),
         unlabelled=[s.path for s in dataset.test],
+        label_sets=[tuple(s.labels) for s, _ in samples] if dataset.multilabel else None,
     )
 
 
