@@ -12,11 +12,14 @@ import numpy as np
 
 from imagefit.audit.duplicates import SAME_PICTURE, classify_groups, groups_of, same_picture, similar_pairs
 from imagefit.audit.findings import LABEL_ISSUE, OUTLIER, SCORES, UNUSABLE, Finding, ranked, write_findings
-from imagefit.audit.items import LabelledImages, labelled_images
+from imagefit.audit.items import TABLE, LabelledImages, labelled_images
 from imagefit.audit.labels import LabelIssues, label_issues
+from imagefit.audit.multilabel import multilabel_findings, multilabel_issues
 from imagefit.audit.outliers import flag_outliers, outlier_scores
 from imagefit.audit.page import write_page
 from imagefit.data.atomic import write_json
+from imagefit.data.sources import data_source
+from imagefit.data.tables import is_frame, is_table
 from imagefit.errors import OptionError
 from imagefit.models.registry import DEFAULT_BACKBONE
 
@@ -50,9 +53,18 @@ def audit(
     threshold: float | None = None,
     duplicates: str = "fast",
     page: bool = True,
+    images: str | os.PathLike | None = None,
+    valid: str | os.PathLike | None = None,
+    path_col: str | None = None,
+    label_col: str | None = None,
+    label_delim: str | None = None,
     **options,
 ) -> AuditResult:
     """Audit every labelled image of `data`; write audit.csv, audit.json and audit.html into `out`.
+
+    `data` is a dataset folder, a label table (CSV/TSV) or a DataFrame; `images` ... `label_delim`
+    are the table options of `imagefit train`. A multi-label table is cross-validated by the
+    multi-label head's own folds (3), whatever `folds` says.
 
     `duplicates`: "fast" (embeddings closer than `threshold`, default 0.95, confirmed pixel by
     pixel), "thorough" (`imagefit dedupe`'s search, default threshold 0.9; slower) or "none".
@@ -61,25 +73,31 @@ def audit(
     if duplicates not in DUPLICATE_SEARCHES:
         raise OptionError(f"unknown duplicate search {duplicates!r}: choose fast, thorough or none")
     threshold = threshold if threshold is not None else (0.9 if duplicates == "thorough" else 0.95)
-    from imagefit.data.check import check
     from imagefit.search.embed import make_extractor
 
     clock = _Clock()
-    items = labelled_images(data, valid_pct, seed)
-    out = Path(out) if out is not None else Path("audits") / Path(data).resolve().name
-    report = check(items.root, quick=True)
+    table = {"images": images, "valid": valid, "path_col": path_col, "label_col": label_col,
+             "label_delim": label_delim}  # fmt: skip
+    items = labelled_images(data, valid_pct, seed, **table)
+    out = Path(out) if out is not None else Path("audits") / _name_of(data)
+    problems = _unusable_files(items)
     extractor, record = make_extractor(model, weights, **options)
     found = extractor(items.paths, desc="features")
     kept, vectors = np.flatnonzero(found.ok), found.vectors
     clock.lap("features")
-    issues = label_issues(vectors, items.labels[kept], items.classes, folds, seed)
-    findings = _label_findings(items, kept, issues) + _outlier_findings(items, kept, outlier_scores(vectors))
+    if items.label_sets is not None:
+        issues = multilabel_issues(vectors, [items.label_sets[j] for j in kept], len(items.classes), seed)
+        findings = multilabel_findings(items, kept, issues)
+    else:
+        issues = label_issues(vectors, items.labels[kept], items.classes, folds, seed)
+        findings = _label_findings(items, kept, issues)
+    findings += _outlier_findings(items, kept, outlier_scores(vectors))
     clock.lap("labels_outliers")
     if duplicates != "none":
         groups = _duplicate_groups(items, kept, vectors, duplicates, threshold, model, weights, options)
         findings += _duplicate_findings(items, kept, vectors, groups)
     clock.lap("duplicates")
-    unusable = {c.path: c.problem for c in report.problems} | dict(found.errors)
+    unusable = problems | dict(found.errors)
     findings = ranked(
         findings + [Finding(UNUSABLE, items.relative(p), note=str(r)) for p, r in sorted(unusable.items())]
     )
@@ -89,8 +107,28 @@ def audit(
                 "scores": SCORES}  # fmt: skip
     clock.lap("total", since_start=True)
     summary = _summary(items, len(kept), findings, settings, clock.seconds)
+    summary["data"] = data_source(data)
     _write(out, items, findings, summary, page)
     return AuditResult(out, findings, summary)
+
+
+def _name_of(data: object) -> str:
+    """The default audit folder's name: the folder's name, the table's stem, or "DataFrame"."""
+    if is_frame(data):
+        return "DataFrame"
+    return Path(data).resolve().stem if is_table(data) else Path(data).resolve().name
+
+
+def _unusable_files(items: LabelledImages) -> dict[Path, str]:
+    """What `imagefit check` finds: every file under a dataset folder, a table's listed images."""
+    if items.source != TABLE:
+        from imagefit.data.check import check
+
+        return {c.path: c.problem for c in check(items.root, quick=True).problems}
+    from imagefit.data.probe import probe
+
+    checks = [probe(p) for p in items.paths + items.unlabelled]
+    return {c.path: c.problem for c in checks if not c.ok}
 
 
 class _Clock:
@@ -129,7 +167,7 @@ def _outlier_findings(items: LabelledImages, kept: np.ndarray, scores: np.ndarra
         Finding(
             OUTLIER,
             items.relative(items.paths[kept[i]]),
-            given=items.classes[items.labels[kept[i]]],
+            given=items.given(kept[i]),
             score=float(scores[i]),
         )
         for i in flag_outliers(scores)
@@ -182,6 +220,7 @@ def _summary(items: LabelledImages, embedded: int, findings: list[Finding], sett
         "embedded": embedded,
         "unlabelled": len(items.unlabelled),
         "label_source": items.source,
+        "task": "single" if items.label_sets is None else "multilabel",
         "counts": counts,
         "settings": settings,
         "seconds": {k: round(v, 3) for k, v in timings.items()},

@@ -9,12 +9,13 @@ first file moves; the journal is written before the first move too.
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from imagefit.audit.fixes import Row, read_fixes
 from imagefit.audit.items import FOLDER, LabelledImages, labelled_images
 from imagefit.audit.journal import (
     APPLIED,
@@ -29,20 +30,13 @@ from imagefit.audit.journal import (
 )
 from imagefit.data.check import default_quarantine
 from imagefit.data.digests import file_digest
-from imagefit.errors import DataError
+from imagefit.data.tables import is_table
+from imagefit.errors import DataError, OptionError
 
-ACTIONS = ("relabel", "remove", "keep")
+if TYPE_CHECKING:
+    from imagefit.audit.fix_table import TableFix
+
 PAUSE_ENV = "IMAGEFIT_FIX_PAUSE"  # seconds to wait after each move: lets tests kill a fix mid-way
-
-
-@dataclass
-class Row:
-    """One decision of a FIXES file; `line` is its line number in the file (the header is line 1)."""
-
-    line: int
-    path: str
-    action: str
-    label: str
 
 
 @dataclass
@@ -54,35 +48,26 @@ class FixResult:
     kept: int
 
 
-def read_fixes(fixes: str | os.PathLike) -> list[Row]:
-    """The rows of a FIXES file that ask for something (relabel or remove); DataError on a bad row."""
-    fixes = Path(fixes)
-    with open(fixes, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        columns = set(reader.fieldnames or [])
-        if not {"path", "action"} <= columns:
-            raise DataError(f"{fixes}: needs the columns path,action[,label] (found {', '.join(columns)})")
-        rows = []
-        for line, record in enumerate(reader, 2):
-            action = (record.get("action") or "").strip().lower()
-            label = (record.get("label") or "").strip() or (record.get("suggested") or "").strip()
-            if action and action not in ACTIONS:
-                raise DataError(
-                    f"{fixes}: line {line}: unknown action {action!r}: use relabel, remove or keep"
-                )
-            if action == "relabel" and not label:
-                raise DataError(f"{fixes}: line {line}: relabel needs a label (the label column)")
-            rows.append(Row(line, (record.get("path") or "").strip(), action, label))
-    return rows
-
-
 def fix(
     data: str | os.PathLike,
     fixes: str | os.PathLike,
     journal: str | os.PathLike | None = None,
     quarantine: str | os.PathLike | None = None,
-) -> FixResult:
-    """Apply FIXES to the class folders (or Kaggle names) of `data`; the journal undoes it."""
+    **table,
+) -> FixResult | TableFix:
+    """Apply FIXES to the class folders (or Kaggle names) of `data`; the journal undoes it.
+
+    A label table is never edited: `fix_table` writes a corrected copy beside it (`table` holds
+    out, images, path_col, label_col, label_delim).
+    """
+    if is_table(data):
+        if journal is not None or quarantine is not None:
+            raise OptionError("--journal and --quarantine are for class folders: a table fix moves no file")
+        from imagefit.audit.fix_table import fix_table
+
+        return fix_table(data, fixes, **table)
+    if any(v is not None for v in table.values()):
+        raise OptionError(f"{', '.join(table)}: option(s) of a label table, but {data} is not one")
     items = labelled_images(data)
     rows = read_fixes(fixes)
     journal = Path(journal) if journal is not None else Path(f"{fixes}.journal")

@@ -15,6 +15,24 @@ from imagefit.cli.options import (
     workers_option,
 )
 
+TABLE_HELP = {
+    "--images": "Folder the image names of a label table start from (default: the table's folder).",
+    "--valid": "A second table of validation rows, when DATA's table has no is_valid or split column.",
+    "--path-col": "The table's column of image names (default: guessed).",
+    "--label-col": "The table's column of labels (default: guessed; several 0/1 columns: one-hot).",
+    "--label-delim": "Separator of several labels in one cell (default: guessed).",
+}
+
+
+def table_options(command, valid: bool = True):
+    """--images, --valid, --path-col, --label-col, --label-delim: how DATA's label table is read."""
+    for name, text in reversed(TABLE_HELP.items()):
+        if name == "--valid" and not valid:
+            continue
+        kind = click.Path(path_type=Path) if name in ("--images", "--valid") else str
+        command = click.option(name, type=kind, help=text)(command)
+    return command
+
 
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path))
@@ -38,12 +56,15 @@ from imagefit.cli.options import (
     default=None,
     help="Cosine similarity from which two images may be near-duplicates (default 0.95 fast, 0.9 thorough).",
 )
+@table_options
 @model_option
 @weights_option
 @batch_option
 @workers_option
 @engine_option
-def audit(data, out, folds, seed, duplicates, threshold, model, weights, batch_size, workers, engine) -> None:
+def audit(
+    data, out, folds, seed, duplicates, threshold, model, weights, batch_size, workers, engine, **table
+):
     """Likely label errors, outliers, near-duplicates and unusable files of DATA, ranked on one page."""
     from imagefit.audit import audit as run
 
@@ -59,6 +80,7 @@ def audit(data, out, folds, seed, duplicates, threshold, model, weights, batch_s
         batch_size=batch_size,
         workers=workers,
         engine=engine,
+        **table,
     )
     for kind, n in result.summary["counts"].items():
         click.echo(f"{kind}: {n}")
@@ -70,6 +92,11 @@ def audit(data, out, folds, seed, duplicates, threshold, model, weights, batch_s
     )
 
 
+def fix_table_options(command):
+    """The table options of `imagefit fix` (no --valid: every row of the table is fixed alike)."""
+    return table_options(command, valid=False)
+
+
 @click.command()
 @click.argument("data", type=click.Path(path_type=Path), required=False)
 @click.argument("fixes", metavar="FIXES.csv", type=click.Path(path_type=Path), required=False)
@@ -78,7 +105,14 @@ def audit(data, out, folds, seed, duplicates, threshold, model, weights, batch_s
 @click.option(
     "--quarantine", type=click.Path(path_type=Path), help="Where removed files go (default: DATA-quarantine)."
 )
-def fix(data, fixes, undo_journal, journal, quarantine) -> None:
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="A table's corrected copy (default: TABLE.fixed.csv).",
+)
+@fix_table_options
+def fix(data, fixes, undo_journal, journal, quarantine, out, **table) -> None:
     """Apply FIXES.csv (path,action,label: relabel, remove, keep) to DATA by moving files, never deleting."""
     from imagefit.audit import fix as run
     from imagefit.audit import undo
@@ -89,7 +123,15 @@ def fix(data, fixes, undo_journal, journal, quarantine) -> None:
         return
     if data is None or fixes is None:
         raise click.UsageError("give DATA and FIXES.csv, or --undo JOURNAL")
-    result = run(data, fixes, journal=journal, quarantine=quarantine)
+    if out is not None:
+        table["out"] = out
+    result = run(data, fixes, journal=journal, quarantine=quarantine, **table)
+    if not hasattr(result, "moves"):
+        click.echo(
+            f"wrote {result.table}: {result.relabelled} row(s) relabelled, {result.removed} removed "
+            f"({data} is unchanged)"
+        )
+        return
     for move in result.moves:
         click.echo(f"{move.action}: {move.source} -> {move.target}")
     click.echo(f"moved {len(result.moves)} file(s); undo: imagefit fix --undo {result.journal}")

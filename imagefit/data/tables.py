@@ -106,6 +106,11 @@ def read_table(
     return table
 
 
+def column_delimiter(path: Path, header: str) -> str:
+    """The delimiter of a table file's columns: a tab in .tsv/.tab, else the commonest in its header line."""
+    return "\t" if path.suffix.lower() in (".tsv", ".tab") else max(COLUMN_DELIMS, key=header.count)
+
+
 def _file_cells(path: Path) -> tuple[str, Path, list[str], list[tuple[str, list[str]]]]:
     if not path.is_file():
         raise DataError(f"{path} does not exist: expected a CSV/TSV table of image paths and labels")
@@ -116,7 +121,7 @@ def _file_cells(path: Path) -> tuple[str, Path, list[str], list[tuple[str, list[
     first = text.splitlines()[0] if text.strip() else ""
     if not first.strip():
         raise DataError(f"{path} is empty: expected a header line, then one row per image")
-    delim = "\t" if path.suffix.lower() in (".tsv", ".tab") else max(COLUMN_DELIMS, key=first.count)
+    delim = column_delimiter(path, first)
     if first.count(delim) == 0:
         raise DataError(
             f"{path} line 1: the header has one column ({first.strip()!r}): expected a path column and "
