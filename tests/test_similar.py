@@ -132,3 +132,14 @@ def test_similar_bad_input_exits_2(gallery, weights, tmp_path, case) -> None:
     result = run("similar", *args)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+def test_connected_groups_join_chains_of_pairs_and_leave_singletons_out() -> None:
+    from imagefit.features.neighbours import connected_groups
+
+    paths = [Path(n) for n in "fedcba"]
+    assert connected_groups([(0, 1), (2, 1), (4, 5)], paths) == [
+        [Path("a"), Path("b")],
+        [Path("d"), Path("e"), Path("f")],
+    ]
+    assert connected_groups([], paths) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from imagefit.audit.duplicates import SAME_PICTURE, classify_groups, groups_of, same_picture, similar_pairs
+from imagefit.audit.duplicates import SAME_PICTURE, classify_groups, same_picture, similar_pairs
 from imagefit.audit.findings import LABEL_ISSUE, OUTLIER, SCORES, UNUSABLE, Finding, ranked, write_findings
 from imagefit.audit.items import TABLE, LabelledImages, labelled_images
 from imagefit.audit.labels import LabelIssues, label_issues
@@ -21,6 +21,7 @@ from imagefit.data.atomic import write_json
 from imagefit.data.sources import data_source
 from imagefit.data.tables import is_frame, is_table
 from imagefit.errors import OptionError
+from imagefit.features.neighbours import connected_groups
 from imagefit.models.registry import DEFAULT_BACKBONE
 
 log = logging.getLogger(__name__)
@@ -185,7 +186,7 @@ def _duplicate_groups(items, kept, vectors, search, threshold, model, weights, o
         for i, j, _ in similar_pairs(vectors, threshold)
         if same_picture(paths[i], paths[j]) >= SAME_PICTURE
     ]
-    return groups_of(pairs, paths)
+    return connected_groups(pairs, paths)
 
 
 def _duplicate_findings(items, kept, vectors, groups) -> list[Finding]:

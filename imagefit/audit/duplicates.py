@@ -92,21 +92,3 @@ def same_picture(a: Path, b: Path, side: int = PIXEL_SIDE) -> float:
 
     u = grey(a)
     return float(max(u @ grey(b), u @ grey(b, mirror=True)))
-
-
-def groups_of(pairs: list[tuple[int, int]], paths: list[Path]) -> list[list[Path]]:
-    """Connected groups (each sorted) of the paths that `pairs` join."""
-    parent = list(range(len(paths)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in pairs:
-        parent[find(i)] = find(j)
-    groups: dict[int, list[Path]] = {}
-    for i in sorted({x for pair in pairs for x in pair}):
-        groups.setdefault(find(i), []).append(paths[i])
-    return sorted(sorted(g) for g in groups.values())

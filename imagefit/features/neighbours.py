@@ -96,3 +96,19 @@ def _build_ivf(vectors: np.ndarray, nprobe: int | None, seed: int):
     index.add(vectors)
     index.nprobe = min(nlist, nprobe or max(8, nlist // 32))
     return index
+
+
+def connected_groups(pairs: list[tuple[int, int]], paths: list) -> list[list]:
+    """The connected groups (each sorted) of the paths that `pairs` of indices join."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not pairs:
+        return []
+    rows, cols = np.array(pairs, dtype=np.int64).T
+    graph = coo_matrix((np.ones(len(pairs)), (rows, cols)), shape=(len(paths), len(paths)))
+    _, component = connected_components(graph, directed=False)
+    groups: dict[int, list] = {}
+    for i in sorted({x for pair in pairs for x in pair}):
+        groups.setdefault(int(component[i]), []).append(paths[i])
+    return sorted(sorted(g) for g in groups.values())

@@ -20,7 +20,7 @@ from imagefit.data.paths import collect_inputs
 from imagefit.data.transforms import eval_transform
 from imagefit.errors import OptionError
 from imagefit.features.extract import FeatureExtractor
-from imagefit.features.neighbours import NeighbourIndex
+from imagefit.features.neighbours import NeighbourIndex, connected_groups
 from imagefit.models.registry import DEFAULT_BACKBONE
 from imagefit.search.embed import make_extractor
 
@@ -55,7 +55,7 @@ def dedupe(
         }
     )
     similarity = _matched_similarities(extractor, [(paths[i], paths[j]) for i, j in pairs])
-    return _groups([p for p, s in zip(pairs, similarity, strict=True) if s >= threshold], paths)
+    return connected_groups([p for p, s in zip(pairs, similarity, strict=True) if s >= threshold], paths)
 
 
 def _matched_similarities(extractor: FeatureExtractor, pairs: list[tuple[Path, Path]]) -> np.ndarray:
@@ -85,20 +85,3 @@ def _shrink(img: Image.Image, side: int) -> Image.Image:
         return img
     size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
     return img.resize(size, Image.Resampling.LANCZOS)
-
-
-def _groups(pairs: list[tuple[int, int]], paths: list[Path]) -> list[list[Path]]:
-    parent = list(range(len(paths)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in pairs:
-        parent[find(i)] = find(j)
-    groups: dict[int, list[Path]] = {}
-    for i in sorted({x for pair in pairs for x in pair}):
-        groups.setdefault(find(i), []).append(paths[i])
-    return sorted(sorted(g) for g in groups.values())
