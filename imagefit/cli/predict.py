@@ -63,9 +63,10 @@ def predict(
 ) -> None:
     """Predict the class of INPUTS (files or folders) with the model in RUN (or an exported .onnx)."""
     from imagefit.inference.submission import Submission
-    from imagefit.runs import load
+    from imagefit.runs.quick import predictor
 
-    classifier = load(run_dir)
+    quick = not (tta or tta_crops) and engine == "auto" and threshold is None
+    classifier = predictor(run_dir, quick=quick)
     if threshold is not None and not getattr(classifier, "multilabel", False):
         raise click.UsageError("--threshold applies to multi-label models: this one predicts one class")
     scoring = Submission(classifier.classes, positive, clip) if submission else None  # checked first

@@ -16,7 +16,7 @@ from imagefit.data.tables import is_table
 from imagefit.errors import DataError, OptionError
 from imagefit.evaluate.galleries import SELECTORS, confusion_figure, save_gallery, titles_for
 from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
-from imagefit.inference.classifier import Predictions
+from imagefit.inference.predictions import Predictions
 from imagefit.runs import load, read_config
 from imagefit.runs.folder import CONFIG, EVALUATION, EVALUATION_DIR, REPORT
 

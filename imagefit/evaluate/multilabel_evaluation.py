@@ -11,7 +11,7 @@ from imagefit.data.atomic import write_json
 from imagefit.evaluate.galleries import save_gallery
 from imagefit.evaluate.multilabel_metrics import multilabel_scores, per_label_scores
 from imagefit.figures import pyplot, save_figure
-from imagefit.inference.classifier import Predictions
+from imagefit.inference.predictions import Predictions
 from imagefit.runs.folder import EVALUATION
 
 MULTILABEL_GALLERIES = {

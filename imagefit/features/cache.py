@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 
 from imagefit.data.digests import DIGEST_BYTES
 from imagefit.errors import WriteError
+from imagefit.features.locations import cache_root
 from imagefit.features.vectorstore import VectorStore
 
 log = logging.getLogger(__name__)
@@ -23,12 +23,6 @@ log = logging.getLogger(__name__)
 _STALE_SECONDS = 3600
 STORE_NAME = "vectors.sqlite"
 _unwritable: set[Path] = set()  # cache roots that failed a write in this process
-
-
-def cache_root() -> Path:
-    """$IMAGEFIT_CACHE, else ~/.cache/imagefit."""
-    env = os.environ.get("IMAGEFIT_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "imagefit"
 
 
 def cache_writable(root: Path | None = None) -> bool:

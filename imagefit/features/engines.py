@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from imagefit.data.atomic import write_with
-from imagefit.errors import ModelError, OptionError
+from imagefit.errors import OptionError
+from imagefit.features.onnx_runtime import onnx_session as torch_free_session
 from imagefit.models.defaults import ENGINES, OPENVINO_ENGINES, TORCH_ENGINES
 
 log = logging.getLogger(__name__)
@@ -101,23 +102,8 @@ def _load_cached(net: torch.nn.Module, input_size: tuple[int, int, int], path: P
 
 
 def onnx_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session tuned for sharing the cores with decode workers.
-
-    Its threads sleep instead of spinning between operators: spinning doubled the time of a
-    batch here while a decode worker wanted the same cores (bench/README.md).
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise ModelError(f"cannot load {path} as an ONNX model ({first}): re-export it") from exc
+    """An ONNX Runtime CPU session on torch's threads (see `onnx_runtime.onnx_session`)."""
+    return torch_free_session(path, threads or torch.get_num_threads())
 
 
 def export_onnx(

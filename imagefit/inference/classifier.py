@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from imagefit.data.atomic import write_with
 from imagefit.data.images import ImageReadError, warn_skipped
 from imagefit.data.memory import is_in_memory, picture
 from imagefit.data.paths import collect_inputs
@@ -20,76 +17,9 @@ from imagefit.data.transforms import decode_size, eval_transform
 from imagefit.errors import DataError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.features.layers import VIEWS
+from imagefit.inference.predictions import Predictions
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Predictions:
-    """Class probabilities for each input file that decoded; the others are listed in `errors`.
-
-    Multi-label predictions carry `thresholds`: the probabilities are independent (sigmoid) and a
-    label is predicted when its probability reaches its threshold.
-    """
-
-    classes: list[str]
-    paths: list[Path]
-    probabilities: np.ndarray  # (n, n_classes)
-    errors: list[tuple[Path, str]] = field(default_factory=list)
-    thresholds: np.ndarray | None = None  # (n_classes,) for multi-label predictions
-
-    @property
-    def multilabel(self) -> bool:
-        return self.thresholds is not None
-
-    @property
-    def labels(self) -> list:
-        """The class of each image; multi-label: the list of labels of each image."""
-        if self.multilabel:
-            return [[c for c, on in zip(self.classes, row, strict=True) if on] for row in self.decisions]
-        return [self.classes[i] for i in self.probabilities.argmax(1)]
-
-    @property
-    def decisions(self) -> np.ndarray:
-        """(n, n_classes) booleans: the labels predicted for each image (multi-label)."""
-        return self.probabilities >= self.thresholds
-
-    def with_threshold(self, threshold: float) -> Predictions:
-        """The same multi-label predictions deciding every label at `threshold`."""
-        if not self.multilabel:
-            raise OptionError("--threshold applies to multi-label models; this one predicts one class")
-        if not 0 < threshold < 1:
-            raise OptionError(f"--threshold must be between 0 and 1, got {threshold}")
-        thresholds = np.full(len(self.classes), threshold, np.float32)
-        return Predictions(self.classes, self.paths, self.probabilities, self.errors, thresholds)
-
-    def rows(self) -> list[dict]:
-        """One dict per image: path, class, probability (multi-label: labels), then p_<class>."""
-        out = []
-        labels = self.labels if self.multilabel else None
-        for i, (path, probs) in enumerate(zip(self.paths, self.probabilities, strict=True)):
-            if labels is not None:
-                row = {"path": str(path), "labels": " ".join(labels[i])}
-            else:
-                best = int(probs.argmax())
-                row = {"path": str(path), "class": self.classes[best], "probability": float(probs[best])}
-            row.update({f"p_{c}": float(p) for c, p in zip(self.classes, probs, strict=True)})
-            out.append(row)
-        return out
-
-    def to_csv(self, target: str | os.PathLike) -> None:
-        """Write the rows as CSV (atomically)."""
-        first = ["path", "labels"] if self.multilabel else ["path", "class", "probability"]
-        fields = [*first, *(f"p_{c}" for c in self.classes)]
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
-                writer = csv.DictWriter(fh, fieldnames=fields)
-                writer.writeheader()
-                for row in self.rows():
-                    writer.writerow({k: f"{v:.6f}" if isinstance(v, float) else v for k, v in row.items()})
-
-        write_with(target, write)
 
 
 TTA_VIEWS = {False: ("image",), "flip": ("image", "mirror"), "crops": VIEWS}

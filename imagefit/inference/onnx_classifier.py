@@ -8,13 +8,15 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from imagefit.data.loader import iterate_batches
+from imagefit.data.images import ImageReadError, open_image
 from imagefit.data.paths import collect_inputs
+from imagefit.data.preprocess import decode_size, eval_array, supports
 from imagefit.errors import ModelError, OptionError
-from imagefit.features.engines import onnx_session
-from imagefit.inference.classifier import Predictions
+from imagefit.features.onnx_runtime import onnx_session
+from imagefit.inference.predictions import Predictions
+
+FEW = 64  # up to this many images are decoded in this process, without torch
 
 
 class OnnxClassifier:
@@ -45,6 +47,12 @@ class OnnxClassifier:
         paths = collect_inputs(inputs)
         if isinstance(self.fixed_batch, int):
             batch_size = self.fixed_batch
+        if len(paths) <= FEW and supports(self.data_config):
+            return self._predict_few(paths)
+        from tqdm.auto import tqdm
+
+        from imagefit.data.loader import iterate_batches
+
         probs = np.zeros((len(paths), len(self.classes)), np.float32)
         ok = np.zeros(len(paths), bool)
         errors = []
@@ -59,6 +67,21 @@ class OnnxClassifier:
         bar.close()
         kept = [p for p, good in zip(paths, ok, strict=True) if good]
         return Predictions(self.classes, kept, probs[ok], errors)
+
+    def _predict_few(self, paths: list[Path]) -> Predictions:
+        """A few images decoded and preprocessed with PIL and NumPy alone, one by one."""
+        kept, rows, errors = [], [], []
+        for path in paths:
+            try:
+                with open_image(path, min_size=decode_size(self.data_config)) as img:
+                    rows.append(eval_array(img, self.data_config))
+                kept.append(path)
+            except ImageReadError as exc:
+                errors.append((path, str(exc)))
+        probs = np.zeros((0, len(self.classes)), np.float32)
+        if rows:
+            probs = np.concatenate([_softmax(self._run(np.stack([r]))) for r in rows])
+        return Predictions(self.classes, kept, probs, errors)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         n = len(x)

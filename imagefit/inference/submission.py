@@ -18,7 +18,7 @@ import numpy as np
 
 from imagefit.data.atomic import write_with
 from imagefit.errors import DataError, OptionError
-from imagefit.inference.classifier import Predictions
+from imagefit.inference.predictions import Predictions
 
 log = logging.getLogger(__name__)
 

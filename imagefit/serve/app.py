@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from imagefit.data.transforms import decode_size
-from imagefit.inference.classifier import Predictions
+from imagefit.inference.predictions import Predictions
 from imagefit.serve.audit import AuditFolder, thumbnail_or_none
 from imagefit.serve.batcher import Batcher, QueueFull
 from imagefit.serve.guards import BodyLimit, TokenGuard

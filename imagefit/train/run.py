@@ -94,10 +94,15 @@ class Strategy:
             preds.to_csv(folder.test_predictions)
 
     def report(self, folder: RunFolder, classifier: Classifier, dataset) -> None:
-        """The validation split evaluated into RUN/evaluation/, and RUN/report.html."""
+        """The validation split evaluated into RUN/evaluation/, RUN/report.html, and the run's graph
+        cached so that `imagefit predict` of a few images starts without torch."""
         from imagefit.evaluate.training_report import training_report
+        from imagefit.runs.quick import cache_graph, graph_path
 
         training_report(folder.path, classifier, dataset, **self.extract_options())
+        graph = graph_path(folder.path)
+        if graph is not None and not graph.is_file():
+            cache_graph(classifier, graph)
 
 
 def run_training(strategy: Strategy, data: str | Path, out: str | Path | None, resume: bool = False):

@@ -1,0 +1,71 @@
+"""A run's classifier as a cached ONNX graph: a few images predicted without importing torch or timm.
+
+The first prediction of a run loads it with PyTorch and caches its graph, keyed by the content of
+model.safetensors and config.json, under $IMAGEFIT_CACHE/graphs/; later ones run the graph on
+ONNX Runtime with the same preprocessing done in NumPy (`imagefit.data.preprocess`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from imagefit.data.digests import file_digest
+from imagefit.data.preprocess import supports
+from imagefit.errors import ImagefitError
+from imagefit.features.locations import cache_root
+from imagefit.inference.onnx_classifier import OnnxClassifier, is_onnx_model
+from imagefit.runs.folder import CONFIG, WEIGHTS
+
+log = logging.getLogger(__name__)
+
+
+def predictor(run_dir: str | Path, quick: bool = True):
+    """What predicts with a run: its cached graph when there is one (no torch), else the run loaded
+    with PyTorch, whose graph is then cached for next time. `quick=False`: always PyTorch."""
+    graph = graph_path(run_dir) if quick else None
+    if graph is not None and graph.is_file():
+        try:
+            return OnnxClassifier(graph)
+        except ImagefitError as exc:  # a damaged cache file: the run itself is still good
+            log.warning("cached graph %s is unreadable (%s): using the run", graph, exc)
+    from imagefit.runs.saved import load
+
+    classifier = load(run_dir)
+    if graph is not None:
+        cache_graph(classifier, graph)
+    return classifier
+
+
+def graph_path(run_dir: str | Path) -> Path | None:
+    """Where the run's graph is cached; None for runs this path does not serve (multi-label, other
+    preprocessing, exported files, anything unreadable: those load as usual and say why)."""
+    run_dir = Path(run_dir)
+    try:
+        if is_onnx_model(run_dir) or not (run_dir / WEIGHTS).is_file():
+            return None
+        config = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
+        data_config = {k: tuple(v) if isinstance(v, list) else v for k, v in config["data_config"].items()}
+        if config.get("task", "single") != "single" or not supports(data_config):
+            return None
+        key = f"{file_digest(run_dir / WEIGHTS)}-{file_digest(run_dir / CONFIG)}"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return cache_root() / "graphs" / f"{key}.onnx"
+
+
+def cache_graph(classifier, graph: Path) -> None:
+    """Export the classifier's graph with its classes and preprocessing; a failure only warns."""
+    from imagefit.features.engines import export_onnx
+
+    metadata = {
+        "imagefit_classes": json.dumps(classifier.classes),
+        "imagefit_data_config": json.dumps(classifier.data_config),
+    }
+    input_size = tuple(classifier.data_config["input_size"])
+    try:
+        graph.parent.mkdir(parents=True, exist_ok=True)
+        export_onnx(classifier.model.eval(), input_size, graph, "logits", True, 1, metadata)
+    except Exception as exc:  # the exporter or the disk refused: predictions go on in PyTorch
+        log.warning("could not cache the run's graph for fast predictions (%s)", str(exc).splitlines()[0])
