@@ -119,8 +119,3 @@ def reverse(journal: Journal) -> list[Move]:
         if os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
     return restored
-
-
-def changed_contents(journal: Journal) -> list[str]:
-    """Sources whose contents no longer match the digest recorded when the fix planned them."""
-    return [m.source for m in journal.moves if m.digest and file_digest(m.source) != m.digest]

@@ -37,24 +37,12 @@ def sidecar(path: str | os.PathLike) -> Path:
 
 
 def save_embeddings(path: str | os.PathLike, data: EmbeddingSet) -> Path:
-    """Write `path` (.safetensors added when missing) and its sidecar, each atomically."""
-    from safetensors.numpy import save_file
-
-    path = Path(path)
-    if path.suffix != ".safetensors":
-        path = path.with_name(path.name + ".safetensors")
-    vectors = np.ascontiguousarray(data.vectors, dtype=np.float32)
-    write_with(path, lambda p: save_file({"vectors": vectors}, str(p), metadata={"format": FORMAT}))
-    meta = {
-        "format": FORMAT,
-        "root": data.root,
-        "model": data.model,
-        "paths": data.paths,
-        "digests": data.digests,
-        "skipped": data.skipped,
-    }
-    write_json(sidecar(path), meta)
-    return path
+    """Write an embedding set held in memory as `path` (.safetensors added when missing) and its sidecar."""
+    vectors = np.asarray(data.vectors, np.float32)
+    writer = EmbeddingWriter(path, data.root, data.model, vectors.shape[1])
+    writer.add(data.paths, data.digests, vectors)
+    writer.skipped = list(data.skipped)
+    return writer.close()
 
 
 def embeddings_file(path: str | os.PathLike) -> Path:
