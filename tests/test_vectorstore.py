@@ -128,3 +128,63 @@ def test_two_processes_appending_at_once_lose_and_double_nothing(tmp_path: Path)
         proc.communicate(timeout=60)
         assert proc.returncode == 0
     _all_whole(VectorStore(path), range(18))
+
+
+class _Row:
+    def __init__(self, value: str):
+        self.value = value
+
+    def fetchone(self) -> tuple[str]:
+        return (self.value,)
+
+
+class _Contended:
+    """A connection whose journal mode switch meets another process's lock `times` times."""
+
+    def __init__(self, times: int):
+        self.times, self.mode, self.tries = times, "delete", 0
+
+    def execute(self, sql: str) -> _Row:
+        import sqlite3
+
+        if sql != "PRAGMA journal_mode":
+            self.tries += 1
+            if self.tries <= self.times:
+                raise sqlite3.OperationalError("database is locked")
+            self.mode = sql.rsplit(" ", 1)[1]
+        return _Row(self.mode)
+
+
+def test_the_switch_to_the_write_ahead_log_waits_out_a_lock() -> None:
+    """SQLite answers a journal mode switch that would deadlock with another process (two torchrun
+    ranks opening one new store) by "database is locked" at once, without its busy handler."""
+    conn = _Contended(times=5)
+    vectorstore._set_journal_mode(conn, "wal")
+    assert conn.mode == "wal" and conn.tries == 6
+
+
+def _create_and_put(path: str, n: int, start, errors) -> None:
+    digests, vectors = batch(n, 14)
+    start.wait()
+    try:
+        VectorStore(path).put(digests, vectors)
+    except Exception as exc:  # reported to the parent, which fails the test
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_processes_creating_one_new_store_at_once_all_write(tmp_path: Path) -> None:
+    """The case above as it happens: two processes open one new store at the same instant."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for trial in range(40):
+        path, start = str(tmp_path / f"v{trial}.sqlite"), context.Event()
+        procs = [context.Process(target=_create_and_put, args=(path, n, start, errors)) for n in (0, 1)]
+        for proc in procs:
+            proc.start()
+        start.set()
+        for proc in procs:
+            proc.join(timeout=60)
+        assert errors.empty(), errors.get()
+        assert len(VectorStore(path)) == 28, trial

@@ -138,12 +138,25 @@ def _open(path: Path) -> sqlite3.Connection:
 def _prepare(conn: sqlite3.Connection, path: Path) -> sqlite3.Connection:
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
     mode = journal_mode(path)
-    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != mode:
-        conn.execute(f"PRAGMA journal_mode = {mode}")
+    _set_journal_mode(conn, mode)
     conn.execute("PRAGMA synchronous = NORMAL" if mode == "wal" else "PRAGMA synchronous = FULL")
     for statement in _SCHEMA:
         conn.execute(statement)
     return conn
+
+
+def _set_journal_mode(conn: sqlite3.Connection, mode: str) -> None:
+    """Switch the file to `mode`, waiting for other processes that hold it: SQLite answers a journal
+    mode change that meets a lock with "database is locked" at once, without its busy handler."""
+    deadline, pause = time.monotonic() + _BUSY_MS / 1000, 0.001
+    while conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != mode:
+        try:
+            conn.execute(f"PRAGMA journal_mode = {mode}")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 def _check_dim(conn: sqlite3.Connection, dim: int, path: Path) -> None:
