@@ -255,3 +255,30 @@ def test_served_probabilities_match_the_array_api(server, model: ServedModel) ->
     _, _, rows = post_files(server[0], [("a.png", out.getvalue(), "image/png")])
     direct = model.classifier.predict(pixels, engine="torch")
     assert rows[0]["p_red"] == pytest.approx(float(direct.probabilities[0, 1]), abs=1e-4)
+
+
+def test_batches_run_in_fixed_sizes_with_the_same_answers(model: ServedModel) -> None:
+    """An engine keeps buffers per input shape: 13 images run as 8 + 4 + 1, every size warmed at start."""
+    from PIL import Image
+
+    from imagefit.serve.model import batch_sizes, split_batch
+
+    assert batch_sizes(32) == [1, 2, 4, 8, 16, 32] and batch_sizes(24) == [1, 2, 4, 8, 16, 24]
+    assert split_batch(13, 32) == [8, 4, 1] and split_batch(31, 24) == [24, 4, 2, 1]
+    pictures = [Image.new("RGB", (40 + k, 30), (20 * k, 250 - 15 * k, 90)) for k in range(13)]
+    seen: list[int] = []
+    predict_images = model.classifier.predict_images
+
+    def spy(chunk, **kw):
+        seen.append(len(chunk))
+        return predict_images(chunk, **kw)
+
+    model.classifier.predict_images = spy
+    try:
+        together = model.predict(pictures)
+    finally:
+        del model.classifier.predict_images
+    assert seen == [8, 4, 1]  # model.max_batch is 8
+    one_by_one = np.concatenate([model.predict([p]) for p in pictures])
+    np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+    assert together.shape == (13, len(model.classes))

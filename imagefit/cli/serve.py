@@ -19,7 +19,7 @@ from imagefit.cli.options import engine_option
 )
 @engine_option
 @click.option(
-    "--max-batch", type=click.IntRange(min=1), default=32, show_default=True, help="Images per batch."
+    "--max-batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images per batch."
 )
 @click.option("--max-wait-ms", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="How long a batch waits for requests being decoded.")  # fmt: skip

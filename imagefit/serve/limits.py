@@ -16,7 +16,7 @@ class Limits:
     max_pixels: int | None = None  # width x height of one image; default imagefit's ($IMAGEFIT_MAX_PIXELS)
     queue: int = 256  # images accepted and waiting for the model; beyond it 503 with Retry-After
     timeout_s: float = 30.0  # one request, from its first byte to its answer
-    max_batch: int = 32  # images the model runs at once
+    max_batch: int = 16  # images the model runs at once (each batch size warmed holds memory)
     max_wait_ms: float = 5.0  # how long a batch waits for requests still being decoded
 
     @property
