@@ -9,7 +9,7 @@ import numpy as np
 from imagefit.errors import DataError
 from imagefit.maps.colours import palette_rgb
 from imagefit.maps.key import IGNORED, ThemeKey
-from imagefit.maps.rasters import Window, open_raster, rio_window
+from imagefit.maps.rasters import Window, is_alpha_mask, open_raster, rio_window
 
 
 def read_labels(path: str | Path, key: ThemeKey, window: Window | None = None) -> np.ndarray:
@@ -34,9 +34,7 @@ def read_labels(path: str | Path, key: ThemeKey, window: Window | None = None) -
 
 def _values(ds, window, path) -> np.ndarray:
     """Label values (rows, cols): the one band, or the first of several equal bands."""
-    from rasterio.enums import ColorInterp
-
-    bands = [b for b, ci in zip(ds.indexes, ds.colorinterp, strict=True) if ci != ColorInterp.alpha]
+    bands = [b for b in ds.indexes if not is_alpha_mask(ds, b)]
     data = ds.read(bands or [1], window=window)
     if len(data) > 1:
         differ = np.argwhere((data != data[:1]).any(0))

@@ -85,15 +85,21 @@ def check_bands(path: str | Path, bands: tuple[int, ...] | list[int] | None, exp
 
 
 def _select(ds, bands) -> list[int]:
-    from rasterio.enums import ColorInterp
-
     if bands is None:
-        chosen = [b for b, ci in zip(ds.indexes, ds.colorinterp, strict=True) if ci != ColorInterp.alpha]
+        chosen = [b for b in ds.indexes if not is_alpha_mask(ds, b)]
         return chosen or list(ds.indexes)
     bad = [b for b in bands if not 1 <= b <= ds.count]
     if bad:
         raise DataError(f"{ds.name}: band {bad[0]} is out of range: it has bands 1 to {ds.count}")
     return list(bands)
+
+
+def is_alpha_mask(ds, band: int) -> bool:
+    """Whether a band is the alpha band that masks the others (not when a nodata value masks them:
+    GDAL marks the 4th band of any 4-band 8-bit GeoTIFF alpha, RGB + near infrared ones too)."""
+    from rasterio.enums import ColorInterp, MaskFlags
+
+    return ds.colorinterp[band - 1] == ColorInterp.alpha and MaskFlags.alpha in ds.mask_flag_enums[0]
 
 
 def read_image(
@@ -124,10 +130,13 @@ def read_valid(
 def _valid(ds, bands: list[int], window, shape) -> np.ndarray:
     """Valid pixels: every chosen band's mask set (masks are read only when some may be unset)."""
     from rasterio.enums import MaskFlags
+    from rasterio.errors import NodataShadowWarning
 
     if all(ds.mask_flag_enums[b - 1] == [MaskFlags.all_valid] for b in bands):
         return np.ones(shape, bool)
-    return (ds.read_masks(bands, window=window) > 0).all(0)
+    with warnings.catch_warnings():  # nodata masks the bands, not the alpha band: as wanted
+        warnings.simplefilter("ignore", NodataShadowWarning)
+        return (ds.read_masks(bands, window=window) > 0).all(0)
 
 
 def read_band(path: str | Path, window: Window | None = None) -> np.ndarray:

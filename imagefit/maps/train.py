@@ -54,6 +54,8 @@ class MapStrategy(Strategy):
     def read_data(self, data) -> TileSet:
         tileset = TileSet(data, self.options.ignore, **self.options.inputs())
         self.train_refs, self.valid_ref = split_refs(tileset.refs(), self.train_refs, self.valid_ref)
+        for ref in [*self.train_refs, self.valid_ref]:
+            tileset.tile(ref)  # files, sizes, CRSs and bands checked before a run folder is made
         self.roi = self.options.roi or _default_roi(tileset, self.valid_ref)
         return tileset
 

@@ -107,8 +107,7 @@ def _extent(info: RasterInfo) -> tuple[float, float, float, float]:
     """(left, bottom, right, top) of an image in its CRS."""
     from rasterio.transform import array_bounds
 
-    south, west, north, east = array_bounds(info.height, info.width, info.transform)
-    return west, south, east, north
+    return array_bounds(info.height, info.width, info.transform)  # west, south, east, north
 
 
 def class_indices(values: np.ndarray, key: ThemeKey, origin: str) -> np.ndarray:
