@@ -128,7 +128,11 @@ def _path_option(name: str, help: str, **kwargs):
 def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs, vector, attribute, key,
               bands, patch, crop, model, weights, epochs, steps, batch_size, lr, balance, no_augment, ignore,
               roi, stages, monitor, out, seed) -> None:  # fmt: skip
-    """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt) or --images."""
+    """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt).
+
+    Or on images and labels as they come: --images DIR with --labels DIR (paired by name) or
+    --vector FILE --attribute NAME, or --pairs CSV; --key FILE names the classes.
+    """
     from imagefit.maps.key import parse_ignore
     from imagefit.maps.train import train_map
 
