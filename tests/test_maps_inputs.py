@@ -96,6 +96,29 @@ def test_names_pair_by_a_guessed_pattern_and_images_without_labels_are_listed(tm
         TileSet(images=tmp_path / "sat", labels=tmp_path / "mask", key=key, label_pattern="*-x")
 
 
+def test_colour_masks_train_and_score_a_map(tmp_path):
+    refs = ["T1P01", "T2P02", "T6P01"]
+    _chips(tmp_path / "sat", [f"{r}_sat.png" for r in refs], refs)
+    _chips(tmp_path / "mask", [f"{r}_mask.png" for r in refs], refs, _colour_mask)
+    key = write_key(tmp_path / "colours.txt", COLOURS)
+    inputs = ["--images", str(tmp_path / "sat"), "--labels", str(tmp_path / "mask"), "--key", str(key)]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        cli, ["-q", "map-train", *inputs, "--ignore", "#000000", "-o", str(run), *TINY]
+    )
+    assert result.exit_code == 0, result.output
+    key_json = json.loads((run / "config.json").read_text())["options"]["map"]["key"]
+    assert key_json["colours"] == list(COLOURS.values()) and key_json["ignore"] == "#000000"
+    out, truth = tmp_path / "T6P01-map.tif", tmp_path / "mask" / "T6P01_mask.png"
+    args = ["map", str(run), str(tmp_path / "sat" / "T6P01_sat.png"), "--truth", str(truth), "-o", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as ds:
+        values = ds.read(1)
+    assert set(np.unique(values)) <= set(range(7)) and (values > 0).mean() > 0.8  # classes 1..6, 0 no data
+    assert json.loads((tmp_path / "metrics.json").read_text())["pixels"] == (values > 0).sum()
+
+
 def test_a_pairs_csv_names_images_and_labels(tmp_path):
     _chips(tmp_path / "a", ["one.png", "two.png"], ["T1P01", "T3P01"])
     _chips(tmp_path / "b", ["first.png", "second.png"], ["T1P01", "T3P01"], _colour_mask)

@@ -69,19 +69,24 @@ class VectorLabels:
     def rasterise(self, info: RasterInfo, window: Window | None = None) -> np.ndarray:
         """Class indices (rows, cols) int16 of an image (or a window of it): IGNORED where no polygon is."""
         from rasterio.features import rasterize
+        from rasterio.transform import array_bounds
         from rasterio.windows import Window as RioWindow
         from rasterio.windows import transform as window_transform
 
         row, col, height, width = window or (0, 0, info.height, info.width)
         transform = window_transform(RioWindow(col, row, width, height), info.transform)
-        shapes = [(g, int(c) + 1) for g, c in zip(self._in(info), self.classes, strict=True) if g]
+        mappings, b = self._in(info)
+        west, south, east, north = array_bounds(height, width, transform)
+        near = (b[:, 0] <= east) & (b[:, 2] >= west) & (b[:, 1] <= north) & (b[:, 3] >= south)
+        shapes = [(mappings[i], int(self.classes[i]) + 1) for i in np.flatnonzero(near)]
         if not shapes:
             return np.full((height, width), IGNORED, np.int16)
         burnt = rasterize(shapes, out_shape=(height, width), transform=transform, fill=0, dtype="int16")
         return burnt - 1
 
-    def _in(self, info: RasterInfo) -> list:
-        """The geometries as GeoJSON-like mappings in the image's CRS (computed once per CRS)."""
+    def _in(self, info: RasterInfo) -> tuple[list, np.ndarray]:
+        """The geometries as GeoJSON-like mappings in the image's CRS, and their bounds (n, 4), NaN
+        for empty ones (computed once per CRS)."""
         from rasterio.crs import CRS
         from rasterio.warp import transform_geom
 
@@ -95,11 +100,14 @@ class VectorLabels:
             import shapely
 
             mappings = [None if g is None else shapely.geometry.mapping(g) for g in self.geometries]
+            bounds = self.bounds()
             if CRS.from_user_input(self.crs) != info.crs:
                 present = [m for m in mappings if m is not None]
                 moved = iter(transform_geom(self.crs, info.crs, present) if present else [])
                 mappings = [None if m is None else next(moved) for m in mappings]
-            self._projected[name] = mappings
+                shapes = [None if m is None else shapely.geometry.shape(m) for m in mappings]
+                bounds = shapely.bounds(np.array(shapes, dtype=object))
+            self._projected[name] = mappings, bounds
         return self._projected[name]
 
 
