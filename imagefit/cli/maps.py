@@ -46,12 +46,47 @@ def _roi(value: str | None):
     return parse_roi(value) if value else None
 
 
+def _bands(value: str | None):
+    """`--bands 1,2,3` as (1, 2, 3); `all` (or nothing) as None."""
+    if value is None or value.strip().lower() == "all":
+        return None
+    try:
+        return tuple(int(b) for b in value.split(",") if b.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: expected band numbers such as 1,2,3 or 'all'") from None
+
+
+def _path_option(name: str, help: str, **kwargs):
+    return click.option(name, type=click.Path(path_type=Path), default=None, help=help, **kwargs)
+
+
 @click.command("map-train", cls=MapTrainCommand)
-@click.argument("tiles", type=click.Path(path_type=Path))
+@click.argument("tiles", type=click.Path(path_type=Path), required=False)
 @click.option(
-    "--train", "train_refs", multiple=True, required=True, help="Training refs: A B C, A,B,C or repeated."
+    "--train",
+    "train_refs",
+    multiple=True,
+    help="Training refs: A B C, A,B,C or repeated (default: all but --valid).",
 )
-@click.option("--valid", "valid_ref", required=True, help="Validation ref (mapped after every epoch).")
+@click.option(
+    "--valid", "valid_ref", default=None, help="Validation ref, mapped after every epoch (default: the last)."
+)
+@_path_option("--images", "A folder of images (refs: their names), with --labels or --vector.")
+@_path_option("--labels", "A folder of label rasters (values or colours) paired with --images by name.")
+@click.option(
+    "--label-pattern",
+    default=None,
+    help="How names pair, IMAGE=LABEL, e.g. '*_sat=*_mask' (default: guessed).",
+)
+@_path_option("--pairs", "A CSV with image,label columns (paths relative to it).")
+@_path_option(
+    "--vector", "Labels from a vector file's polygons (GeoPackage, shapefile...), with --attribute."
+)
+@click.option(
+    "--attribute", default=None, help="The vector file's class attribute (names or values of the key)."
+)
+@_path_option("--key", "Key file: name<TAB>value or name<TAB>#RRGGBB lines (default: TILES/key-theme.txt).")
+@click.option("--bands", default=None, help="Image bands to use, e.g. 1,2,3 (default: all but alpha).")
 @click.option(
     "--patch", type=click.IntRange(min=1), default=None, help="Patch size (default 28; backbones 32)."
 )
@@ -79,9 +114,7 @@ def _roi(value: str | None):
 @click.option("--lr", type=float, default=None, help="Peak learning rate (default 1e-3; backbones 5e-4).")
 @click.option("--balance", is_flag=True, help="Draw every class equally often.")
 @click.option("--no-augment", is_flag=True, help="No rotations or mirror images of patches.")
-@click.option(
-    "--ignore", type=click.IntRange(0, 65535), default=None, help="Label value to leave out (e.g. 0)."
-)
+@click.option("--ignore", default=None, help="Label value or colour to leave out (e.g. 0 or '#000000').")
 @click.option("--roi", default=None, help="Validation map region x0,y0,x1,y1 (default: first 300x300).")
 @click.option("--stages", default=None, help="Backbones: finetune stages (default top4:EPOCHS:LR).")
 @click.option(
@@ -92,15 +125,24 @@ def _roi(value: str | None):
 )
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def map_train(tiles, train_refs, valid_ref, patch, crop, model, weights, epochs, steps, batch_size, lr,
-              balance, no_augment, ignore, roi, stages, monitor, out, seed) -> None:  # fmt: skip
-    """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt)."""
+def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs, vector, attribute, key,
+              bands, patch, crop, model, weights, epochs, steps, batch_size, lr, balance, no_augment, ignore,
+              roi, stages, monitor, out, seed) -> None:  # fmt: skip
+    """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt).
+
+    Or on images and labels as they come: --images DIR with --labels DIR (paired by name) or
+    --vector FILE --attribute NAME, or --pairs CSV; --key FILE names the classes.
+    """
+    from imagefit.maps.key import parse_ignore
     from imagefit.maps.train import train_map
 
+    inputs = {"images": images, "labels": labels, "label_pattern": label_pattern, "pairs": pairs,
+              "vector": vector, "attribute": attribute, "key": key, "bands": _bands(bands)}  # fmt: skip
     result = train_map(
         tiles, _refs(train_refs), valid_ref, out=out, seed=seed, model=model, patch=patch, crop=crop,
         weights=weights, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, balance=balance,
-        augment=not no_augment, ignore=ignore, roi=_roi(roi), stages=stages, monitor=monitor,
+        augment=not no_augment, ignore=parse_ignore(ignore), roi=_roi(roi), stages=stages, monitor=monitor,
+        **{k: str(v) if isinstance(v, Path) else v for k, v in inputs.items()},
     )  # fmt: skip
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]

@@ -53,14 +53,14 @@ class CropSource:
     def sample(
         self, n: int, rng: np.random.Generator, balance: bool = False, augment: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
-        """`n` random crops (n, crop, crop, 3) uint8 and their position targets (n, rows, cols).
+        """`n` random crops (n, crop, crop, bands) uint8 and their position targets (n, rows, cols).
 
         Crops are placed uniformly (tiles weighted by area), or with `balance` centred on a pixel of
         a class drawn uniformly among those present; `augment` turns each by one of the 8 symmetries
         of the square (aerial views have no 'up'), pixels and labels together.
         """
         s = self.crop
-        x = np.empty((n, s, s, 3), np.uint8)
+        x = np.empty((n, s, s, self.images[0].shape[2]), np.uint8)
         y = np.empty((n, s - self.patch + 1, s - self.patch + 1), np.int64)
         for i in range(n):
             if balance:

@@ -48,8 +48,9 @@ class DisplayMap(Callback):
         net = copy.deepcopy(model).cpu().eval()
         model.train(was_training)
         engine = make_engine(net, self.patch, engine="torch")
+        image, bands = self.tiles.tile(self.ref).image, self.tiles.band_selection
         self.last_map = map_region(
-            engine, self.tiles.tile(self.ref).image, self.patch, self.mean, self.std, self.roi
+            engine, image, self.patch, self.mean, self.std, self.roi, bands=bands
         ).index
         if self.truth is None:
             _, self.truth = self.tiles.read(self.ref, self.roi)

@@ -44,9 +44,9 @@ class NaiveEngine:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         p = self.patch
         t = torch.from_numpy(x)
-        grid = t.unfold(2, p, 1).unfold(3, p, 1)[0]  # (3, rows, cols, p, p), a view
+        grid = t.unfold(2, p, 1).unfold(3, p, 1)[0]  # (bands, rows, cols, p, p), a view
         rows, cols = grid.shape[1:3]
-        patches = grid.permute(1, 2, 0, 3, 4).reshape(-1, 3, p, p)
+        patches = grid.permute(1, 2, 0, 3, 4).reshape(-1, t.shape[1], p, p)
         out = []
         with torch.inference_mode():
             for i in range(0, len(patches), self.batch_size):
@@ -78,7 +78,8 @@ class OnnxDenseEngine:
         axes = {"images": {2: "h", 3: "w"}, "logits": {2: "rows", 3: "cols"}}
         with tempfile.TemporaryDirectory(prefix="imagefit-map-") as tmp:
             path = Path(tmp) / "dense.onnx"
-            export_onnx(net, (3, side, side), path, output="logits", dynamic_batch=False, axes=axes)
+            chans = getattr(model, "in_chans", 3)  # the image's bands
+            export_onnx(net, (chans, side, side), path, output="logits", dynamic_batch=False, axes=axes)
             self.session = onnx_session(path, threads)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:

@@ -12,10 +12,11 @@ from imagefit.data.atomic import write_json
 from imagefit.errors import DataError, ModelError
 from imagefit.maps.engines import make_engine
 from imagefit.maps.key import ThemeKey
+from imagefit.maps.labels import read_labels
 from imagefit.maps.metrics import map_metrics
 from imagefit.maps.output import save_map_png, write_geotiff
 from imagefit.maps.predict import DEFAULT_WINDOW, ThemeMap, map_region, region_of
-from imagefit.maps.rasters import raster_info, read_band
+from imagefit.maps.rasters import check_bands, raster_info
 from imagefit.maps.tiles import Roi
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class MapRun:
     mean: tuple
     std: tuple
     run_dir: Path
+    bands: list[int] | None = None  # 1-based image bands it reads (None: all but alpha)
 
 
 @dataclass
@@ -55,7 +57,8 @@ def load_map_run(run_dir: str | Path) -> MapRun:
     maps = config.options["map"]
     key = ThemeKey.from_json(maps["key"])
     dc = config.data_config
-    return MapRun(classifier.model.eval(), key, int(maps["patch"]), dc["mean"], dc["std"], Path(run_dir))
+    model, patch = classifier.model.eval(), int(maps["patch"])
+    return MapRun(model, key, patch, dc["mean"], dc["std"], Path(run_dir), maps.get("bands"))
 
 
 def map_tile(
@@ -67,12 +70,14 @@ def map_tile(
     `png` a coloured PNG beside it, with `truth` (a label raster) metrics.json beside it too."""
     run = load_map_run(run_dir)
     tile = Path(tile)
-    region_of(raster_info(tile), roi, run.patch)  # a bad ROI or patch fails before any work
+    region_of(raster_info(tile), roi, run.patch)  # a bad ROI, patch or band fails before any work
+    check_bands(tile, run.bands, len(run.mean))
     key = run.key.with_ignore(run.key.ignore if ignore is None else ignore)
     labels = _truth(truth, tile, key, roi) if truth is not None else None
     theme_map = map_region(
-        make_engine(run.model, run.patch, naive, engine), tile, run.patch, run.mean, run.std, roi, window
-    )
+        make_engine(run.model, run.patch, naive, engine), tile, run.patch, run.mean, run.std, roi, window,
+        run.bands,
+    )  # fmt: skip
     out = Path(out) if out is not None else Path(f"{tile.stem}-map.tif")
     result = MapResult(theme_map, [write_geotiff(theme_map, key, out)])
     if png:
@@ -97,4 +102,4 @@ def _truth(path: str | Path, tile: Path, key: ThemeKey, roi: Roi | None) -> np.n
     if roi is not None:
         (x0, y0), (x1, y1) = roi
         window = (y0, x0, y1 - y0, x1 - x0)
-    return key.encode(read_band(path, window), path)
+    return read_labels(path, key, window)

@@ -28,12 +28,21 @@ class MapTrainOptions:
     optimizer: str = "adamw"
     balance: bool = False
     augment: bool = True
-    ignore: int | None = None
+    ignore: int | str | None = None  # a label value, or a colour '#RRGGBB' with a colour key
     valid_patches: int = 2000  # small CNNs; backbones validate on valid_patches // 64 crops
     roi: tuple | None = None  # validation map region; None: the first 300x300 pixels
     weights: str = "auto"
     stages: str | None = None  # backbones: finetune stages; None: the last 4 block groups, all epochs
     monitor: str | None = None  # the best epoch by: None: val_loss (small CNNs), val_acc (backbones)
+    # where the tiles come from besides the seeds' folder (imagefit.maps.tiles.TileSet takes these)
+    images: str | None = None  # a folder of images, paired by name with...
+    labels: str | None = None  # ...a folder of label rasters (values or colours)
+    label_pattern: str | None = None  # how their names pair, IMAGE=LABEL (e.g. '*_sat=*_mask'); None: guessed
+    pairs: str | None = None  # or a CSV of image,label paths
+    vector: str | None = None  # or labels from a vector file's polygons...
+    attribute: str | None = None  # ...by this attribute (class names or values of the key)
+    key: str | None = None  # the key file; None: key-theme.txt beside the tiles
+    bands: tuple[int, ...] | None = None  # 1-based image bands; None: all but alpha
 
     def __post_init__(self) -> None:
         if self.batch_size is None:
@@ -52,6 +61,15 @@ class MapTrainOptions:
             raise OptionError(f"--crop {self.crop} must be at least the patch size {self.patch}")
         if self.lr is None:
             self.lr = 1e-3 if self.scratch else 5e-4
+        if self.bands is not None:
+            self.bands = tuple(int(b) for b in self.bands)
+            if not self.bands or min(self.bands) < 1:
+                raise OptionError(f"--bands {self.bands}: bands are numbered from 1")
+
+    def inputs(self) -> dict:
+        """The TileSet arguments that say where images and labels come from."""
+        names = ("images", "labels", "label_pattern", "pairs", "vector", "attribute", "key", "bands")
+        return {name: getattr(self, name) for name in names}
 
     @property
     def scratch(self) -> bool:

@@ -58,7 +58,8 @@ class PatchSource:
         """Patches (n, P, P, 3) uint8 and class indices (n,) of positions `items` (0..len-1)."""
         glob = self.valid[items]
         tile = np.searchsorted(self.offsets, glob, side="right") - 1
-        patches = np.empty((len(items), self.patch_size, self.patch_size, 3), np.uint8)
+        bands = self.images[0].shape[2]
+        patches = np.empty((len(items), self.patch_size, self.patch_size, bands), np.uint8)
         for t in np.unique(tile):
             rows, cols = np.divmod(glob[tile == t] - self.offsets[t], self.grids[t])
             view = sliding_window_view(self.images[t], (self.patch_size, self.patch_size), axis=(0, 1))
@@ -115,7 +116,7 @@ def load_labelled_patches(
     labels: str = "index",
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Patches (n, P, P, 3) uint8 of the tiles `refs` with the class of their centre pixel.
+    """Patches (n, P, P, bands) uint8 of the tiles `refs` with the class of their centre pixel.
 
     In scan order (tile by tile, row by row, every `step` pixels), or shuffled with `seed`; at most
     `limit`; within `roi` ((x0, y0), (x1, y1)) when given. `labels='onehot'` gives one-hot rows.

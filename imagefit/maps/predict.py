@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.errors import DataError, OptionError
-from imagefit.maps.rasters import RasterInfo, raster_info, read_rgb
+from imagefit.maps.rasters import RasterInfo, raster_info, read_image, read_valid
 from imagefit.maps.tiles import Roi
 
 NODATA = -1  # class index of pixels without a prediction
@@ -75,8 +75,9 @@ def blocks(n: int, size: int) -> list[tuple[int, int]]:
 
 
 def iter_logits(
-    engine, path: str | Path, region: Region, patch: int, mean, std, window: int = DEFAULT_WINDOW
-) -> Iterator[tuple[int, int, np.ndarray]]:
+    engine, path: str | Path, region: Region, patch: int, mean, std, window: int = DEFAULT_WINDOW,
+    bands: list[int] | None = None,
+) -> Iterator[tuple[int, int, np.ndarray]]:  # fmt: skip
     """(row, col, logits) of each block of patch positions of the region, row and col relative to it."""
     margin, step = engine.margin, engine.reduction
     side = (window - (patch - 1) - 2 * margin) // step * step
@@ -85,8 +86,8 @@ def iter_logits(
             f"window {window} is too small for patches of {patch}: use at least {patch + 2 * margin + step}"
         )
     rows, cols = region.height - patch + 1, region.width - patch + 1
-    m = np.asarray(mean, np.float32).reshape(3, 1, 1) * 255
-    s = np.asarray(std, np.float32).reshape(3, 1, 1) * 255
+    m = np.asarray(mean, np.float32).reshape(-1, 1, 1) * 255
+    s = np.asarray(std, np.float32).reshape(-1, 1, 1) * 255
     for r0, r1 in blocks(rows, side):
         for c0, c1 in blocks(cols, side):
             top, left = max(r0 - margin, 0), max(c0 - margin, 0)
@@ -94,35 +95,42 @@ def iter_logits(
                 min(r1 + patch - 1 + margin, region.height),
                 min(c1 + patch - 1 + margin, region.width),
             )
-            pixels = read_rgb(path, (region.row + top, region.col + left, bottom - top, right - left))
+            box = (region.row + top, region.col + left, bottom - top, right - left)
+            pixels, _ = read_image(path, box, bands)
             x = ((pixels.transpose(2, 0, 1).astype(np.float32) - m) / s)[None]
             logits = engine(np.ascontiguousarray(x))
             yield r0, c0, logits[:, r0 - top : r1 - top, c0 - left : c1 - left]
 
 
 def map_region(
-    engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW
-) -> ThemeMap:
-    """The class of every pixel of a raster (or ROI) at which a full patch is centred; NODATA elsewhere."""
+    engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
+    bands: list[int] | None = None,
+) -> ThemeMap:  # fmt: skip
+    """The class of every pixel of a raster (or ROI) at which a full patch is centred; NODATA elsewhere
+    and where the raster's nodata or mask says a pixel is not valid."""
     info = raster_info(path)
     region = region_of(info, roi, patch)
     index = np.full((region.height, region.width), NODATA, np.int16)
     c = patch // 2
     started, n = time.perf_counter(), 0
-    for r0, c0, logits in iter_logits(engine, path, region, patch, mean, std, window):
+    for r0, c0, logits in iter_logits(engine, path, region, patch, mean, std, window, bands):
         h, w = logits.shape[1:]
         index[r0 + c : r0 + c + h, c0 + c : c0 + c + w] = logits.argmax(0)
         n += 1
+    valid = read_valid(path, (region.row, region.col, region.height, region.width), bands)
+    if valid is not None:
+        index[~valid] = NODATA
     return ThemeMap(index, info, region, time.perf_counter() - started, n)
 
 
 def logits_of_region(
-    engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW
-) -> np.ndarray:
+    engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
+    bands: list[int] | None = None,
+) -> np.ndarray:  # fmt: skip
     """All logits (classes, rows - P + 1, cols - P + 1) of a raster or ROI, stitched (small regions)."""
     region = region_of(raster_info(path), roi, patch)
     out = None
-    for r0, c0, logits in iter_logits(engine, path, region, patch, mean, std, window):
+    for r0, c0, logits in iter_logits(engine, path, region, patch, mean, std, window, bands):
         if out is None:
             out = np.zeros((logits.shape[0], region.height - patch + 1, region.width - patch + 1), np.float32)
         out[:, r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
 from imagefit.maps.crops import CropBatches, CropSource, PositionLoss, fixed_crop_batches
 from imagefit.maps.dense import DenseBackbone
@@ -46,12 +47,15 @@ class MapStrategy(Strategy):
 
     name = "map"
 
-    def __init__(self, options: MapTrainOptions, train: list[str], valid: str, **run):
+    def __init__(self, options: MapTrainOptions, train: list[str] | None, valid: str | None, **run):
         super().__init__(options, **run)
-        self.train_refs, self.valid_ref = list(train), valid
+        self.train_refs, self.valid_ref = list(train or []), valid
 
     def read_data(self, data) -> TileSet:
-        tileset = TileSet(data, self.options.ignore)
+        tileset = TileSet(data, self.options.ignore, **self.options.inputs())
+        self.train_refs, self.valid_ref = split_refs(tileset.refs(), self.train_refs, self.valid_ref)
+        for ref in [*self.train_refs, self.valid_ref]:
+            tileset.tile(ref)  # files, sizes, CRSs and bands checked before a run folder is made
         self.roi = self.options.roi or _default_roi(tileset, self.valid_ref)
         return tileset
 
@@ -101,14 +105,31 @@ class MapStrategy(Strategy):
 
 
 def train_map(
-    tiles: str | Path, train: list[str], valid: str, out: str | Path | None = None, seed: int = 0,
-    progress: bool = True, device: str | None = None, **options,
+    tiles: str | Path | None, train: list[str] | None = None, valid: str | None = None,
+    out: str | Path | None = None, seed: int = 0, progress: bool = True, device: str | None = None,
+    **options,
 ) -> TrainResult:  # fmt: skip
-    """Train a patch classifier on tiles `train`, validated (and mapped each epoch) on tile `valid`."""
+    """Train a patch classifier on tiles `train`, validated (and mapped each epoch) on tile `valid`
+    (defaults: the last ref validates, every other trains); `tiles` is the seeds' folder, or None
+    with `images`/`labels`, `pairs` or `vector` options saying where the tiles are."""
     strategy = MapStrategy(
         MapTrainOptions(**options), train, valid, seed=seed, progress=progress, device=device
     )
     return run_training(strategy, tiles, out)
+
+
+def split_refs(refs: list[str], train: list[str], valid: str | None) -> tuple[list[str], str]:
+    """The training refs and the validation ref: as given, else the last ref validates and the
+    others train."""
+    if valid is None:
+        rest = [ref for ref in refs if ref not in train]
+        if not rest:
+            raise OptionError("every ref trains: name a validation tile with --valid")
+        valid = rest[-1]
+    train = train or [ref for ref in refs if ref != valid]
+    if not train:
+        raise OptionError(f"only {valid} has labels: a map run needs a training tile besides --valid")
+    return train, valid
 
 
 def _display_before_progress(callbacks: list) -> list:
@@ -165,7 +186,7 @@ def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train,
     """The untrained patch classifier, its preprocessing and the run's config."""
     n = len(tileset.classes)
     if opts.scratch:
-        model: nn.Module = SmallCNN(opts.model, 3, n, opts.patch)
+        model: nn.Module = SmallCNN(opts.model, tileset.bands, n, opts.patch)
         from timm.data import resolve_model_data_config
 
         data_config = dict(resolve_model_data_config(model))
@@ -173,10 +194,13 @@ def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train,
     else:
         from imagefit.models.registry import create_backbone
 
-        bb = create_backbone(opts.model, opts.weights, num_classes=n, image_size=opts.patch)
+        bb = create_backbone(
+            opts.model, opts.weights, num_classes=n, image_size=opts.patch, in_chans=tileset.bands
+        )
         model, data_config, extra = add_dense_skips(bb.model), bb.data_config, {"dense_skips": True}
         backbone, arch, weights = bb.spec.name, bb.spec.arch, bb.weights
     maps = {"patch": opts.patch, "key": tileset.key.to_json(), "train": list(train), "valid": valid}
+    maps["bands"] = list(opts.bands) if opts.bands else None
     options = {**asdict(opts), "roi": [list(p) for p in roi], "map": maps, **extra}
     config = RunConfig(
         backbone=backbone, arch=arch, weights=weights, classes=tileset.classes, data_config=data_config,

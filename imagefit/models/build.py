@@ -13,7 +13,11 @@ def model_record(model: nn.Module, arch: str) -> dict:
 
     if isinstance(model, SmallCNN):
         return {"kind": "small_cnn", "description": model.describe()}
-    return {"kind": "timm", "arch": arch, "dense_skips": hasattr(model, "dense_skips")}
+    from imagefit.models.bands import PRETRAINED_CHANNELS, input_channels
+
+    record = {"kind": "timm", "arch": arch, "dense_skips": hasattr(model, "dense_skips")}
+    chans = input_channels(model)
+    return record if chans == PRETRAINED_CHANNELS else {**record, "in_chans": chans}
 
 
 def build_model(record: dict, num_classes: int) -> nn.Module:
@@ -26,7 +30,8 @@ def build_model(record: dict, num_classes: int) -> nn.Module:
     if kind == "timm":
         import timm
 
-        model = timm.create_model(record["arch"], pretrained=False, num_classes=num_classes)
+        chans = int(record.get("in_chans", 3))
+        model = timm.create_model(record["arch"], pretrained=False, num_classes=num_classes, in_chans=chans)
         if record.get("dense_skips"):
             from imagefit.models.dense_skips import add_dense_skips
 

@@ -11,6 +11,7 @@ import torch
 from timm.data import resolve_data_config, resolve_model_data_config
 
 from imagefit.errors import ModelError
+from imagefit.models.bands import adapt_first_conv, band_data_config, pretrained_target
 from imagefit.models.defaults import DEFAULT_BACKBONE
 from imagefit.models.weights import (
     distribution_version,
@@ -88,16 +89,18 @@ def create_backbone(
     weights: str | Path = "auto",
     num_classes: int | None = None,
     image_size: int | None = None,
+    in_chans: int = 3,
 ) -> Backbone:
-    """Build backbone `name` with `weights` ('auto', 'hub', 'none' or a file) and an optional new head.
+    """Build backbone `name` with `weights` ('auto', 'hub', 'none' or a file) and an optional new head,
+    for images of `in_chans` bands (RGB-pretrained first convolution adapted as timm does).
 
     'auto' never touches the network: packaged weights, else the local hub cache, else untrained
     with a warning. 'hub' may download. A file is read without unpickling code.
     """
     spec = get_spec(name)
-    model, source = _build_with_weights(spec, weights)
-    data_config = dict(resolve_model_data_config(model, use_test_size=True))
-    train_config = dict(resolve_model_data_config(model))
+    model, source = _build_with_weights(spec, weights, in_chans)
+    data_config = band_data_config(dict(resolve_model_data_config(model, use_test_size=True)), in_chans)
+    train_config = band_data_config(dict(resolve_model_data_config(model)), in_chans)
     if image_size is not None:
         data_config = sized_data_config(data_config, image_size)
         train_config = sized_data_config(train_config, image_size)
@@ -122,14 +125,19 @@ def sized_data_config(data_config: dict, image_size: int) -> dict:
     return {**data_config, "input_size": (channels, image_size, image_size)}
 
 
-def _build_with_weights(spec: BackboneSpec, weights: str | Path) -> tuple[torch.nn.Module, str]:
+def _build_with_weights(
+    spec: BackboneSpec, weights: str | Path, in_chans: int = 3
+) -> tuple[torch.nn.Module, str]:
+    overlay = spec.cfg_overlay
     if isinstance(weights, str) and weights == "hub":
         try:
-            overlay = spec.cfg_overlay
-            return timm.create_model(spec.arch, pretrained=True, pretrained_cfg_overlay=overlay), "hub"
+            model = timm.create_model(
+                spec.arch, pretrained=True, pretrained_cfg_overlay=overlay, in_chans=in_chans
+            )
+            return model, "hub"
         except Exception as exc:
             raise ModelError(f"could not fetch {spec.arch} weights from the hub: {exc}") from exc
-    model = timm.create_model(spec.arch, pretrained=False, pretrained_cfg_overlay=spec.cfg_overlay)
+    model = timm.create_model(spec.arch, pretrained=False, pretrained_cfg_overlay=overlay, in_chans=in_chans)
     if isinstance(weights, str) and weights == "none":
         return model, "none"
     if isinstance(weights, str) and weights == "auto":
@@ -172,5 +180,6 @@ def _hub_cache_file(model: torch.nn.Module) -> Path | None:
 
 
 def _load_fitted(model: torch.nn.Module, state: dict, origin: str, ordered: bool = True) -> None:
-    target = model.state_dict()
-    model.load_state_dict(fit_state_dict(state, target, origin, ordered))
+    """RGB-pretrained weights onto `model` (its first convolution adapted to its bands)."""
+    fitted = fit_state_dict(state, pretrained_target(model), origin, ordered)
+    model.load_state_dict(adapt_first_conv(fitted, model))
