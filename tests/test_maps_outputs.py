@@ -213,16 +213,37 @@ def test_simplified_polygons_still_tile_the_map_with_fewer_vertices(mapped, tmp_
 
 def test_tiles_without_georeferencing_map_in_pixels_and_skip_the_mosaic(mapped, tmp_path):
     root, run, _, _ = mapped
-    out = tmp_path / "plain-out"
-    result = CliRunner().invoke(
-        cli, ["-q", "map", str(run), str(root / "plain" / "*.png"), "--out-dir", str(out)]
-    )
+    out, chips = tmp_path / "plain-out", tmp_path / "label-chips"
+    chips.mkdir()
+    for ref in REFS:  # labels with the tiles' own names, as drone datasets publish them
+        shutil.copy(root / "tiles" / "theme" / f"{ref}-theme.png", chips / f"{ref}.png")
+    pattern = str(root / "plain" / "*.png")  # a glob as a quoted argument: imagefit expands it
+    args = ["-q", "map", str(run), pattern, "--out-dir", str(out), "--truth", str(chips), "--ignore", "0"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "no mosaic.vrt" in result.output and "has no georeferencing" in result.output
     assert "areas in pixels" in result.output and not (out / "mosaic.vrt").exists()
     rows = list(csv.DictReader((out / f"{REFS[0]}-map-areas.csv").open()))
     assert "hectares" not in rows[0] and sum(int(r["pixels"]) for r in rows) > 0
-    assert not (out / "metrics.json").exists() and len(list(out.glob("*-map.tif"))) == 3
+    assert json.loads((out / "metrics.json").read_text())["tiles"] == 3
+    assert len(list(out.glob("*-map.tif"))) == 3
+
+
+def test_a_key_of_small_values_maps_to_bytes_with_a_256_entry_colour_table(tmp_path):
+    from imagefit.maps.key import ThemeKey
+    from imagefit.maps.output import write_geotiff
+    from imagefit.maps.predict import Region, ThemeMap
+    from imagefit.maps.rasters import RasterInfo
+
+    index = np.array([[0, 1, -1], [1, 1, 0]], np.int16)
+    info = RasterInfo(tmp_path / "x.png", 2, 3, 3, "uint8", None, from_origin(0, 0, 1, 1))
+    theme_map = ThemeMap(index, info, Region(0, 0, 2, 3))
+    for values, nodata in (((40, 80), 0), ((0, 40), 255)):
+        key = ThemeKey(("Tree", "Road"), values)
+        with rasterio.open(write_geotiff(theme_map, key, tmp_path / "m.tif")) as ds:
+            assert ds.dtypes[0] == "uint8" and ds.nodata == nodata and len(ds.colormap(1)) == 256
+            expected = np.array([[values[0], values[1], nodata], [values[1], values[1], values[0]]])
+            assert np.array_equal(ds.read(1), expected) and ds.colormap(1)[nodata][3] == 0
 
 
 def test_bad_input_is_one_line_exit_2_and_nothing_written_is_lost(mapped, tmp_path):

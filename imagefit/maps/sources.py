@@ -29,7 +29,9 @@ def collect_tiles(inputs: Iterable[str | Path], exclude: Path | None = None) -> 
     for item in inputs:
         found = _expand(str(item), exclude)
         if not found:
-            raise DataError(f"{item} holds no raster tiles ({', '.join(RASTER_SUFFIXES)})")
+            inside = exclude is not None and _expand(str(item), None)
+            why = f": the only ones are in the output folder {exclude}" if inside else ""
+            raise DataError(f"{item} holds no raster tiles ({', '.join(RASTER_SUFFIXES)}){why}")
         tiles.extend(found)
     for tile in tiles:
         if tile.suffix.lower() == ".vrt":
