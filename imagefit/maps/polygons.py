@@ -49,11 +49,19 @@ def polygonise(theme_map: ThemeMap, simplify: float = 0.0) -> Polygons:
 
     index = theme_map.index.astype(np.int16, copy=False)
     shapes = list(features.shapes(index, mask=index >= 0, connectivity=4, transform=map_transform(theme_map)))
-    geometry = np.array([shapely.geometry.shape(g) for g, _ in shapes], dtype=object)
+    geometry = np.array([_polygon(g["coordinates"]) for g, _ in shapes], dtype=object)
     classes = np.array([int(v) for _, v in shapes], np.int64)
     if simplify > 0 and len(geometry):
         geometry = shapely.coverage_simplify(geometry, simplify)
     return Polygons(geometry, classes, shapely.area(geometry), theme_map.source.crs)
+
+
+def _polygon(rings: list):
+    """A shapely Polygon of GeoJSON rings (shell, holes...): twice as fast as shapely.geometry.shape."""
+    import shapely
+
+    holes = [shapely.linearrings(ring) for ring in rings[1:]] or None
+    return shapely.polygons(rings[0], holes)
 
 
 class _Nothing(Exception):
