@@ -153,33 +153,94 @@ def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs
 
 @click.command("map")
 @click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
-@click.argument("tile", type=click.Path(path_type=Path))
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option(
-    "--out", "-o", type=click.Path(path_type=Path), help="GeoTIFF to write (default: TILE-map.tif)."
+    "--out", "-o", type=click.Path(path_type=Path), help="GeoTIFF of a single TILE (default: TILE-map.tif)."
 )
-@click.option("--png", is_flag=True, help="Also write a coloured PNG with a legend beside it.")
-@click.option("--truth", type=click.Path(path_type=Path), help="Label raster: pixel accuracy, IoU, mIoU.")
+@click.option(
+    "--out-dir",
+    type=click.Path(path_type=Path),
+    help="Folder for many tiles: TILE-map.tif each, tiles.csv, areas.csv, metrics.json, mosaic.vrt.",
+)
+@click.option("--png", is_flag=True, help="Also write a coloured PNG with a legend beside each map.")
+@click.option(
+    "--truth", type=click.Path(path_type=Path), help="Label raster, or a folder of them named like the tiles."
+)
 @click.option(
     "--ignore", type=click.IntRange(0, 65535), default=None, help="Label value to leave out (e.g. 0)."
 )
+@click.option("--polygons", type=click.Path(path_type=Path), help="GeoPackage of the maps as polygons.")
+@click.option(
+    "--simplify", type=click.FloatRange(min=0), default=0.0, help="Polygon simplification in map units."
+)
 @click.option("--naive", is_flag=True, help="Classify patch by patch (the slow reference).")
-@click.option("--roi", default=None, help="Map only the region x0,y0,x1,y1.")
+@click.option("--roi", default=None, help="Map only the region x0,y0,x1,y1 (a single TILE).")
 @click.option("--window", type=click.IntRange(min=16), default=1024, show_default=True, help="Window side.")
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
-def map_command(run_dir, tile, out, png, truth, ignore, naive, roi, window, engine) -> None:
-    """A dense theme map of TILE with the patch classifier in RUN (a map-train run)."""
-    from imagefit.maps.mapping import map_tile
+def map_command(run_dir, inputs, out, out_dir, png, truth, ignore, polygons, simplify, naive, roi, window,
+                engine) -> None:  # fmt: skip
+    """Dense theme maps of INPUT tiles (files, folders, globs) with the patch classifier in RUN."""
+    if out_dir is None and (len(inputs) > 1 or _many(inputs[0])):
+        raise click.UsageError("several tiles (files, a folder or a glob pattern) need --out-dir DIR")
+    if out_dir is not None and (out is not None or roi):
+        raise click.UsageError("--out and --roi map a single TILE: leave out --out-dir")
+    options = dict(truth=truth, ignore=ignore, naive=naive, engine=engine, window=window, png=png)
+    options.update(polygons=polygons, simplify=simplify)
+    if out_dir is None:
+        from imagefit.maps.mapping import map_tile
 
-    result = map_tile(run_dir, tile, out, png, truth, ignore, naive, engine, window, _roi(roi))
+        _echo_tile(map_tile(run_dir, inputs[0], out, roi=_roi(roi), **options))
+    else:
+        import logging
+
+        from imagefit.maps.batch import map_tiles
+
+        shown = logging.getLogger("imagefit").isEnabledFor(logging.INFO)
+        _echo_tiles(map_tiles(run_dir, list(inputs), out_dir, progress=shown, **options))
+
+
+def _many(item: str) -> bool:
+    import glob
+
+    return Path(item).is_dir() or (not Path(item).exists() and glob.has_magic(item))
+
+
+def _echo_metrics(m: dict, what: str) -> None:
+    scores = f"pixel accuracy {m['pixel_accuracy']:.4f}  mIoU {m['miou']:.4f}"
+    click.echo(f"{what}{scores}  ({m['pixels']} pixels)")
+    for name, iou in m["iou"].items():
+        click.echo(f"  {name}: IoU {'-' if iou is None else f'{iou:.4f}'}")
+
+
+def _echo_areas(areas) -> None:
+    if areas.hectares is None:
+        click.echo(f"areas in pixels, not hectares: {areas.why}")
+        return
+    click.echo("areas: " + ", ".join(f"{r['class']} {r['hectares']:.2f} ha" for r in areas.rows()))
+
+
+def _echo_tile(result) -> None:
     tm = result.theme_map
     rate = tm.index.size / max(tm.seconds, 1e-9)
     click.echo(
         f"mapped {tm.region.width}x{tm.region.height} pixels in {tm.seconds:.1f} s ({rate:,.0f} pixels/s)"
     )
     if result.metrics:
-        m = result.metrics
-        click.echo(f"pixel accuracy {m['pixel_accuracy']:.4f}  mIoU {m['miou']:.4f}  ({m['pixels']} pixels)")
-        for name, iou in m["iou"].items():
-            click.echo(f"  {name}: IoU {'-' if iou is None else f'{iou:.4f}'}")
+        _echo_metrics(result.metrics, "")
+    _echo_areas(result.areas)
     for path in result.files:
+        click.echo(f"wrote {path}")
+
+
+def _echo_tiles(result) -> None:
+    pixels = sum(r.width * r.height for r in result.tiles)
+    seconds = sum(r.seconds for r in result.tiles)
+    click.echo(f"mapped {len(result.tiles)} tiles ({pixels:,} pixels) in {seconds:.1f} s")
+    if result.metrics:
+        _echo_metrics(result.metrics, f"pooled over {result.metrics['tiles']} tiles with labels: ")
+    _echo_areas(result.areas)
+    if result.mosaic is None:
+        click.echo(f"no mosaic.vrt: {result.no_mosaic}")
+    click.echo(f"wrote {len(result.files)} files of the tiles in {result.tiles[0].map.parent}")
+    for path in result.summary:
         click.echo(f"wrote {path}")

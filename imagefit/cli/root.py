@@ -75,7 +75,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "map": (
         "imagefit.cli.maps",
         "map_command",
-        "A dense theme map of TILE with the patch classifier in RUN (a map-train run).",
+        "Dense theme maps of INPUT tiles (files, folders, globs) with the patch classifier in RUN.",
     ),
     "map-train": (
         "imagefit.cli.maps",

@@ -9,6 +9,7 @@ _EXPORTS = {
     "load_class_names": "imagefit.maps.patches",
     "load_labelled_patches": "imagefit.maps.patches",
     "map_tile": "imagefit.maps.mapping",
+    "map_tiles": "imagefit.maps.batch",
     "read_key": "imagefit.maps.key",
     "train_map": "imagefit.maps.train",
 }

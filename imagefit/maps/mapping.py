@@ -1,8 +1,9 @@
-"""`map_tile`: a trained map run applied to a tile, with GeoTIFF, PNG and metrics against labels."""
+"""`map_tile`: a map run applied to a tile: GeoTIFF, area table, PNG, polygons, metrics against labels."""
 
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import numpy as np
 
 from imagefit.data.atomic import write_json
 from imagefit.errors import DataError, ModelError
+from imagefit.maps.areas import AreaTable, class_areas, write_areas_csv
 from imagefit.maps.engines import make_engine
 from imagefit.maps.key import ThemeKey
 from imagefit.maps.labels import read_labels
-from imagefit.maps.metrics import map_metrics
+from imagefit.maps.metrics import confusion, scores_of_confusion
 from imagefit.maps.output import save_map_png, write_geotiff
+from imagefit.maps.polygons import PolygonWriter, map_transform
 from imagefit.maps.predict import DEFAULT_WINDOW, ThemeMap, map_region, region_of
 from imagefit.maps.rasters import check_bands, raster_info
 from imagefit.maps.tiles import Roi
@@ -37,11 +40,18 @@ class MapRun:
 
 @dataclass
 class MapResult:
-    """What `map_tile` made: the map, the files written and the metrics (with --truth)."""
+    """What mapping a tile made: the map, the files written, its areas, and metrics (with a truth)."""
 
     theme_map: ThemeMap
     files: list[Path] = field(default_factory=list)
     metrics: dict | None = None
+    areas: AreaTable | None = None
+    confusion: np.ndarray | None = None
+
+
+def sidecar(out: Path, name: str) -> Path:
+    """A file beside the map GeoTIFF `out`, named after it: X-map.tif -> X-map-<name>."""
+    return out.with_name(f"{out.stem}-{name}")
 
 
 def load_map_run(run_dir: str | Path) -> MapRun:
@@ -65,39 +75,65 @@ def map_tile(
     run_dir: str | Path, tile: str | Path, out: str | Path | None = None, png: bool = False,
     truth: str | Path | None = None, ignore: int | None = None, naive: bool = False,
     engine: str = "auto", window: int = DEFAULT_WINDOW, roi: Roi | None = None,
+    polygons: str | Path | None = None, simplify: float = 0.0,
 ) -> MapResult:  # fmt: skip
-    """Map `tile` (or its ROI) with a map run: a GeoTIFF at `out` (default <tile>-map.tif here), with
-    `png` a coloured PNG beside it, with `truth` (a label raster) metrics.json beside it too."""
+    """Map `tile` (or its ROI) with a map run: a GeoTIFF at `out` (default <tile>-map.tif here) and its
+    area table, with `png` a coloured PNG, with `polygons` a GeoPackage of the classes, with `truth`
+    (a label raster) metrics.json beside it too."""
     run = load_map_run(run_dir)
     tile = Path(tile)
     region_of(raster_info(tile), roi, run.patch)  # a bad ROI, patch or band fails before any work
     check_bands(tile, run.bands, len(run.mean))
     key = run.key.with_ignore(run.key.ignore if ignore is None else ignore)
-    labels = _truth(truth, tile, key, roi) if truth is not None else None
-    theme_map = map_region(
-        make_engine(run.model, run.patch, naive, engine), tile, run.patch, run.mean, run.std, roi, window,
-        run.bands,
-    )  # fmt: skip
+    labels = read_truth(truth, tile, key, roi) if truth is not None else None
     out = Path(out) if out is not None else Path(f"{tile.stem}-map.tif")
-    result = MapResult(theme_map, [write_geotiff(theme_map, key, out)])
-    if png:
-        title = f"{tile.name}: {run.run_dir.name}"
-        result.files.append(save_map_png(theme_map.index, list(key.names), out.with_suffix(".png"), title))
-    if labels is not None:
-        result.metrics = map_metrics(theme_map.index, labels, list(key.names))
-        result.metrics.update(seconds=round(theme_map.seconds, 3), naive=naive, truth=str(truth))
+    model = make_engine(run.model, run.patch, naive, engine)
+    writer = PolygonWriter(polygons, simplify) if polygons is not None else nullcontext()
+    with writer as polygon_writer:
+        result = map_one(run, model, tile, out, key, labels, png, roi, window, polygon_writer)
+    if polygons is not None and polygon_writer.count:
+        result.files.append(Path(polygons))
+    if result.metrics is not None:
+        result.metrics.update(naive=naive, truth=str(truth))
         write_json(out.parent / "metrics.json", result.metrics)
         result.files.append(out.parent / "metrics.json")
     return result
 
 
-def _truth(path: str | Path, tile: Path, key: ThemeKey, roi: Roi | None) -> np.ndarray:
-    """Class indices of a label raster, checked to match the tile's size (and cut to the ROI)."""
+def map_one(
+    run: MapRun, engine, tile: Path, out: Path, key: ThemeKey, labels: np.ndarray | None = None,
+    png: bool = False, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
+    polygons: PolygonWriter | None = None,
+) -> MapResult:  # fmt: skip
+    """Map one tile with a loaded run and engine; write its GeoTIFF, area table, PNG and polygons."""
+    theme_map = map_region(engine, tile, run.patch, run.mean, run.std, roi, window, run.bands)
+    result = MapResult(theme_map, [write_geotiff(theme_map, key, out)])
+    result.areas = class_areas(theme_map.index, key, map_transform(theme_map), theme_map.source.crs)
+    result.files.append(write_areas_csv(result.areas, sidecar(out, "areas.csv")))
+    if png:
+        title = f"{tile.name}: {run.run_dir.name}"
+        result.files.append(save_map_png(theme_map.index, list(key.names), out.with_suffix(".png"), title))
+    if polygons is not None:
+        polygons.add(theme_map, key, tile.stem)
+    if labels is not None:
+        result.confusion = confusion(theme_map.index, labels, len(key.names))
+        result.metrics = scores_of_confusion(result.confusion, list(key.names))
+        result.metrics["seconds"] = round(theme_map.seconds, 3)
+    return result
+
+
+def check_truth(path: str | Path, tile: Path) -> None:
+    """A label raster must be the tile's size: a DataError naming both sizes otherwise."""
     a, b = raster_info(tile), raster_info(path)
     if (a.height, a.width) != (b.height, b.width):
         raise DataError(
             f"labels {path} are {b.width}x{b.height} but tile {tile} is {a.width}x{a.height}: they must match"
         )
+
+
+def read_truth(path: str | Path, tile: Path, key: ThemeKey, roi: Roi | None = None) -> np.ndarray:
+    """Class indices of a label raster, checked to match the tile's size (and cut to the ROI)."""
+    check_truth(path, tile)
     window = None
     if roi is not None:
         (x0, y0), (x1, y1) = roi

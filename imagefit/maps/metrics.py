@@ -23,7 +23,16 @@ def map_metrics(pred: np.ndarray, truth: np.ndarray, classes: list[str]) -> dict
 
     A class absent from both the labels and the map has no IoU (None) and is left out of the mean.
     """
-    cm = confusion(pred, truth, len(classes))
+    return scores_of_confusion(confusion(pred, truth, len(classes)), classes)
+
+
+def scores_of_confusion(cm: np.ndarray, classes: list[str]) -> dict:
+    """Pixel accuracy, per-class IoU and mIoU of a (truth, predicted) confusion matrix.
+
+    Pooled scores over many tiles come from their summed confusion matrices, never from a mean of
+    per-tile numbers.
+    """
+    cm = np.asarray(cm, np.int64)
     total = int(cm.sum())
     if total == 0:
         raise DataError("no pixel has both a prediction and a label: nothing to compare")

@@ -1,4 +1,11 @@
-"""Map outputs: a GeoTIFF of label values carrying the source's georeferencing, and a coloured PNG."""
+"""Map outputs: a GeoTIFF of label values carrying the source's georeferencing and legend, a coloured PNG.
+
+The GeoTIFF keeps the key's label values, as UInt16 (or Byte when every value and no-data fit in
+one byte), because a map in the labels' own values compares directly with the label rasters, the
+key file and a vector layer's attribute. Its colour table and attribute table are described in
+`imagefit.maps.legend`; internal overviews use mode resampling so that zoomed-out views show
+classes, never averages of label values.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from imagefit.data.atomic import write_with
+from imagefit.data.atomic import write_text, write_with
 from imagefit.figures import pyplot, save_figure
 from imagefit.maps.key import ThemeKey
+from imagefit.maps.legend import aux_xml, class_colours, colour_table, qgis_style
 from imagefit.maps.predict import ThemeMap
 
 NODATA_COLOUR = (0, 0, 0)
+OVERVIEW_MIN = 128  # overviews halve the map down to about this many pixels on its longer side
 
-
-def class_colours(n: int) -> np.ndarray:
-    """A distinct RGB colour (uint8) per class, from matplotlib's tab10/tab20."""
-    cmap = pyplot().get_cmap("tab10" if n <= 10 else "tab20")
-    return (np.array([cmap(k % cmap.N)[:3] for k in range(n)]) * 255).round().astype(np.uint8)
+__all__ = ["class_colours", "colourise", "map_values", "save_index_png", "save_map_png", "write_geotiff"]
 
 
 def colourise(index: np.ndarray, n: int) -> np.ndarray:
@@ -27,21 +32,41 @@ def colourise(index: np.ndarray, n: int) -> np.ndarray:
     return palette[np.where(index < 0, n, index)]
 
 
+def map_values(key: ThemeKey) -> tuple[str, int]:
+    """The raster type and no-data value of a map in the key's label values: Byte if they fit, else UInt16."""
+    values = set(key.values)
+    if max(values) < 255:
+        return "uint8", 0 if 0 not in values else 255
+    return "uint16", key.nodata()
+
+
+def overview_factors(height: int, width: int) -> list[int]:
+    """2, 4, 8, ... while the overview's longer side stays at least OVERVIEW_MIN pixels."""
+    factors, f = [], 2
+    while max(height, width) // f >= OVERVIEW_MIN:
+        factors.append(f)
+        f *= 2
+    return factors
+
+
 def write_geotiff(theme_map: ThemeMap, key: ThemeKey, path: str | Path) -> Path:
-    """Label values (uint16, the key's) as a tiled, compressed GeoTIFF with the source's CRS and transform."""
+    """Label values as a tiled, compressed GeoTIFF with the source's CRS and transform, a colour table,
+    mode-resampled internal overviews; the classes as a raster attribute table (`.aux.xml`) and a
+    QGIS style (`.qml`) beside it."""
     import rasterio
     import rasterio.errors
+    from rasterio.enums import Resampling
     from rasterio.windows import Window, transform
 
     region, source = theme_map.region, theme_map.source
-    nodata = key.nodata()
+    dtype, nodata = map_values(key)
     profile = {
         "driver": "GTiff", "height": region.height, "width": region.width, "count": 1,
-        "dtype": "uint16", "nodata": nodata, "compress": "deflate", "tiled": True,
+        "dtype": dtype, "nodata": nodata, "compress": "deflate", "tiled": True,
         "blockxsize": 256, "blockysize": 256, "crs": source.crs,
         "transform": transform(Window(region.col, region.row, region.width, region.height), source.transform),
     }  # fmt: skip
-    values = key.decode(theme_map.index, nodata)
+    values = key.decode(theme_map.index, nodata).astype(dtype)
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():  # a source without georeferencing gives a plain TIFF
@@ -49,10 +74,17 @@ def write_geotiff(theme_map: ThemeMap, key: ThemeKey, path: str | Path) -> Path:
             ds = rasterio.open(tmp, "w", **profile)
         with ds:
             ds.write(values, 1)
+            ds.write_colormap(1, colour_table(key, nodata))
             ds.update_tags(1, **{f"class_{v}": name for name, v in zip(key.names, key.values, strict=True)})
+            factors = overview_factors(region.height, region.width)
+            if factors:
+                ds.build_overviews(factors, Resampling.mode)
+                ds.update_tags(ns="rio_overview", resampling="mode")
 
     path = Path(path)
     write_with(path, write)
+    write_text(path.with_name(path.name + ".aux.xml"), aux_xml(key))
+    write_text(path.with_suffix(".qml"), qgis_style(key))
     return path
 
 

@@ -1,0 +1,179 @@
+"""`map_tiles`: many tiles mapped into one folder, with per-tile and pooled metrics, areas and a VRT mosaic.
+
+For each tile X: `X-map.tif`, `X-map-areas.csv`, with a truth `X-map-metrics.json` (and `X-map.png`
+with `png`). For the set: `tiles.csv` (a row per tile), `areas.csv` (classes summed over the tiles),
+`metrics.json` (pooled over every tile that has a truth, from the summed confusion matrices) and
+`mosaic.vrt` when the maps are georeferenced in one CRS. Every input is checked before the first
+tile is mapped, and every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from imagefit.data.atomic import write_json, write_text
+from imagefit.maps.areas import AreaTable, write_areas_csv
+from imagefit.maps.engines import make_engine
+from imagefit.maps.mapping import MapResult, check_truth, load_map_run, map_one, read_truth, sidecar
+from imagefit.maps.metrics import scores_of_confusion
+from imagefit.maps.mosaic import mosaic_problem, write_mosaic
+from imagefit.maps.polygons import PolygonWriter
+from imagefit.maps.predict import DEFAULT_WINDOW, region_of
+from imagefit.maps.rasters import check_bands, raster_info
+from imagefit.maps.sources import collect_tiles, pair_truths
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TileRecord:
+    """One mapped tile: its files, size, time, areas and (with a truth) metrics and confusion matrix."""
+
+    tile: Path
+    map: Path
+    truth: Path | None
+    width: int
+    height: int
+    mapped: int
+    seconds: float
+    areas: AreaTable
+    metrics: dict | None = None
+    confusion: np.ndarray | None = None
+
+
+@dataclass
+class TilesResult:
+    """What `map_tiles` made: a record per tile, pooled metrics and areas, the mosaic (or why none)."""
+
+    tiles: list[TileRecord]
+    metrics: dict | None
+    areas: AreaTable
+    mosaic: Path | None
+    no_mosaic: str = ""
+    files: list[Path] = field(default_factory=list)  # each tile's
+    summary: list[Path] = field(default_factory=list)  # the set's: tiles.csv, metrics, mosaic, polygons
+
+
+class _CountingEngine:
+    """An engine that advances a progress bar at every window it computes."""
+
+    def __init__(self, engine, bar):
+        self._engine, self._bar = engine, bar
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def __call__(self, *args, **kwargs):
+        out = self._engine(*args, **kwargs)
+        self._bar.update(1)
+        return out
+
+
+def map_tiles(
+    run_dir: str | Path, inputs: list[str | Path], out_dir: str | Path, truth: str | Path | None = None,
+    ignore: int | None = None, png: bool = False, polygons: str | Path | None = None,
+    simplify: float = 0.0, naive: bool = False, engine: str = "auto", window: int = DEFAULT_WINDOW,
+    progress: bool = True,
+) -> TilesResult:  # fmt: skip
+    """Map every tile of `inputs` (files, folders, glob patterns) into `out_dir` with a map run."""
+    from tqdm.auto import tqdm
+
+    run = load_map_run(run_dir)
+    out_dir = Path(out_dir)
+    tiles = collect_tiles(inputs, exclude=out_dir)
+    truths = pair_truths(tiles, truth)
+    _check_inputs(tiles, truths, run)
+    key = run.key.with_ignore(run.key.ignore if ignore is None else ignore)
+    bar = tqdm(tiles, desc="map", unit="tile", disable=not progress)
+    windows = tqdm(desc="windows", unit="window", leave=False, disable=not progress)
+    model = _CountingEngine(make_engine(run.model, run.patch, naive, engine), windows)
+    records, files = [], []
+    writer = PolygonWriter(polygons, simplify) if polygons is not None else nullcontext()
+    with bar, windows, writer as polygon_writer:
+        for tile in bar:
+            labels = read_truth(truths[tile], tile, key) if tile in truths else None
+            out = out_dir / f"{tile.stem}-map.tif"
+            result = map_one(run, model, tile, out, key, labels, png, None, window, polygon_writer)
+            records.append(_record(tile, out, truths.get(tile), result))
+            files.extend(result.files)
+            if result.metrics is not None:
+                result.metrics.update(tile=str(tile), truth=str(truths[tile]), naive=naive)
+                write_json(sidecar(out, "metrics.json"), result.metrics)
+                files.append(sidecar(out, "metrics.json"))
+    result = _summarise(records, out_dir, list(key.names), key)
+    result.files = files
+    if polygons is not None and polygon_writer.count:
+        result.summary.append(Path(polygons))
+    return result
+
+
+def _check_inputs(tiles: list[Path], truths: dict[Path, Path], run) -> None:
+    """Every tile readable, large enough and with the run's bands, every truth the size of its tile:
+    before any work."""
+    for tile in tiles:
+        region_of(raster_info(tile), None, run.patch)
+        check_bands(tile, run.bands, len(run.mean))
+        if tile in truths:
+            check_truth(truths[tile], tile)
+    missing = [t.name for t in tiles if truths and t not in truths]
+    if missing:
+        names = ", ".join(missing)
+        log.warning("no label raster for %d tile(s), mapped without metrics: %s", len(missing), names)
+
+
+def _record(tile: Path, out: Path, truth: Path | None, result: MapResult) -> TileRecord:
+    tm = result.theme_map
+    return TileRecord(
+        tile, out, truth, tm.region.width, tm.region.height, tm.mapped, tm.seconds, result.areas,
+        result.metrics, result.confusion,
+    )  # fmt: skip
+
+
+def _summarise(records: list[TileRecord], out_dir: Path, classes: list[str], key) -> TilesResult:
+    """Pooled metrics and areas, tiles.csv and the mosaic, once every tile is mapped."""
+    areas = records[0].areas
+    for record in records[1:]:
+        areas = areas + record.areas
+    files = [write_areas_csv(areas, out_dir / "areas.csv"), _write_tiles_csv(records, classes, out_dir)]
+    scored = [r.confusion for r in records if r.confusion is not None]
+    metrics = None
+    if scored:
+        metrics = scores_of_confusion(np.sum(scored, axis=0), classes)
+        metrics.update(tiles=len(scored), tiles_mapped=len(records), pooled="summed confusion matrices")
+        write_json(out_dir / "metrics.json", metrics)
+        files.append(out_dir / "metrics.json")
+    maps = [r.map for r in records]
+    problem = mosaic_problem(maps)
+    mosaic = None if problem else write_mosaic(maps, out_dir / "mosaic.vrt", key)
+    if problem:
+        log.warning("no mosaic.vrt: %s", problem)
+    else:
+        files.append(mosaic)
+    return TilesResult(records, metrics, areas, mosaic, problem, summary=files)
+
+
+def _write_tiles_csv(records: list[TileRecord], classes: list[str], out_dir: Path) -> Path:
+    """tiles.csv: a row per tile with its files, size, time and (with a truth) its metrics."""
+    buffer = io.StringIO()
+    fields = ["tile", "map", "truth", "width", "height", "mapped_pixels", "seconds"]
+    fields += ["pixel_accuracy", "miou", "scored_pixels", *(f"iou_{name}" for name in classes)]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        row = {"tile": str(r.tile), "map": r.map.name, "truth": str(r.truth or ""), "width": r.width}
+        row.update(height=r.height, mapped_pixels=r.mapped, seconds=round(r.seconds, 3))
+        if r.metrics is not None:
+            row.update(pixel_accuracy=r.metrics["pixel_accuracy"], miou=r.metrics["miou"])
+            row["scored_pixels"] = r.metrics["pixels"]
+            row.update({f"iou_{n}": ("" if v is None else v) for n, v in r.metrics["iou"].items()})
+        writer.writerow(row)
+    path = out_dir / "tiles.csv"
+    write_text(path, buffer.getvalue())
+    return path

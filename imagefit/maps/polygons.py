@@ -1,0 +1,142 @@
+"""A theme map as polygons in a GeoPackage: class name, label value and area of each patch of one class.
+
+Pixels of one class that touch by an edge become one polygon (rasterio.features.shapes). With a
+tolerance in map units, the polygons of a map are simplified together as a coverage (shapely's
+coverage_simplify), so neighbours keep sharing their edges: no gaps or overlaps appear.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from imagefit.data.atomic import atomic_path
+from imagefit.maps.areas import SQUARE_METRES_PER_HECTARE, metres_per_unit
+from imagefit.maps.key import ThemeKey
+from imagefit.maps.predict import ThemeMap
+
+log = logging.getLogger(__name__)
+LAYER = "theme"
+
+
+@dataclass
+class Polygons:
+    """The polygons of a map with their class index and area in map units squared."""
+
+    geometry: np.ndarray  # shapely Polygons
+    index: np.ndarray  # class index of each
+    area: np.ndarray  # map units squared
+    crs: object | None
+
+
+def map_transform(theme_map: ThemeMap):
+    """The affine transform of the mapped region (the source's, shifted to the region's corner)."""
+    from rasterio.windows import Window, transform
+
+    r = theme_map.region
+    return transform(Window(r.col, r.row, r.width, r.height), theme_map.source.transform)
+
+
+def polygonise(theme_map: ThemeMap, simplify: float = 0.0) -> Polygons:
+    """Polygons of the map's classes (no-data left out), simplified as a coverage by `simplify` map units."""
+    import shapely
+    from rasterio import features
+
+    index = theme_map.index.astype(np.int16, copy=False)
+    shapes = list(features.shapes(index, mask=index >= 0, connectivity=4, transform=map_transform(theme_map)))
+    geometry = np.array([_polygon(g["coordinates"]) for g, _ in shapes], dtype=object)
+    classes = np.array([int(v) for _, v in shapes], np.int64)
+    if simplify > 0 and len(geometry):
+        geometry = shapely.coverage_simplify(geometry, simplify)
+    return Polygons(geometry, classes, shapely.area(geometry), theme_map.source.crs)
+
+
+def _polygon(rings: list):
+    """A shapely Polygon of GeoJSON rings (shell, holes...): twice as fast as shapely.geometry.shape."""
+    import shapely
+
+    holes = [shapely.linearrings(ring) for ring in rings[1:]] or None
+    return shapely.polygons(rings[0], holes)
+
+
+class _Nothing(Exception):
+    """Ends a writer that has no polygons to write, leaving the file as it was."""
+
+
+class PolygonWriter:
+    """A GeoPackage written atomically: the polygons of each map appended to the layer of its CRS.
+
+    Maps in one CRS share the layer `theme` (with a `tile` column); a map in another CRS gets a
+    layer of its own (`theme_<EPSG>`). Until the writer closes without error the old file stays.
+    """
+
+    def __init__(self, path: str | Path, simplify: float = 0.0):
+        self.path, self.simplify = Path(path), simplify
+        self.layers: dict[str, str] = {}
+        self.count = 0
+        self._stack = ExitStack()
+
+    def __enter__(self) -> PolygonWriter:
+        self._tmp = self._stack.enter_context(atomic_path(self.path))
+        self._tmp.unlink()  # the GeoPackage driver creates its own file
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if exc[0] is None and self.count == 0:  # nothing to write: leave any old file as it is
+            with suppress(_Nothing):
+                self._stack.__exit__(_Nothing, _Nothing(), None)
+            return False
+        return self._stack.__exit__(*exc)
+
+    def add(self, theme_map: ThemeMap, key: ThemeKey, tile: str) -> int:
+        """Append the map's polygons (class, value, area, hectares when projected) to its CRS's layer."""
+        polygons = polygonise(theme_map, self.simplify)
+        if len(polygons.geometry) == 0:
+            log.warning("%s: no mapped pixel, so no polygons", tile)
+            return 0
+        layer, append = self._layer(polygons.crs)
+        fields, data = _fields(polygons, key, tile)
+        _write(self._tmp, polygons, layer, fields, data, append)
+        self.count += len(polygons.geometry)
+        return len(polygons.geometry)
+
+    def _layer(self, crs) -> tuple[str, bool]:
+        name = crs.to_wkt() if crs is not None else ""
+        if name in self.layers:
+            return self.layers[name], True
+        epsg = crs.to_epsg() if crs is not None else None
+        layer = LAYER if not self.layers else f"{LAYER}_{epsg or len(self.layers) + 1}"
+        if self.layers:
+            log.warning("maps in another CRS: their polygons go to layer %s of %s", layer, self.path)
+        self.layers[name] = layer
+        return layer, False
+
+
+def _fields(polygons: Polygons, key: ThemeKey, tile: str) -> tuple[list[str], list[np.ndarray]]:
+    names = np.array(key.names, dtype=object)[polygons.index]
+    values = np.asarray(key.values, np.int32)[polygons.index]
+    fields = ["tile", "class", "value", "area"]
+    data = [np.full(len(names), tile, dtype=object), names, values, polygons.area.astype(np.float64)]
+    factor, _ = metres_per_unit(polygons.crs)
+    if factor is not None:
+        fields.append("hectares")
+        data.append(polygons.area * factor * factor / SQUARE_METRES_PER_HECTARE)
+    return fields, data
+
+
+def _write(path: Path, polygons: Polygons, layer: str, fields, data, append: bool) -> None:
+    import shapely
+    from pyogrio.raw import write
+
+    crs = polygons.crs.to_wkt() if polygons.crs is not None else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the temporary file's name does not end in .gpkg
+        write(
+            path, shapely.to_wkb(polygons.geometry), data, fields, layer=layer, driver="GPKG",
+            geometry_type="Polygon", crs=crs, append=append,
+        )  # fmt: skip
