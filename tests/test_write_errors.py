@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from safetensors.numpy import save_file
 
 from imagefit.cli import cli
-from imagefit.data.atomic import write_with
+from imagefit.data.atomic import write_text, write_with
 from imagefit.errors import WriteError
 from imagefit.features.cache import FeatureCache
 from tests.conftest import TINY_MODEL
@@ -107,3 +107,18 @@ def test_run_goes_on_without_an_unwritable_cache(tiny_data: Path, tmp_path: Path
     from safetensors.torch import load_file
 
     assert "classifier.weight" in load_file(str(run / "model.safetensors"))
+
+
+def test_written_files_get_the_mode_a_plain_open_would(tmp_path: Path) -> None:
+    """Not mkstemp's private 0o600: a new file gets 0o666 less the umask, a replaced one keeps its mode."""
+    old = os.umask(0o027)
+    try:
+        write_text(tmp_path / "new.txt", "a")
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o640
+        (tmp_path / "kept.txt").write_text("b")
+        os.chmod(tmp_path / "kept.txt", 0o604)
+        write_text(tmp_path / "kept.txt", "c")
+        assert (tmp_path / "kept.txt").stat().st_mode & 0o777 == 0o604
+        assert (tmp_path / "kept.txt").read_text() == "c"
+    finally:
+        os.umask(old)
