@@ -319,7 +319,7 @@ def bad(tmp_path_factory):
     write_png(root / "one" / "T2P01.png", second)
     write_png(root / "good" / "T1P01.png", values)
     polygonise(values, ORIGIN, root / "layer.gpkg")
-    far = ORIGIN * ORIGIN.translation(10**6, 0)
+    far = ORIGIN @ ORIGIN.translation(10**6, 0)
     polygonise(values, far, root / "far.gpkg")
     return root
 
