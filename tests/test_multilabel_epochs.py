@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -17,26 +16,12 @@ from imagefit.train.mixing import MixedBatches
 from imagefit.train.multilabel import best_thresholds
 from imagefit.train.multilabel_loss import MultiLabelLoss, multilabel_training_loss, positive_weights
 from imagefit.train.multilabel_scores import LabelScores, count_label_hits
-from tests.conftest import COLOURS, TINY_MODEL, write_image
+from tests._multilabel import LABELS, SETS, VALID, write_table
+from tests.conftest import TINY_MODEL
 
-LABELS = ("blue", "green", "red")
-SETS = [("blue",), ("blue", "red"), ("green",), ("green", "red"), ("red",), ("blue", "green"), ("blue",)]
-VALID = {"im02", "im04", "im08", "im13"}
 FINETUNE = {"model": TINY_MODEL, "weights": "none", "engine": "torch", "stages": "head:1:1e-3,all:1:1e-4"}
 SCRATCH = {"arch": "conv4@3-pool2-dense8", "epochs": 3}
 QUIET = {"workers": 0, "progress": False}
-
-
-def write_table(root: Path) -> Path:
-    """Images coloured by the mean of their labels' colours, and a `image_name,tags,split` table."""
-    rows = [["image_name", "tags", "split"]]
-    for i, labels in enumerate(SETS * 2):
-        colour = tuple(int(np.mean([COLOURS[x][k] for x in labels])) for k in range(3))
-        write_image(root / f"im{i:02d}.png", colour, i, size=(24, 20))
-        rows.append([f"im{i:02d}.png", " ".join(labels), "valid" if f"im{i:02d}" in VALID else "train"])
-    with open(root / "tags.csv", "w", newline="", encoding="utf-8") as fh:
-        csv.writer(fh).writerows(rows)
-    return root / "tags.csv"
 
 
 @pytest.fixture(scope="module")
