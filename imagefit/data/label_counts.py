@@ -32,6 +32,7 @@ def label_imbalance_warning(big: str, n_big: int, small: str, n_small: int, spli
     """The warning of a multi-label dataset whose most frequent label far outnumbers its rarest."""
     return (
         f"label imbalance in {split}: {big} is on {n_big} images, {small} on {n_small} "
-        f"({n_big / max(n_small, 1):.1f} : 1); micro-F1 will flatter the model on the rare labels, "
-        "macro-F1 and the per-label table will not: --class-weights auto weighs their positives up"
+        f"({n_big / max(n_small, 1):.1f} : 1); micro-F1 follows the frequent labels and will flatter "
+        "the model, macro-F1 and the per-label table show the rare ones; --class-weights auto weighs "
+        "their positives up"
     )
