@@ -26,7 +26,8 @@ from imagefit.train.run import Strategy, saved_options
 
 
 class ScratchStrategy(Strategy):
-    """A small CNN (`options.arch`) trained from scratch; the best epoch by validation loss is kept."""
+    """A small CNN (`options.arch`) trained from scratch; the best epoch by validation loss (multi-label:
+    validation mAP) is kept."""
 
     name = "scratch"
     multilabel = True
