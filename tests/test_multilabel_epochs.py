@@ -17,6 +17,7 @@ from imagefit.train.multilabel import best_thresholds
 from imagefit.train.multilabel_loss import MultiLabelLoss, multilabel_training_loss, positive_weights
 from imagefit.train.multilabel_scores import LabelScores, count_label_hits
 from tests._multilabel import LABELS, SETS, VALID, write_table
+from tests._training import InterruptAt, without_seconds
 from tests.conftest import TINY_MODEL
 
 FINETUNE = {"model": TINY_MODEL, "weights": "none", "engine": "torch", "stages": "head:1:1e-3,all:1:1e-4"}
@@ -112,3 +113,18 @@ def test_label_hits_and_validation_scores() -> None:
     assert out["mAP"] == pytest.approx(1.0) and out["samples_f1"] == pytest.approx((2 / 3 + 1) / 2)
     assert LabelScores().result() == {"mAP": None, "samples_f1": None}
     assert Checkpoint("x", monitor="val_mAP").mode == "max" and Checkpoint("x").mode == "min"
+
+
+def test_an_interrupted_multilabel_run_resumes_to_the_same_run(table: Path, tmp_path: Path) -> None:
+    options = {**SCRATCH, **QUIET, "batch_size": 4, "lr": 0.01, "class_weights": "auto"}
+    straight = imagefit.train(table, "scratch", tmp_path / "straight", seed=3, **options)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        imagefit.train(table, "scratch", run, seed=3, callbacks=[InterruptAt(2, 0)], **options)
+    resumed = imagefit.resume(run, progress=False, workers=0)
+    history = without_seconds(read_history(run / "history.csv"))
+    assert history == without_seconds(read_history(straight.run_dir / "history.csv"))
+    assert "val_mAP" in history[0] and len(history) == 3
+    saved = [json.loads((r / "config.json").read_text()) for r in (run, straight.run_dir)]
+    assert saved[0]["thresholds"] == pytest.approx(saved[1]["thresholds"], abs=1e-6)
+    assert resumed.metrics["valid"] == pytest.approx(straight.metrics["valid"])
