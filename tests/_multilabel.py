@@ -14,9 +14,13 @@ SETS = [("blue",), ("blue", "red"), ("green",), ("green", "red"), ("red",), ("bl
 VALID = {"im02", "im04", "im08", "im13"}
 
 
-def write_table(root: Path) -> Path:
-    """Images coloured by the mean of their labels' colours, and a `image_name,tags,split` table."""
+def write_table(root: Path, test: int = 0) -> Path:
+    """Images coloured by the mean of their labels' colours, and a `image_name,tags,split` table;
+    `test` more images in the test split, unlabelled."""
     rows = [["image_name", "tags", "split"]]
+    for i in range(test):
+        write_image(root / f"test{i}.png", COLOURS["red"], 100 + i, size=(24, 20))
+        rows.append([f"test{i}.png", "", "test"])
     for i, labels in enumerate(SETS * 2):
         colour = tuple(int(np.mean([COLOURS[x][k] for x in labels])) for k in range(3))
         write_image(root / f"im{i:02d}.png", colour, i, size=(24, 20))

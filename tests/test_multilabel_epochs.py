@@ -27,7 +27,7 @@ QUIET = {"workers": 0, "progress": False}
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_table(tmp_path_factory.mktemp("ml-epochs") / "images")
+    return write_table(tmp_path_factory.mktemp("ml-epochs") / "images", test=2)
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,8 @@ def test_history_speaks_multilabel_and_the_best_epoch_has_the_best_val_map(runs,
     best = result.metrics["best"]
     assert best["monitor"] == "val_mAP"
     assert best["value"] == pytest.approx(max(row["val_mAP"] for row in history), abs=1e-6)
+    tested = (result.run_dir / "test_predictions.csv").read_text().splitlines()
+    assert tested[0] == "path,labels,p_blue,p_green,p_red" and len(tested) == 3
     evaluation = json.loads((result.run_dir / "evaluation" / "evaluation.json").read_text())
     assert evaluation["task"] == "multilabel" and evaluation["n"] == 4
     assert 'id="per-label"' in (result.run_dir / "report.html").read_text()
