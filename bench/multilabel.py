@@ -91,18 +91,18 @@ def main() -> None:
     linear_s = time.perf_counter() - started
     tuned = None if args.no_finetune else finetune_fold(table, folds[0][1], labels, tmp)
     print(f"\n{args.folds}-fold cross-validated, mean ± std over folds ({linear_s:.0f} s); fold 1 alone:")
-    print(f"{'':22s}" + "".join(f"{m:>18s}" for m in METRICS))
+    print(f"{'':28s}" + "".join(f"{m:>18s}" for m in METRICS))
     for name, rows in scores.items():
         cells = "".join(
             f"{np.mean([r[m] for r in rows]):>11.4f} ± {np.std([r[m] for r in rows]):.3f}" for m in METRICS
         )
         label = "imagefit linear" if name == "imagefit" else "baseline"
-        print(f"{label + f' ({args.folds}-fold)':22s}{cells}")
+        print(f"{label + f' ({args.folds}-fold)':28s}{cells}")
     fold1 = {"imagefit linear": scores["imagefit"][0], "baseline": scores["baseline"][0]}
     if tuned is not None:
         fold1["imagefit finetune"] = tuned
     for name, row in fold1.items():
-        print(f"{name + ' (fold 1)':22s}" + "".join(f"{row[m]:>11.4f}      " for m in METRICS))
+        print(f"{name + ' (fold 1)':28s}" + "".join(f"{row[m]:>11.4f}      " for m in METRICS))
     with open("/proc/loadavg") as fh:
         print(f"loadavg: {fh.read().strip()}")
 
