@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import torch
 from imagefit.data.atomic import write_with
 from imagefit.errors import ImagefitError, ModelError, OptionError
 from imagefit.features.engines import export_onnx, onnx_session
+from imagefit.inference.onnx_classifier import graph_metadata
 from imagefit.runs import load
 
 FORMATS = ("onnx", "torchscript")
@@ -49,10 +49,7 @@ def export(
     )
     with torch.no_grad():
         reference = model(x).numpy()
-    metadata = {
-        "imagefit_classes": json.dumps(classifier.classes),
-        "imagefit_data_config": json.dumps(classifier.data_config),
-    }
+    metadata = graph_metadata(classifier.classes, classifier.data_config, classifier.thresholds)
     try:
         if format == "onnx":
             export_onnx(model, input_size, path, "logits", dynamic_batch, batch, metadata)

@@ -12,7 +12,6 @@ from click.testing import CliRunner
 
 import imagefit
 from imagefit.cli import cli
-from imagefit.errors import OptionError
 from imagefit.evaluate import evaluate
 from imagefit.evaluate.multilabel_metrics import multilabel_scores
 from imagefit.train.multilabel import best_thresholds, fit_multilabel_head, sigmoid
@@ -135,12 +134,6 @@ def test_a_multilabel_run_predicts_label_sets_as_csv(shapes, runs) -> None:
     for row in rows[1:]:
         probs = [float(v) for v in row[2:]]
         assert row[1].split() == [c for c, p in zip(LABELS, probs, strict=True) if p >= 0.5]
-
-
-def test_finetune_refuses_a_multilabel_table_for_now(tmp_path: Path, shapes) -> None:
-    _, tables = shapes
-    with pytest.raises(OptionError, match="finetune strategy trains single-label data"):
-        imagefit.train(tables["tags, spaces"], strategy="finetune", out=tmp_path / "ft", **TINY)
 
 
 def test_a_multilabel_run_is_evaluated_and_reported_per_label(shapes, runs) -> None:

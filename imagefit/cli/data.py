@@ -20,15 +20,22 @@ from imagefit.cli.options import workers_option
     help="Where --fix moves files (default: DATA-quarantine beside DATA).",
 )
 @click.option("--quick", is_flag=True, help="Read headers and end markers only, not every pixel.")
+@click.option(
+    "--images",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="DATA is a label table: its image names start here (default: the table's folder).",
+)
 @workers_option
-def check(data, fix, quarantine, quick, workers) -> None:
+def check(data, fix, quarantine, quick, images, workers) -> None:
     """Report every file under DATA that imagefit cannot use, and dataset problems, like a linter.
 
+    DATA may be a label table (CSV/TSV): the images it names are checked.
     Exit code 0 when everything left can be used, 3 when unusable files or layout errors remain.
     """
     from imagefit.data.check import check as run
 
-    report = run(data, fix=fix, quarantine=quarantine, quick=quick, workers=workers or None)
+    report = run(data, fix=fix, quarantine=quarantine, quick=quick, workers=workers or None, images=images)
     for line in report.lines():
         click.echo(line)
     click.echo(report.summary(), err=True)

@@ -24,7 +24,8 @@ from imagefit.cli.options import (
 @click.option(
     "--submission",
     type=click.Path(path_type=Path),
-    help="Write a Kaggle file: id (from the file name), probability of the --positive class.",
+    help="Write a Kaggle file: id (from the file name), probability of the --positive class; "
+    "multi-label models: image_name,tags (the predicted labels, space-separated).",
 )
 @click.option("--positive", default=None, help="Class the submission scores (default: the second of two).")
 @click.option(
@@ -65,11 +66,16 @@ def predict(
     from imagefit.inference.submission import Submission
     from imagefit.runs.quick import predictor
 
-    quick = not (tta or tta_crops) and engine == "auto" and threshold is None
+    quick = not (tta or tta_crops) and engine == "auto"
     classifier = predictor(run_dir, quick=quick)
-    if threshold is not None and not getattr(classifier, "multilabel", False):
+    multilabel = getattr(classifier, "multilabel", False)
+    if threshold is not None and not multilabel:
         raise click.UsageError("--threshold applies to multi-label models: this one predicts one class")
-    scoring = Submission(classifier.classes, positive, clip) if submission else None  # checked first
+    if multilabel and positive is not None:
+        raise click.UsageError("--positive applies to single-label models: a multi-label model submits tags")
+    scoring = None
+    if submission and not multilabel:
+        scoring = Submission(classifier.classes, positive, clip)  # checked before predicting
     preds = classifier.predict(
         inputs,
         tta="crops" if tta_crops else tta,
@@ -95,6 +101,11 @@ def predict(
         click.echo(
             f"wrote {submission} (id, p({scoring.positive}) clipped to {list(scoring.clip)})", err=True
         )
+    elif submission:
+        from imagefit.inference.tag_submission import write_tag_submission
+
+        write_tag_submission(preds, submission)
+        click.echo(f"wrote {submission} (image_name, tags: the labels predicted)", err=True)
 
 
 @click.command()

@@ -19,6 +19,7 @@ from imagefit.data.folders import discover_dataset
 from imagefit.data.images import is_image_file, list_images
 from imagefit.data.probe import FileCheck, probe
 from imagefit.data.scan import DatasetScan, scan_dataset
+from imagefit.data.tables import is_table
 from imagefit.errors import DataError
 
 MANIFEST = "quarantine.json"
@@ -81,12 +82,16 @@ def check(
     quarantine: str | os.PathLike | None = None,
     quick: bool = False,
     workers: int | None = None,
+    images: str | os.PathLike | None = None,
 ) -> CheckReport:
     """Check every image file under `data`; with `fix`, move unusable ones into `quarantine`.
 
-    `quick` reads headers and end markers only instead of decoding every pixel.
+    `quick` reads headers and end markers only instead of decoding every pixel. `data` may also be a
+    label table (CSV/TSV, its image names under `images`): then the images it names are checked.
     """
     root = Path(data)
+    if is_table(root):
+        return _check_table(root, fix, quarantine, quick, workers, images)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder: give the dataset folder to check")
     jail = Path(quarantine) if quarantine is not None else default_quarantine(root)
@@ -104,6 +109,26 @@ def check(
         report.dataset_error = str(exc)
     if fix:
         report.moved = quarantine_files(root, report.problems, jail)
+    return report
+
+
+def _check_table(table: Path, fix: bool, quarantine, quick: bool, workers, images) -> CheckReport:
+    """`check` of the images a label table names (each once), with the table's dataset scanned."""
+    from imagefit.data.sources import read_dataset
+
+    dataset = read_dataset(table, images=images)
+    paths = sorted({s.path for split in ("train", "valid", "test") for s in getattr(dataset, split)})
+    threads = workers or min(8, (os.cpu_count() or 2) + 2)
+    with ThreadPoolExecutor(threads) as pool:
+        checks = list(pool.map(lambda p: probe(p, decode=not quick), paths))
+    report = CheckReport(table, len(paths), 0)
+    report.problems = [c for c in checks if not c.ok]
+    for c in checks:
+        report.converted.update(c.notes)
+    report.scan = scan_dataset(dataset, workers, {c.path: c for c in checks})
+    if fix:
+        jail = Path(quarantine) if quarantine is not None else default_quarantine(dataset.root)
+        report.moved = quarantine_files(dataset.root, report.problems, jail)
     return report
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from imagefit.data.folders import Dataset
+from imagefit.data.label_counts import label_imbalance_warning, label_spread
 from imagefit.data.probe import FileCheck, probe
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,9 @@ class DatasetScan:
         """One line per thing the user should know before trusting the run."""
         out = _first([f"will skip {c.problem}" for c in self.problems], "unreadable files")
         lopsided = self.imbalance()
-        if lopsided:
+        if lopsided and self.dataset.multilabel:
+            out.append(label_imbalance_warning(*lopsided))
+        elif lopsided:
             big, n_big, small, n_small = lopsided
             out.append(
                 f"class imbalance in train: {big} has {n_big} images, {small} {n_small} "
@@ -68,6 +71,8 @@ class DatasetScan:
     def summary(self) -> str:
         """The dataset's description plus counts of what was found."""
         lines = [self.dataset.describe()]
+        if self.dataset.multilabel:
+            lines.append(label_spread(self.dataset, "train", {p.path for p in self.problems}))
         if self.converted:
             lines.append(
                 "  converted: " + ", ".join(f"{n} {note}" for note, n in sorted(self.converted.items()))

@@ -1,4 +1,7 @@
-"""Learning curves from a run's history: loss and accuracy per epoch, train against validation, by stage."""
+"""Learning curves from a run's history: loss and accuracy per epoch, train against validation, by stage.
+
+A multi-label run's accuracy is per label at 0.5; its validation mAP is drawn in the same panel.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from pathlib import Path
 from imagefit.figures import pyplot, save_figure
 
 PANELS = (("loss", "val_loss", "loss"), ("acc", "val_acc", "accuracy"))
+MULTILABEL_PANELS = (("loss", "val_loss", "loss"), ("acc", "val_acc", "label accuracy, validation mAP"))
 
 
 def stage_spans(history: Sequence[dict]) -> list[tuple[str, int, int]]:
@@ -31,9 +35,14 @@ def learning_curves(history: Sequence[dict], out_png: str | os.PathLike) -> Path
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     epochs = [int(row["epoch"]) for row in history]
     spans = stage_spans(history)
-    for ax, (train_key, valid_key, label) in zip(axes, PANELS, strict=True):
+    multilabel = any(row.get("val_mAP") is not None for row in history)
+    panels = MULTILABEL_PANELS if multilabel else PANELS
+    for ax, (train_key, valid_key, label) in zip(axes, panels, strict=True):
         _shade_stages(ax, spans)
-        for key, name, style in ((train_key, "train", "-"), (valid_key, "validation", "--")):
+        series = [(train_key, "train", "-"), (valid_key, "validation", "--")]
+        if multilabel and train_key == "acc":
+            series.append(("val_mAP", "validation mAP", ":"))
+        for key, name, style in series:
             points = [
                 (e, row[key]) for e, row in zip(epochs, history, strict=True) if row.get(key) is not None
             ]

@@ -8,6 +8,7 @@ _EXPORTS = {
     "Submission": "imagefit.inference.submission",
     "imagenet": "imagefit.inference.imagenet",
     "write_submission": "imagefit.inference.submission",
+    "write_tag_submission": "imagefit.inference.tag_submission",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 

@@ -1,4 +1,9 @@
-"""Predictions from an exported ONNX classifier: no PyTorch model needed, only the file."""
+"""Predictions from an exported ONNX classifier: no PyTorch model needed, only the file.
+
+The graph gives logits; its metadata (`graph_metadata`) holds the class names, the preprocessing
+and, for a multi-label run, the per-label thresholds: then the logits go through a sigmoid and a
+label is predicted from its threshold, as the run folder predicts.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,17 @@ from imagefit.inference.predictions import Predictions
 FEW = 64  # up to this many images are decoded in this process, without torch
 
 
+def graph_metadata(classes, data_config: dict, thresholds=None) -> dict[str, str]:
+    """What an exported graph carries besides its weights: classes, preprocessing, thresholds."""
+    metadata = {
+        "imagefit_classes": json.dumps(list(classes)),
+        "imagefit_data_config": json.dumps(data_config),
+    }
+    if thresholds is not None:
+        metadata["imagefit_thresholds"] = json.dumps([float(t) for t in thresholds])
+    return metadata
+
+
 class OnnxClassifier:
     """An ONNX file written by `imagefit export`, with its classes and preprocessing inside."""
 
@@ -31,6 +47,18 @@ class OnnxClassifier:
         config = json.loads(meta["imagefit_data_config"])
         self.data_config = {k: tuple(v) if isinstance(v, list) else v for k, v in config.items()}
         self.fixed_batch = self.session.get_inputs()[0].shape[0]
+        thresholds = meta.get("imagefit_thresholds")
+        self.thresholds = None if thresholds is None else np.asarray(json.loads(thresholds), np.float32)
+
+    @property
+    def multilabel(self) -> bool:
+        return self.thresholds is not None
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Softmax of the logits (multi-label: sigmoid of each)."""
+        if self.multilabel:
+            return 1.0 / (1.0 + np.exp(-np.clip(logits, -60, 60)))
+        return _softmax(logits)
 
     def predict(
         self,
@@ -61,12 +89,12 @@ class OnnxClassifier:
             errors.extend((paths[i], message) for i, message in batch.errors)
             if batch.images is not None:
                 rows = batch.indices.numpy()
-                probs[rows] = _softmax(self._run(batch.images.numpy()))
+                probs[rows] = self.probabilities(self._run(batch.images.numpy()))
                 ok[rows] = True
             bar.update(len(batch.indices) + len(batch.errors))
         bar.close()
         kept = [p for p, good in zip(paths, ok, strict=True) if good]
-        return Predictions(self.classes, kept, probs[ok], errors)
+        return Predictions(self.classes, kept, probs[ok], errors, self.thresholds)
 
     def _predict_few(self, paths: list[Path]) -> Predictions:
         """A few images decoded and preprocessed with PIL and NumPy alone, one by one."""
@@ -80,8 +108,8 @@ class OnnxClassifier:
                 errors.append((path, str(exc)))
         probs = np.zeros((0, len(self.classes)), np.float32)
         if rows:
-            probs = np.concatenate([_softmax(self._run(np.stack([r]))) for r in rows])
-        return Predictions(self.classes, kept, probs, errors)
+            probs = np.concatenate([self.probabilities(self._run(np.stack([r]))) for r in rows])
+        return Predictions(self.classes, kept, probs, errors, self.thresholds)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         n = len(x)

@@ -1,4 +1,7 @@
-"""A run's history.csv: one row per epoch (epoch, stage, lr, loss, acc, val_loss, val_acc, seconds)."""
+"""A run's history.csv: one row per epoch (epoch, stage, lr, loss, acc, val_loss, val_acc, seconds).
+
+Multi-label runs add val_mAP and val_samples_f1 (their acc is the share of label decisions right).
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,21 @@ from pathlib import Path
 from imagefit.data.atomic import write_with
 
 COLUMNS = ("epoch", "stage", "lr", "loss", "acc", "val_loss", "val_acc", "seconds")
+MULTILABEL_COLUMNS = ("val_mAP", "val_samples_f1")
 
 
 def write_history(path: str | Path, rows: list[dict]) -> None:
     """Write the rows as the history CSV, atomically."""
 
+    columns = COLUMNS
+    if any(k in row for row in rows for k in MULTILABEL_COLUMNS):
+        columns = (*COLUMNS[:-1], *MULTILABEL_COLUMNS, COLUMNS[-1])
+
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
-            writer.writerow(COLUMNS)
-            writer.writerows([_cell(row.get(c), c) for c in COLUMNS] for row in rows)
+            writer.writerow(columns)
+            writer.writerows([_cell(row.get(c), c) for c in columns] for row in rows)
 
     write_with(path, write)
 

@@ -15,7 +15,7 @@ from imagefit.data.digests import file_digest
 from imagefit.data.preprocess import supports
 from imagefit.errors import ImagefitError
 from imagefit.features.locations import cache_root
-from imagefit.inference.onnx_classifier import OnnxClassifier, is_onnx_model
+from imagefit.inference.onnx_classifier import OnnxClassifier, graph_metadata, is_onnx_model
 from imagefit.runs.folder import CONFIG, WEIGHTS
 
 log = logging.getLogger(__name__)
@@ -39,15 +39,15 @@ def predictor(run_dir: str | Path, quick: bool = True):
 
 
 def graph_path(run_dir: str | Path) -> Path | None:
-    """Where the run's graph is cached; None for runs this path does not serve (multi-label, other
-    preprocessing, exported files, anything unreadable: those load as usual and say why)."""
+    """Where the run's graph is cached; None for runs this path does not serve (other preprocessing,
+    exported files, anything unreadable: those load as usual and say why)."""
     run_dir = Path(run_dir)
     try:
         if is_onnx_model(run_dir) or not (run_dir / WEIGHTS).is_file():
             return None
         config = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
         data_config = {k: tuple(v) if isinstance(v, list) else v for k, v in config["data_config"].items()}
-        if config.get("task", "single") != "single" or not supports(data_config):
+        if not supports(data_config):
             return None
         key = f"{file_digest(run_dir / WEIGHTS)}-{file_digest(run_dir / CONFIG)}"
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -56,13 +56,10 @@ def graph_path(run_dir: str | Path) -> Path | None:
 
 
 def cache_graph(classifier, graph: Path) -> None:
-    """Export the classifier's graph with its classes and preprocessing; a failure only warns."""
+    """Export the classifier's graph with its classes, preprocessing and thresholds; a failure only warns."""
     from imagefit.features.engines import export_onnx
 
-    metadata = {
-        "imagefit_classes": json.dumps(classifier.classes),
-        "imagefit_data_config": json.dumps(classifier.data_config),
-    }
+    metadata = graph_metadata(classifier.classes, classifier.data_config, classifier.thresholds)
     input_size = tuple(classifier.data_config["input_size"])
     try:
         graph.parent.mkdir(parents=True, exist_ok=True)

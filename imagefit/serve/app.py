@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from imagefit.data.transforms import decode_size
 from imagefit.inference.predictions import Predictions
+from imagefit.serve.answers import answer_rows
 from imagefit.serve.audit import AuditFolder, thumbnail_or_none
 from imagefit.serve.batcher import Batcher, QueueFull
 from imagefit.serve.guards import BodyLimit, TokenGuard
@@ -98,8 +99,9 @@ def _add_api(app: FastAPI, model: ServedModel, batcher: Batcher, limits: Limits)
                 rows = await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
         except TimeoutError:
             raise busy(f"no answer from the model within {limits.timeout_s:g} s; try again later") from None
-        answer = Predictions(model.classes, [Path(u.name) for u in uploads], np.stack(rows))
-        return JSONLine(answer.rows())  # the rows of predict --csv, in input order
+        names = [Path(u.name) for u in uploads]
+        answer = Predictions(model.classes, names, np.stack(rows), thresholds=model.thresholds)
+        return JSONLine(answer_rows(answer))  # the rows of predict --csv, in input order
 
 
 def _add_pages(app: FastAPI, with_audit: bool) -> None:

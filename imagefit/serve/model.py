@@ -62,6 +62,11 @@ class ServedModel:
     def classes(self) -> list[str]:
         return self.classifier.classes
 
+    @property
+    def thresholds(self) -> np.ndarray | None:
+        """The per-label thresholds of a multi-label run; None for a single-label one."""
+        return self.classifier.thresholds
+
     def _warm(self) -> str:
         """Build the engine (measured on this machine when none is remembered) and run it once."""
         sample = torch.stack([eval_transform(self.classifier.data_config)(im) for im in _warm_pictures()])
@@ -91,12 +96,18 @@ class ServedModel:
     def describe(self) -> dict:
         """Classes, backbone, preprocessing and run format: what GET /model answers."""
         config = {k: list(v) if isinstance(v, tuple) else v for k, v in self.classifier.data_config.items()}
-        return {
+        described = {
             **self.record,
             "classes": self.classes,
             "preprocessing": config,
             "engine": self.engine_name,
         }
+        if self.thresholds is not None:
+            described["task"] = "multilabel"
+            described["thresholds"] = {
+                c: round(float(t), 6) for c, t in zip(self.classes, self.thresholds, strict=True)
+            }
+        return described
 
 
 def batch_sizes(max_batch: int) -> list[int]:

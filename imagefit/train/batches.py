@@ -25,7 +25,10 @@ AUTO_SIZE_CAP = 128  # an automatic input size never exceeds this: scratch CNNs 
 
 
 class Batches:
-    """(images, labels) batches of some samples; unreadable files are skipped and listed in `skipped`."""
+    """(images, labels) batches of some samples; unreadable files are skipped and listed in `skipped`.
+
+    With `n_labels` (multi-label data) the labels are rows of 0/1 floats, one column per label.
+    """
 
     def __init__(
         self,
@@ -33,10 +36,14 @@ class Batches:
         transform: Callable,
         data_config: dict,
         skipped: dict[Path, str] | None = None,  # shared with other batches of the same files
+        n_labels: int | None = None,
         **loader_options,
     ):
         self.samples = list(samples)
-        self.labels = torch.tensor([s.label for s in self.samples], dtype=torch.long)
+        if n_labels is None:
+            self.labels = torch.tensor([s.label for s in self.samples], dtype=torch.long)
+        else:
+            self.labels = multi_hot([s.label_set for s in self.samples], n_labels)
         self.files = ImageFiles([s.path for s in self.samples], transform, min_size=decode_size(data_config))
         self.options = {"pin_memory": torch.cuda.is_available(), **loader_options}
         self.loader = DataLoader(self.files, collate_fn=collate, **self.options)
@@ -70,6 +77,14 @@ class Batches:
                     self.skipped[self.samples[i].path] = reason
             if batch.images is not None:
                 yield batch.images, self.labels[batch.indices]
+
+
+def multi_hot(label_sets: Sequence[Sequence[int]], n_labels: int) -> torch.Tensor:
+    """(n, n_labels) float targets: 1 where the image carries the label."""
+    targets = torch.zeros(len(label_sets), n_labels)
+    for row, labels in enumerate(label_sets):
+        targets[row, list(labels)] = 1.0
+    return targets
 
 
 DEFAULT_BATCH = 32

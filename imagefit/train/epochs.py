@@ -16,6 +16,7 @@ from imagefit.train.callbacks import (
     load_weights,
 )
 from imagefit.train.loop import Trainer
+from imagefit.train.multilabel_scores import MONITOR as MULTILABEL_MONITOR
 
 
 def default_callbacks(
@@ -27,8 +28,9 @@ def default_callbacks(
 ) -> list:
     """NaN guard, history.csv, checkpoints (best by `monitor`), early stopping, progress, then `extra`."""
     callbacks = [NaNGuard(), HistoryCSV(folder.history), Checkpoint(folder.checkpoints, monitor=monitor)]
-    if patience is not None:
-        callbacks.append(EarlyStopping("val_loss", patience=patience))
+    if patience is not None:  # on val_loss, or on the monitor when it is a multi-label score
+        stop_on = monitor if monitor == MULTILABEL_MONITOR else "val_loss"
+        callbacks.append(EarlyStopping(stop_on, patience=patience))
     callbacks.append(ProgressBar(disable=not progress))
     return [*callbacks, *extra]
 

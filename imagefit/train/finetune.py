@@ -12,13 +12,15 @@ so the spec works for any timm architecture. Within a stage, rates fall geometri
 stage's rate at the classifier to a tenth of it at the lowest unfrozen group (discriminative rates).
 Training runs at the backbone's training resolution; validation, the final metrics and the saved
 run use its inference preprocessing, as predictions will.
+
+Multi-label data trains with binary cross-entropy (`train.multilabel_loss`), the probe head is the
+linear strategy's multi-label fit, the best epoch is the one with the highest validation mAP, and
+the per-label thresholds are chosen on the validation images once training is over.
 """
 
 from __future__ import annotations
 
 import time
-
-from torch import nn
 
 from imagefit.data.augment import train_transform
 from imagefit.data.transforms import eval_transform
@@ -28,12 +30,21 @@ from imagefit.runs import RunConfig
 from imagefit.train import distributed
 from imagefit.train.batches import Batches, loader_options, resolve_batch_size
 from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
-from imagefit.train.class_weights import training_loss
 from imagefit.train.epochs import default_callbacks, fit_epochs
-from imagefit.train.extraction import embed_in_shares, extract_split, labels_of, split_scores
+from imagefit.train.extraction import (
+    embed_in_shares,
+    extract_split,
+    label_matrix,
+    labels_of,
+    split_scores,
+)
 from imagefit.train.linear import fit_linear_head, load_head
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.mixing import MixedBatches
+from imagefit.train.multilabel import fit_multilabel_head
+from imagefit.train.multilabel_loss import dataset_losses
+from imagefit.train.multilabel_scores import MONITOR as MULTILABEL_MONITOR
+from imagefit.train.multilabel_thresholds import choose_thresholds, targets_of, untuned_thresholds
 from imagefit.train.run import Strategy, backbone_config, saved_options
 from imagefit.train.scratch import check_same_classes
 from imagefit.train.stages import coarse_groups, parse_stages
@@ -44,6 +55,7 @@ class FinetuneStrategy(Strategy):
     """A pretrained backbone with a new head, trained in stages; saved as a WiSE-FT blend."""
 
     name = "finetune"
+    multilabel = True
 
     def check(self) -> None:
         get_spec(self.options.model)
@@ -57,7 +69,10 @@ class FinetuneStrategy(Strategy):
         if opts.head_init == "linear":
             self._probe_head(dataset)
         saved = saved_options(opts, train_data_config=self.backbone.train_data_config)
-        return self.backbone.model, backbone_config(self.backbone, dataset, self.name, self.seed, data, saved)
+        config = backbone_config(self.backbone, dataset, self.name, self.seed, data, saved)
+        if dataset.multilabel:
+            config.task, config.thresholds = "multilabel", untuned_thresholds(n)
+        return self.backbone.model, config
 
     def rebuild(self, config: RunConfig, dataset):
         check_same_classes(config, dataset)
@@ -76,9 +91,10 @@ class FinetuneStrategy(Strategy):
         train, valid = self._batches(dataset, opts)
         if opts.mixup > 0:
             train = MixedBatches(train, len(dataset.classes), opts.mixup, self.seed)
-        labels = [s.label for s in dataset.train]
         norms = [FrozenBatchNorm()] if opts.frozen_norms else []
-        callbacks = default_callbacks(folder, self.progress, opts.patience, extra=self.callbacks)
+        monitor = MULTILABEL_MONITOR if dataset.multilabel else "val_loss"
+        loss, eval_loss = dataset_losses(dataset, opts.class_weights, opts.label_smoothing)
+        callbacks = default_callbacks(folder, self.progress, opts.patience, monitor, extra=self.callbacks)
         trainer = Trainer(
             model,
             train,
@@ -86,19 +102,23 @@ class FinetuneStrategy(Strategy):
             optim=opts.optim(),
             stages=parse_stages(opts.stages, len(groups), groups),
             seed=self.seed,
-            loss=training_loss(opts.class_weights, labels, len(dataset.classes), opts.label_smoothing),
-            eval_loss=nn.CrossEntropyLoss(),
+            loss=loss,
+            eval_loss=eval_loss,
             callbacks=[*norms, *callbacks],
             device=self.device,
+            multilabel=dataset.multilabel,
         )
         best = fit_epochs(trainer, folder, resume)
         if best is None:
             return None, {}
         bb = self.backbone
         info = {"backbone": bb.spec.name, "arch": bb.spec.arch, "weights": bb.weights}
-        classifier = Classifier(bb.model.cpu().eval(), dataset.classes, bb.data_config, info)
+        thresholds = config.label_thresholds()
+        classifier = Classifier(bb.model.cpu().eval(), dataset.classes, bb.data_config, info, thresholds)
         blended = self._wise(classifier, folder, dataset)
         metrics = self._final_metrics(classifier, dataset)
+        if classifier.multilabel:
+            config.thresholds = [float(t) for t in classifier.thresholds]
         if blended:
             metrics["wise"] = blended
         metrics.update(best=best, epochs=trainer.epoch, stopped=trainer.stop_reason)
@@ -114,6 +134,7 @@ class FinetuneStrategy(Strategy):
         train_cfg, infer_cfg = self.backbone.train_data_config, self.backbone.data_config
         n = len(dataset.train)
         loader = {"batch_size": opts.batch_size, **loader_options(self.workers, n, opts.batch_size)}
+        loader["n_labels"] = len(dataset.classes) if dataset.multilabel else None
         train = Batches(
             dataset.train,
             train_transform(train_cfg, opts.augment),
@@ -142,9 +163,13 @@ class FinetuneStrategy(Strategy):
         if distributed.active():
             embed_in_shares(extractor, [s.path for s in dataset.train], "train features")
         features = extract_split(extractor, dataset.train, "train")
-        y = labels_of(dataset.train, features)
         n = len(dataset.classes)
-        load_head(bb.model, fit_linear_head(features.vectors, y, n, self.seed, self.progress))
+        if dataset.multilabel:
+            y = label_matrix(dataset.train, features, n)
+            load_head(bb.model, fit_multilabel_head(features.vectors, y, self.seed, self.progress))
+        else:
+            y = labels_of(dataset.train, features)
+            load_head(bb.model, fit_linear_head(features.vectors, y, n, self.seed, self.progress))
 
     def _wise(self, classifier: Classifier, folder, dataset) -> dict | None:
         """Blend the fine-tuned weights with the linear probe's they started from (WiSE-FT, Wortsman et
@@ -157,7 +182,7 @@ class FinetuneStrategy(Strategy):
             return None
         extractor = classifier.extractor(**self.extract_options())
         features = extractor([s.path for s in dataset.valid], desc="valid eval (fine-tuned only)")
-        alone = split_scores(classifier, features, labels_of(dataset.valid, features))
+        alone = split_scores(classifier, features, targets_of(classifier, dataset.valid, features))
         probe, a = load_state(folder.probe)["model"], opts.wise
         tuned = classifier.model.state_dict()
         classifier.model.load_state_dict(
@@ -170,7 +195,10 @@ class FinetuneStrategy(Strategy):
         return {"fine_tuned_share": a, "fine_tuned_only": {"valid": alone}}
 
     def _final_metrics(self, classifier: Classifier, dataset) -> dict:
-        """Loss and accuracy at the inference preprocessing, through the fast feature path."""
+        """Loss and accuracy at the inference preprocessing, through the fast feature path
+        (multi-label: the thresholds chosen on validation, and the scores at them)."""
+        if classifier.multilabel:
+            return choose_thresholds(classifier, dataset, self.extract_options())
         out, skipped = {}, []
         extractor = classifier.extractor(**self.extract_options())
         for split in ("train", "valid"):

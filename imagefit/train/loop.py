@@ -24,6 +24,7 @@ from imagefit.errors import ModelError, OptionError
 from imagefit.runs.folder import CHECKPOINTS
 from imagefit.runs.folder import LAST as LAST_CHECKPOINT
 from imagefit.train import distributed
+from imagefit.train.multilabel_scores import LabelScores, count_label_hits
 from imagefit.train.optim import OptimSpec, make_optimizer, make_schedule
 from imagefit.train.stages import Stage, freeze_except, frozen_norms_to_eval, param_groups
 from imagefit.train.state import load_state
@@ -61,6 +62,7 @@ class Trainer:
         device: str | torch.device | None = None,
         precision: str = "auto",
         seed: int | None = None,
+        multilabel: bool = False,
     ):
         self.optim = optim or OptimSpec()
         self.stages = list(stages) if stages is not None else [Stage("train", epochs)]
@@ -78,6 +80,7 @@ class Trainer:
         self.eval_loss_fn = eval_loss.to(self.device) if eval_loss is not None else self.loss_fn
         self.callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
         self.seed = seed
+        self.multilabel = multilabel  # targets are 0/1 rows; acc is per label; validation adds mAP
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
@@ -239,28 +242,39 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
         self.scheduler.step()
-        return float(loss.detach()), count_correct(out.detach(), y)
+        return float(loss.detach()), self._correct(out.detach(), y)
+
+    def _correct(self, out: torch.Tensor, y: torch.Tensor) -> float:
+        return count_label_hits(out, y) if self.multilabel else count_correct(out, y)
 
     def evaluate(self, data: Iterable) -> dict:
-        """Mean loss and accuracy of the model (in eval mode) over batches of (x, y), and their count."""
+        """Mean loss and accuracy of the model (in eval mode) over batches of (x, y), and their count
+        (multi-label: per-label accuracy at 0.5, and mAP and samples-F1)."""
         self.model.eval()
         totals = np.zeros(3)
+        labels = LabelScores() if self.multilabel else None
         with torch.inference_mode():
             for batch in data:
                 x, y = self._to_device(batch)
                 with self._autocast():
                     out = self.model(x)
                 loss = self.eval_loss_fn(out.float(), y)
-                totals += (float(loss) * count_targets(y), count_correct(out, y), count_targets(y))
-        if getattr(data, "sharded", False):  # each rank saw its share: add them up
+                totals += (float(loss) * count_targets(y), self._correct(out, y), count_targets(y))
+                if labels is not None:
+                    labels.add(out, y)
+        sharded = getattr(data, "sharded", False)
+        if sharded:  # each rank saw its share: add them up
             totals = distributed.all_sum(totals, "evaluation metrics")
-        return {"loss": _mean(totals[0], totals[2]), "acc": _mean(totals[1], totals[2]), "n": int(totals[2])}
+        n = int(totals[2])
+        scores = {"loss": _mean(totals[0], n), "acc": _mean(totals[1], n), "n": n}
+        return {**scores, **labels.result(sharded)} if labels is not None else scores
 
     def _validate(self) -> dict:
+        keys = ("loss", "acc", "mAP", "samples_f1") if self.multilabel else ("loss", "acc")
         if self.valid_data is None:
-            return {"val_loss": None, "val_acc": None}
+            return {f"val_{k}": None for k in keys}
         scores = self.evaluate(self.valid_data)
-        return {"val_loss": scores["loss"], "val_acc": scores["acc"]}
+        return {f"val_{k}": scores[k] for k in keys}
 
     def _to_device(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch

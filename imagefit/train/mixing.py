@@ -3,7 +3,8 @@
 The blend weight is drawn from Beta(alpha, alpha) once per batch, and each image is paired with
 another of the batch (the batch in reverse order, as timm pairs them). Targets become class
 probabilities, which PyTorch's cross-entropy takes as they are (with class weights and label
-smoothing too). Validation always scores the plain labels.
+smoothing too). Multi-label targets (rows of 0/1 per label) are blended as they are, and binary
+cross-entropy takes the blend. Validation always scores the plain labels.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class MixedBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for x, y in self.batches:
-            t = F.one_hot(y, self.n_classes).to(x.dtype)
+            t = y.to(x.dtype) if y.is_floating_point() else F.one_hot(y, self.n_classes).to(x.dtype)
             if len(y) > 1:
                 lam = float(self.rng.beta(self.alpha, self.alpha))
                 x = lam * x + (1 - lam) * x.flip(0)

@@ -1,8 +1,10 @@
-"""The scratch strategy: a small CNN from a compact spec, trained from random weights on class folders."""
+"""The scratch strategy: a small CNN from a compact spec, trained from random weights on class folders.
+
+Multi-label data trains as finetune does: binary cross-entropy, the best epoch by validation mAP,
+per-label thresholds chosen on the validation images after training.
+"""
 
 from __future__ import annotations
-
-import torch
 
 from imagefit.data.augment import train_transform
 from imagefit.data.channels import detect_channels
@@ -14,17 +16,21 @@ from imagefit.models.build import build_model, model_record
 from imagefit.models.small_cnn import SmallCNN
 from imagefit.runs import RunConfig
 from imagefit.train.batches import Batches, auto_image_size, loader_options, resolve_batch_size
-from imagefit.train.class_weights import training_loss
 from imagefit.train.epochs import default_callbacks, fit_epochs
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.mixing import MixedBatches
+from imagefit.train.multilabel_loss import dataset_losses
+from imagefit.train.multilabel_scores import MONITOR as MULTILABEL_MONITOR
+from imagefit.train.multilabel_thresholds import choose_thresholds, untuned_thresholds
 from imagefit.train.run import Strategy, saved_options
 
 
 class ScratchStrategy(Strategy):
-    """A small CNN (`options.arch`) trained from scratch; the best epoch by validation loss is kept."""
+    """A small CNN (`options.arch`) trained from scratch; the best epoch by validation loss (multi-label:
+    validation mAP) is kept."""
 
     name = "scratch"
+    multilabel = True
 
     def build(self, data, dataset):
         from timm.data import resolve_model_data_config
@@ -49,6 +55,8 @@ class ScratchStrategy(Strategy):
             options=saved,
             model=model_record(model, model.spec),
         )
+        if dataset.multilabel:
+            config.task, config.thresholds = "multilabel", untuned_thresholds(len(dataset.classes))
         return model, config
 
     def rebuild(self, config: RunConfig, dataset):
@@ -63,28 +71,44 @@ class ScratchStrategy(Strategy):
         opts = self.options
         n_train = len(dataset.train)
         loader = {"batch_size": opts.batch_size, **loader_options(self.workers, n_train, opts.batch_size)}
+        loader["n_labels"] = len(dataset.classes) if dataset.multilabel else None
         train, valid = self._batches(dataset, config.data_config, loader)
         fed = MixedBatches(train, len(dataset.classes), opts.mixup, self.seed) if opts.mixup > 0 else train
-        labels = [s.label for s in dataset.train]
+        monitor = MULTILABEL_MONITOR if dataset.multilabel else "val_loss"
+        loss, eval_loss = dataset_losses(dataset, opts.class_weights, opts.label_smoothing)
         trainer = Trainer(
             model,
             fed,
             valid,
             optim=opts.optim(),
             epochs=opts.epochs,
-            loss=training_loss(opts.class_weights, labels, len(dataset.classes), opts.label_smoothing),
-            eval_loss=torch.nn.CrossEntropyLoss(),
-            callbacks=default_callbacks(folder, self.progress, opts.patience, extra=self.callbacks),
+            loss=loss,
+            eval_loss=eval_loss,
+            callbacks=default_callbacks(folder, self.progress, opts.patience, monitor, extra=self.callbacks),
             device=self.device,
             seed=self.seed,
+            multilabel=dataset.multilabel,
         )
         best = fit_epochs(trainer, folder, resume)
         if best is None:
             return None, {}
+        if dataset.multilabel:
+            return self._multilabel_result(trainer, dataset, config, folder, best)
         metrics = self._metrics(trainer, dataset, config.data_config, loader, (train, valid), best)
         model = trainer.model.cpu().eval()
         info = {"backbone": config.backbone, "arch": config.arch, "weights": "none", "run": str(folder.path)}
         return Classifier(model, dataset.classes, config.data_config, info), metrics
+
+    def _multilabel_result(self, trainer: Trainer, dataset, config: RunConfig, folder, best: dict):
+        """The classifier with thresholds chosen on validation, and its scores at them."""
+        model = trainer.model.cpu().eval()
+        info = {"backbone": config.backbone, "arch": config.arch, "weights": "none", "run": str(folder.path)}
+        thresholds = config.label_thresholds()
+        classifier = Classifier(model, dataset.classes, config.data_config, info, thresholds)
+        metrics = choose_thresholds(classifier, dataset, self.extract_options())
+        config.thresholds = [float(t) for t in classifier.thresholds]
+        metrics.update(best=best, epochs=trainer.epoch, stopped=trainer.stop_reason)
+        return classifier, metrics
 
     def _batches(self, dataset, data_config: dict, loader: dict) -> tuple[Batches, Batches]:
         n, size = len(dataset.train), self.options.batch_size

@@ -34,7 +34,9 @@
   function bars(node, row) {
     const classes = Object.keys(row).filter((k) => k.startsWith("p_"))
       .map((k) => [k.slice(2), row[k]]).sort((a, b) => b[1] - a[1]).slice(0, TOP);
-    node.querySelector(".top-class").textContent = row.class;
+    // a multi-label run answers the labels predicted (each from its threshold) instead of one class
+    const labels = row.labels ? (row.labels.join(", ") || "no label") : null;
+    node.querySelector(".top-class").textContent = labels ?? row.class;
     const list = node.querySelector(".bars");
     list.replaceChildren(...classes.map(([name, p]) => element("div", { class: "bar-row", "data-class": name },
       element("span", { class: "label", text: name }),

@@ -14,7 +14,8 @@ class Callback:
     Logs: train begin {epochs, epoch (already done), stages}; epoch begin {epoch, epochs, stage,
     steps}; batch begin {batch, size}; batch end {batch, size, batch_loss, loss, acc, lr} (loss and
     acc are running means over the epoch, as Keras shows them); epoch end: the history row
-    {epoch, stage, lr, loss, acc, val_loss, val_acc, seconds}; train end {epoch, stopped}.
+    {epoch, stage, lr, loss, acc, val_loss, val_acc, seconds}, with val_mAP and val_samples_f1 when
+    the trainer is multi-label; train end {epoch, stopped}.
 
     A stop requested during an epoch discards that partial epoch: no epoch end, no history row, no
     checkpoint. `trainer.stop_stage` ends the current stage only. Callbacks run in ascending

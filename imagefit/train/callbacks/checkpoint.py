@@ -29,7 +29,7 @@ class Checkpoint(Callback):
     def __init__(self, directory: str | Path, monitor: str = "val_loss", mode: str = "auto"):
         self.directory = Path(directory)
         self.monitor = monitor
-        self.mode = mode if mode != "auto" else ("max" if "acc" in monitor else "min")
+        self.mode = mode if mode != "auto" else higher_is_better(monitor)
 
     @property
     def best_path(self) -> Path:
@@ -58,6 +58,11 @@ class Checkpoint(Callback):
 
     def _better(self, value: float, earlier: list[float]) -> bool:
         return value < min(earlier) if self.mode == "min" else value > max(earlier)
+
+
+def higher_is_better(monitor: str) -> str:
+    """'max' for accuracies, mAP and F1 scores, 'min' for losses."""
+    return "max" if any(key in monitor for key in ("acc", "mAP", "f1")) else "min"
 
 
 def load_weights(path: str | Path, model: nn.Module) -> dict:

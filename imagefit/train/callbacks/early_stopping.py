@@ -7,6 +7,7 @@ import math
 
 from imagefit.errors import OptionError
 from imagefit.train.callbacks.base import Callback
+from imagefit.train.callbacks.checkpoint import higher_is_better
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class EarlyStopping(Callback):
         if scope not in ("run", "stage"):
             raise OptionError(f"early stopping scope must be 'run' or 'stage', got {scope!r}")
         self.monitor, self.patience, self.min_delta, self.scope = monitor, patience, min_delta, scope
-        self.mode = mode if mode != "auto" else ("max" if "acc" in monitor else "min")
+        self.mode = mode if mode != "auto" else higher_is_better(monitor)
 
     def epochs_without_improvement(self, rows: list[dict]) -> int:
         """Epochs since the best value, counted as Keras does (an improvement must beat min_delta)."""

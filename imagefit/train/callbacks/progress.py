@@ -41,7 +41,7 @@ class ProgressBar(Callback):
     def on_epoch_end(self, trainer, logs: dict) -> None:
         if self.bar is None:
             return
-        keys = ("loss", "acc", "val_loss", "val_acc")
+        keys = ("loss", "acc", "val_loss", "val_acc", "val_mAP")
         shown = {k: f"{logs[k]:.4f}" for k in keys if logs.get(k) is not None}
         self.bar.set_postfix(shown, refresh=False)
         self.bar.close()
