@@ -8,6 +8,7 @@ from imagefit.errors import ModelError, OptionError
 
 SCRATCH_PATCH, PRETRAINED_PATCH = 28, 32
 PRETRAINED_CROP = 192
+DECODER_CROP = 256  # decoders: a pixel per target, crops a multiple of the encoder's stride (32)
 # A backbone's validation crops hold ~800,000 positions: their accuracy is a steady guide, while
 # their loss grows with confidence in regions whose labels are ambiguous (measured: val_loss rose
 # from epoch 2 of 8 while val_acc and the held-out maps kept improving).
@@ -18,13 +19,13 @@ MONITORS = ("val_loss", "val_acc")
 class MapTrainOptions:
     """How a map-train run trains; saved in config.json."""
 
-    model: str = "larger_model"
-    patch: int | None = None  # None: 28 for small CNNs, 32 for backbones
+    model: str = "larger_model"  # a small-CNN preset/spec, a registry backbone, or unet|fpn|deeplabv3plus
+    patch: int | None = None  # None: 28 for small CNNs, 32 for backbones, 1 (a pixel) for decoders
     epochs: int = 5
     steps: int = 200  # batches per epoch
     batch_size: int | None = None  # None: 64 patches (small CNNs), 8 crops (backbones)
-    crop: int | None = None  # backbones: training crop side; None: 192
-    lr: float | None = None  # None: 1e-3 (scratch), 5e-4 (pretrained)
+    crop: int | None = None  # backbones and decoders: training crop side; None: 192 (256 decoders)
+    lr: float | None = None  # None: 1e-3 (scratch and decoders), 5e-4 (pretrained)
     optimizer: str = "adamw"
     balance: bool = False
     augment: bool = True
@@ -34,12 +35,15 @@ class MapTrainOptions:
     weights: str = "auto"
     stages: str | None = None  # backbones: finetune stages; None: the last 4 block groups, all epochs
     monitor: str | None = None  # the best epoch by: None: val_loss (small CNNs), val_acc (backbones)
+    dice: float = 1.0  # decoders: weight of the Dice loss beside the cross-entropy
 
     def __post_init__(self) -> None:
         if self.batch_size is None:
             self.batch_size = 64 if self.scratch else 8
         if self.epochs < 1 or self.steps < 1 or self.batch_size < 1 or self.valid_patches < 1:
             raise OptionError("epochs, steps, batch size and validation patches must be at least 1")
+        if self.decoder:
+            self._check_decoder()
         if self.patch is None:
             self.patch = SCRATCH_PATCH if self.scratch else PRETRAINED_PATCH
         if self.crop is None and not self.scratch:
@@ -51,7 +55,24 @@ class MapTrainOptions:
         if self.crop is not None and self.crop < self.patch:
             raise OptionError(f"--crop {self.crop} must be at least the patch size {self.patch}")
         if self.lr is None:
-            self.lr = 1e-3 if self.scratch else 5e-4
+            self.lr = 1e-3 if self.scratch or self.decoder else 5e-4
+
+    def _check_decoder(self) -> None:
+        if self.patch not in (None, 1):
+            raise OptionError(f"--patch does not apply to decoder {self.model} (it classifies every pixel)")
+        self.patch = 1
+        self.crop = DECODER_CROP if self.crop is None else self.crop
+        if self.crop % 32:
+            raise OptionError(f"--crop {self.crop}: a decoder's crops must be a multiple of 32 pixels")
+        if self.dice < 0:
+            raise OptionError(f"--dice must be at least 0, got {self.dice}")
+
+    @property
+    def decoder(self) -> bool:
+        """Whether `model` is a segmentation decoder (unet, fpn, deeplabv3plus)."""
+        from imagefit.models.segmentation import is_decoder
+
+        return is_decoder(self.model)
 
     @property
     def scratch(self) -> bool:
