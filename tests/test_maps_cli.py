@@ -75,9 +75,8 @@ def test_map_writes_a_geotiff_with_the_sources_georeferencing_a_png_and_metrics(
         assert ds.crs.to_epsg() == 27700 and ds.transform == from_origin(440000.0, 110000.0, 0.25, 0.25)
         values = ds.read(1)
         assert ds.nodata == 0 and ds.dtypes[0] == "uint16"
-    assert (values[:6] == 0).all() and (values[:, -5:] == 0).all()  # border: no full patch
-    inner = values[6:-5, 6:-5]
-    assert set(np.unique(inner)) <= {1000, 2000, 5000} and (inner == labels[6:-5, 6:-5]).mean() > 0.8
+    assert set(np.unique(values)) <= {1000, 2000, 5000}  # every pixel mapped, the border too
+    assert (values == labels).mean() > 0.8
     metrics = json.loads((out.parent / "metrics.json").read_text())
     assert set(metrics) >= {"pixel_accuracy", "miou", "iou"}
     assert set(metrics["iou"]) == {"Building", "Land", "Water"}
@@ -153,5 +152,4 @@ def test_a_backbone_trains_on_its_later_blocks_and_maps_a_tile(trained, tmp_path
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as ds:
         values = ds.read(1)
-    assert (values[:16] == 0).all() and set(np.unique(values[16:-15, 16:-15])) <= {1000, 2000, 5000}
-    assert (values[16:-15, 16:-15] > 0).all()  # every position a full patch covers gets a class
+    assert set(np.unique(values)) <= {1000, 2000, 5000}  # every pixel gets a class, the border too

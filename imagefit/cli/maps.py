@@ -62,12 +62,16 @@ def _roi(value: str | None):
     help="Backbones: side of the training crops, every patch position in them a target (default 192).",
 )
 @click.option(
-    "--model", "-m", default="larger_model", show_default=True, help="Small-CNN preset/spec or backbone."
+    "--model",
+    "-m",
+    default="larger_model",
+    show_default=True,
+    help="Small-CNN preset/spec, backbone, or decoder: unet, fpn, deeplabv3plus.",
 )
 @weights_option
-@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Default 5; decoders 4.")
 @click.option(
-    "--steps", type=click.IntRange(min=1), default=200, show_default=True, help="Batches per epoch."
+    "--steps", type=click.IntRange(min=1), default=None, help="Batches per epoch (default 200; decoders 100)."
 )
 @click.option(
     "--batch-size",
@@ -77,6 +81,9 @@ def _roi(value: str | None):
     help="Default 64 patches; backbones 8 crops.",
 )
 @click.option("--lr", type=float, default=None, help="Peak learning rate (default 1e-3; backbones 5e-4).")
+@click.option(
+    "--dice", type=click.FloatRange(min=0), default=None, help="Decoders: Dice loss weight (default 1)."
+)
 @click.option("--balance", is_flag=True, help="Draw every class equally often.")
 @click.option("--no-augment", is_flag=True, help="No rotations or mirror images of patches.")
 @click.option(
@@ -93,7 +100,7 @@ def _roi(value: str | None):
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def map_train(tiles, train_refs, valid_ref, patch, crop, model, weights, epochs, steps, batch_size, lr,
-              balance, no_augment, ignore, roi, stages, monitor, out, seed) -> None:  # fmt: skip
+              dice, balance, no_augment, ignore, roi, stages, monitor, out, seed) -> None:  # fmt: skip
     """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt)."""
     from imagefit.maps.train import train_map
 
@@ -101,6 +108,7 @@ def map_train(tiles, train_refs, valid_ref, patch, crop, model, weights, epochs,
         tiles, _refs(train_refs), valid_ref, out=out, seed=seed, model=model, patch=patch, crop=crop,
         weights=weights, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, balance=balance,
         augment=not no_augment, ignore=ignore, roi=_roi(roi), stages=stages, monitor=monitor,
+        **({} if dice is None else {"dice": dice}),
     )  # fmt: skip
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]

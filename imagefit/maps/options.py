@@ -9,6 +9,7 @@ from imagefit.errors import ModelError, OptionError
 SCRATCH_PATCH, PRETRAINED_PATCH = 28, 32
 PRETRAINED_CROP = 192
 DECODER_CROP = 256  # decoders: a pixel per target, crops a multiple of the encoder's stride (32)
+DECODER_EPOCHS, DECODER_STEPS = 4, 100  # about 20 minutes on 2 CPU cores
 # A backbone's validation crops hold ~800,000 positions: their accuracy is a steady guide, while
 # their loss grows with confidence in regions whose labels are ambiguous (measured: val_loss rose
 # from epoch 2 of 8 while val_acc and the held-out maps kept improving).
@@ -21,9 +22,9 @@ class MapTrainOptions:
 
     model: str = "larger_model"  # a small-CNN preset/spec, a registry backbone, or unet|fpn|deeplabv3plus
     patch: int | None = None  # None: 28 for small CNNs, 32 for backbones, 1 (a pixel) for decoders
-    epochs: int = 5
-    steps: int = 200  # batches per epoch
-    batch_size: int | None = None  # None: 64 patches (small CNNs), 8 crops (backbones)
+    epochs: int | None = None  # None: 5 (4 for decoders)
+    steps: int | None = None  # batches per epoch; None: 200 (100 for decoders: a crop is 65,536 targets)
+    batch_size: int | None = None  # None: 64 patches (small CNNs), 8 crops (backbones and decoders)
     crop: int | None = None  # backbones and decoders: training crop side; None: 192 (256 decoders)
     lr: float | None = None  # None: 1e-3 (scratch and decoders), 5e-4 (pretrained)
     optimizer: str = "adamw"
@@ -38,6 +39,10 @@ class MapTrainOptions:
     dice: float = 1.0  # decoders: weight of the Dice loss beside the cross-entropy
 
     def __post_init__(self) -> None:
+        if self.epochs is None:
+            self.epochs = DECODER_EPOCHS if self.decoder else 5
+        if self.steps is None:
+            self.steps = DECODER_STEPS if self.decoder else 200
         if self.batch_size is None:
             self.batch_size = 64 if self.scratch else 8
         if self.epochs < 1 or self.steps < 1 or self.batch_size < 1 or self.valid_patches < 1:

@@ -5,8 +5,10 @@ any other name is a registry backbone with its pretrained weights (efficientnet_
 A small CNN trains on random patches of the training tiles (optionally class-balanced, rotated and
 mirrored), validated on a fixed random sample of the validation tile's patches. A backbone trains
 as it maps: fully convolutionally on random crops of the tiles, every patch position of a crop a
-target (`imagefit.maps.crops`), validated on fixed crops of the validation tile. After every epoch
-the DisplayMap callback draws the validation tile's ROI map.
+target (`imagefit.maps.crops`), validated on fixed crops of the validation tile. A segmentation
+decoder (`--model unet|fpn|deeplabv3plus`, on the bundled Lite0 encoder) trains the same way with
+every pixel of a crop its own target (`imagefit.maps.decoder`). After every epoch the DisplayMap
+callback draws the validation tile's ROI map.
 The run folder is a normal imagefit run (config.json, model.safetensors, metrics.json, history.csv,
 checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
 """
@@ -90,6 +92,7 @@ class MapStrategy(Strategy):
         scores = trainer.evaluate(valid_batches)
         net = trainer.model.cpu().eval()
         model = net if opts.scratch else net.model
+        model.to(memory_format=torch.contiguous_format)  # a decoder trains channels_last; saved plain
         metrics = {
             "valid_patches": {"n": scores["n"], "loss": scores["loss"], "accuracy": scores["acc"]},
             "valid_map": {"ref": valid, "roi": [list(p) for p in self.roi], **display.evaluate(net)},
