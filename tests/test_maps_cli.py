@@ -99,7 +99,7 @@ def test_naive_and_dense_maps_are_the_same(trained, tmp_path):
         assert result.exit_code == 0, result.output
         with rasterio.open(out) as ds:
             maps.append(ds.read(1))
-    assert np.array_equal(maps[0], maps[1]) and len(np.unique(maps[0])) >= 3
+    assert np.array_equal(maps[0], maps[1]) and len(np.unique(maps[0])) >= 2  # classes vary (no border now)
 
 
 def test_bad_input_is_one_line_and_exit_code_2(trained, tmp_path):
