@@ -80,7 +80,9 @@ def _roi(value: str | None):
     default=None,
     help="Default 64 patches; backbones 8 crops.",
 )
-@click.option("--lr", type=float, default=None, help="Peak learning rate (default 1e-3; backbones 5e-4).")
+@click.option(
+    "--lr", type=float, default=None, help="Peak learning rate (default 1e-3; backbones 5e-4; decoders 3e-3)."
+)
 @click.option(
     "--dice", type=click.FloatRange(min=0), default=None, help="Decoders: Dice loss weight (default 1)."
 )

@@ -166,7 +166,7 @@ def _crop_data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_
 def _position_loss(source: CropSource, opts: MapTrainOptions) -> nn.Module:
     """The crops' loss; with balancing, classes weighted inversely to their share of the positions
     the crops hold (measured on crops drawn as training draws them), as balanced patches are.
-    A decoder's loss adds a Dice term."""
+    A decoder's loss adds a Dice term, and weights classes by the square root of that."""
     if not opts.balance:
         return DecoderLoss(None, opts.dice) if opts.decoder else PositionLoss()
     _, y = source.sample(256, np.random.default_rng(12345), balance=True)
@@ -174,8 +174,9 @@ def _position_loss(source: CropSource, opts: MapTrainOptions) -> nn.Module:
     present = counts > 0
     weight = np.zeros_like(counts)
     weight[present] = counts[present].sum() / (present.sum() * counts[present])
-    weight = torch.tensor(weight, dtype=torch.float32)
-    return DecoderLoss(weight, opts.dice) if opts.decoder else PositionLoss(weight)
+    if opts.decoder:  # its Dice term lifts rare classes already: full weights over-predicted the rarest
+        return DecoderLoss(torch.tensor(np.sqrt(weight), dtype=torch.float32), opts.dice)
+    return PositionLoss(torch.tensor(weight, dtype=torch.float32))
 
 
 def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train, valid, roi):
