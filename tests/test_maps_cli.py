@@ -75,9 +75,8 @@ def test_map_writes_a_geotiff_with_the_sources_georeferencing_a_png_and_metrics(
         assert ds.crs.to_epsg() == 27700 and ds.transform == from_origin(440000.0, 110000.0, 0.25, 0.25)
         values = ds.read(1)
         assert ds.nodata == 0 and ds.dtypes[0] == "uint16"
-    assert (values[:6] == 0).all() and (values[:, -5:] == 0).all()  # border: no full patch
-    inner = values[6:-5, 6:-5]
-    assert set(np.unique(inner)) <= {1000, 2000, 5000} and (inner == labels[6:-5, 6:-5]).mean() > 0.8
+    assert set(np.unique(values)) <= {1000, 2000, 5000}  # every pixel mapped, the border too
+    assert (values == labels).mean() > 0.8
     metrics = json.loads((out.parent / "metrics.json").read_text())
     assert set(metrics) >= {"pixel_accuracy", "miou", "iou"}
     assert set(metrics["iou"]) == {"Building", "Land", "Water"}
@@ -100,7 +99,7 @@ def test_naive_and_dense_maps_are_the_same(trained, tmp_path):
         assert result.exit_code == 0, result.output
         with rasterio.open(out) as ds:
             maps.append(ds.read(1))
-    assert np.array_equal(maps[0], maps[1]) and len(np.unique(maps[0])) >= 3
+    assert np.array_equal(maps[0], maps[1]) and len(np.unique(maps[0])) >= 2  # classes vary (no border now)
 
 
 def test_bad_input_is_one_line_and_exit_code_2(trained, tmp_path):
@@ -153,5 +152,4 @@ def test_a_backbone_trains_on_its_later_blocks_and_maps_a_tile(trained, tmp_path
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as ds:
         values = ds.read(1)
-    assert (values[:16] == 0).all() and set(np.unique(values[16:-15, 16:-15])) <= {1000, 2000, 5000}
-    assert (values[16:-15, 16:-15] > 0).all()  # every position a full patch covers gets a class
+    assert set(np.unique(values)) <= {1000, 2000, 5000}  # every pixel gets a class, the border too

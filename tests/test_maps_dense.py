@@ -68,11 +68,11 @@ def test_four_or_more_windows_stitch_into_the_map_of_one_window(tile):
     assert whole.shape == (3, 63, 83)
     assert np.allclose(whole, pieces, atol=1e-5)
     one, many = (map_region(engine, tile, 28, HALF, HALF, window=w) for w in (400, 52))
-    assert one.windows == 1 and many.windows == 3 * 4
+    assert one.windows == 1 and many.windows == 4 * 5  # every pixel a position: 90 x 110
     assert np.array_equal(one.index, many.index)
 
 
-def test_onnx_torch_and_naive_engines_agree_and_the_border_is_no_data(tile):
+def test_onnx_torch_and_naive_engines_agree_and_every_pixel_is_mapped(tile):
     torch.manual_seed(2)
     model = SmallCNN("larger_model", 3, 3, 28).eval()
     maps = [
@@ -81,10 +81,21 @@ def test_onnx_torch_and_naive_engines_agree_and_the_border_is_no_data(tile):
     ]
     assert np.array_equal(maps[0].index, maps[1].index) and np.array_equal(maps[0].index, maps[2].index)
     index = maps[0].index
-    assert index.shape == (90, 110)
-    assert (index[:14] == NODATA).all() and (index[:, :14] == NODATA).all()
-    assert (index[-13:] == NODATA).all() and (index[:, -13:] == NODATA).all()
-    assert (index[14:-13, 14:-13] >= 0).all()
+    assert index.shape == (90, 110) and (index != NODATA).all()  # the border too, from reflected patches
+    inside = logits_of_region(TorchDenseEngine(model, 28), tile, 28, HALF, HALF).argmax(0)
+    assert np.array_equal(index[14:-13, 14:-13], inside)  # where a whole patch fits: its own class
+
+
+def test_border_patches_are_the_image_reflected_at_its_edge(tile):
+    from imagefit.maps.predict import WindowReader
+    from imagefit.maps.rasters import raster_info, read_rgb
+
+    read = WindowReader(tile, raster_info(tile), (0, 0, 0), (1 / 255, 1 / 255, 1 / 255))
+    pixels = read_rgb(tile)
+    x = read(-3, -2, 10, 12)[0].transpose(1, 2, 0)  # 3 rows above, 2 columns left of the image
+    assert np.array_equal(x[3:, 2:], pixels[:7, :10])
+    assert np.array_equal(x[:3, 2:], pixels[3:0:-1, :10]) and np.array_equal(x[3:, :2], pixels[:7, 2:0:-1])
+    assert np.array_equal(read(85, 100, 5, 10)[0].transpose(1, 2, 0), pixels[85:90, 100:110])
 
 
 @pytest.mark.realdata

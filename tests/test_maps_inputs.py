@@ -242,7 +242,7 @@ def _four_band_tiles(folder, refs):
         bands = np.concatenate([rgb, fourth], axis=2).clip(1, 255)
         bands[:30, :40] = 0  # no data
         write_geotiff(
-            folder / f"{ref}.tif", bands, transform=ORIGIN * ORIGIN.translation(0, 400 * i), nodata=0
+            folder / f"{ref}.tif", bands, transform=ORIGIN @ ORIGIN.translation(0, 400 * i), nodata=0
         )
         labels[ref] = values
     return labels
@@ -370,3 +370,36 @@ def test_bad_input_is_one_line_naming_the_file_and_value(bad, case):
     lines = [line for line in result.output.splitlines() if line.startswith("Error")]
     assert len(lines) == 1 and re.search(expected, lines[0]), result.output
     assert case in READ_LATE or not (bad / f"run-{case}").exists()
+
+
+def test_a_decoder_takes_four_bands_trains_and_maps_them(tmp_path):
+    """A U-Net's encoder first convolution adapted to 4 bands as timm adapts a backbone's; it trains
+    on 4-band GeoTIFFs with nodata and maps one, nodata kept."""
+    from timm.models import adapt_input_conv
+
+    from imagefit.models.build import build_model
+    from imagefit.models.registry import create_backbone
+    from imagefit.models.segmentation import create_decoder
+
+    rgb = create_backbone("efficientnet_lite0", num_classes=6).model.conv_stem.weight
+    model, _, data_config = create_decoder("unet", 6, in_chans=4)
+    assert torch.equal(model.encoder.model.conv_stem.weight, adapt_input_conv(4, rgb))
+    assert len(data_config["mean"]) == 4 and model.segmentation_record["in_chans"] == 4
+    assert build_model(model.segmentation_record, 6).encoder.model.conv_stem.weight.shape[1] == 4
+    refs = ["T1P01", "T6P03"]
+    _four_band_tiles(tmp_path / "images", refs)
+    for ref in refs:
+        write_png(tmp_path / "labels" / f"{ref}-theme.png", read_tile(ref, WINDOW)[1])
+    key = write_key(tmp_path / "key.txt", VALUES)
+    inputs = ["--images", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"), "--key", str(key)]
+    tiny = ["--model", "unet", "--epochs", "1", "--steps", "2", "--batch-size", "2", "--crop", "64"]
+    run = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["-q", "map-train", *inputs, "--ignore", "0", "--out", str(run), *tiny])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "map.tif"
+    tile = str(tmp_path / "images" / "T6P03.tif")
+    result = CliRunner().invoke(cli, ["map", str(run), tile, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    with rasterio.open(out) as ds:
+        values = ds.read(1)
+    assert (values[:30, :40] == 0).all() and (values[30:, 40:] != 0).all()  # nodata only where the source's

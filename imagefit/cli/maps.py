@@ -97,12 +97,16 @@ def _path_option(name: str, help: str, **kwargs):
     help="Backbones: side of the training crops, every patch position in them a target (default 192).",
 )
 @click.option(
-    "--model", "-m", default="larger_model", show_default=True, help="Small-CNN preset/spec or backbone."
+    "--model",
+    "-m",
+    default="larger_model",
+    show_default=True,
+    help="Small-CNN preset/spec, backbone, or decoder: unet, fpn, deeplabv3plus.",
 )
 @weights_option
-@click.option("--epochs", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Default 5; decoders 4.")
 @click.option(
-    "--steps", type=click.IntRange(min=1), default=200, show_default=True, help="Batches per epoch."
+    "--steps", type=click.IntRange(min=1), default=None, help="Batches per epoch (default 200; decoders 100)."
 )
 @click.option(
     "--batch-size",
@@ -111,7 +115,12 @@ def _path_option(name: str, help: str, **kwargs):
     default=None,
     help="Default 64 patches; backbones 8 crops.",
 )
-@click.option("--lr", type=float, default=None, help="Peak learning rate (default 1e-3; backbones 5e-4).")
+@click.option(
+    "--lr", type=float, default=None, help="Peak learning rate (default 1e-3; backbones 5e-4; decoders 3e-3)."
+)
+@click.option(
+    "--dice", type=click.FloatRange(min=0), default=None, help="Decoders: Dice loss weight (default 1)."
+)
 @click.option("--balance", is_flag=True, help="Draw every class equally often.")
 @click.option("--no-augment", is_flag=True, help="No rotations or mirror images of patches.")
 @click.option("--ignore", default=None, help="Label value or colour to leave out (e.g. 0 or '#000000').")
@@ -126,8 +135,8 @@ def _path_option(name: str, help: str, **kwargs):
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs, vector, attribute, key,
-              bands, patch, crop, model, weights, epochs, steps, batch_size, lr, balance, no_augment, ignore,
-              roi, stages, monitor, out, seed) -> None:  # fmt: skip
+              bands, patch, crop, model, weights, epochs, steps, batch_size, lr, dice, balance, no_augment,
+              ignore, roi, stages, monitor, out, seed) -> None:  # fmt: skip
     """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt).
 
     Or on images and labels as they come: --images DIR with --labels DIR (paired by name) or
@@ -143,6 +152,7 @@ def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs
         weights=weights, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, balance=balance,
         augment=not no_augment, ignore=parse_ignore(ignore), roi=_roi(roi), stages=stages, monitor=monitor,
         **{k: str(v) if isinstance(v, Path) else v for k, v in inputs.items()},
+        **({} if dice is None else {"dice": dice}),
     )  # fmt: skip
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]

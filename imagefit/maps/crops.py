@@ -37,18 +37,13 @@ class CropSource:
                     f"tile {ref} ({index.shape[1]}x{index.shape[0]} pixels) is smaller than crop {crop}"
                 )
             self.images.append(image)
-            self.labels.append(index.astype(np.int64))
-        # labelled pixels per class, as (tile, row, col), for class-balanced crop centres
-        found = [np.argwhere(lab >= 0) for lab in self.labels]
-        coords = np.concatenate([np.c_[np.full(len(f), t), f] for t, f in enumerate(found)])
-        if not len(coords):
+            self.labels.append(index.astype(np.int16))  # compact: classes and -1 (ignored)
+        self.by_class = _pixels_by_class(self.labels, len(tiles.classes))
+        if not self.by_class:
             raise DataError(f"tiles {', '.join(refs)} hold no labelled pixel")
-        classes = np.concatenate([lab[lab >= 0] for lab in self.labels])
-        order = np.argsort(classes, kind="stable")
-        _, starts = np.unique(classes[order], return_index=True)
-        self.by_class = [coords[i] for i in np.split(order, starts[1:])]
         self.sizes = np.array([lab.size for lab in self.labels], np.float64)
-        self.positions = len(coords)  # labelled pixels, each the centre of some patch position
+        # labelled pixels, each the centre of some patch position
+        self.positions = int(sum(len(flat) for _, flat in self.by_class))
 
     def sample(
         self, n: int, rng: np.random.Generator, balance: bool = False, augment: bool = False
@@ -64,9 +59,11 @@ class CropSource:
         y = np.empty((n, s - self.patch + 1, s - self.patch + 1), np.int64)
         for i in range(n):
             if balance:
-                cls = self.by_class[rng.integers(len(self.by_class))]
-                t, r, c = cls[rng.integers(len(cls))]
+                tiles, flat = self.by_class[rng.integers(len(self.by_class))]
+                j = rng.integers(len(flat))
+                t = tiles[j]
                 h, w = self.labels[t].shape
+                r, c = divmod(int(flat[j]), w)
                 top, left = np.clip(r - s // 2, 0, h - s), np.clip(c - s // 2, 0, w - s)
             else:
                 t = rng.choice(len(self.labels), p=self.sizes / self.sizes.sum())
@@ -77,8 +74,19 @@ class CropSource:
             if augment:
                 k = int(rng.integers(8))
                 pixels, labels = _dihedral(pixels, k), _dihedral(labels, k)
-            x[i], y[i] = pixels, position_targets(labels, self.patch)
+            x[i], y[i] = pixels, position_targets(labels, self.patch)  # int16 -> int64
         return x, y
+
+
+def _pixels_by_class(labels: list[np.ndarray], n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each class present: the (tile, flat pixel index) of its pixels, in tile and scan order."""
+    out = []
+    for k in range(n):
+        found = [np.flatnonzero(lab == k).astype(np.int32) for lab in labels]
+        if sum(len(f) for f in found):
+            tiles = np.concatenate([np.full(len(f), t, np.int16) for t, f in enumerate(found)])
+            out.append((tiles, np.concatenate(found)))
+    return out
 
 
 def position_targets(labels: np.ndarray, patch: int) -> np.ndarray:

