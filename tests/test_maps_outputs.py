@@ -203,9 +203,12 @@ def test_simplified_polygons_still_tile_the_map_with_fewer_vertices(mapped, tmp_
         geometry = shapely.from_wkb(wkb)
         area = dict(zip(meta["fields"], fields, strict=True))["area"]
         mapped_area = (_map(tmp_path / "m.tif") > 0).sum() * PIXEL * PIXEL
-        assert area.sum() == pytest.approx(mapped_area, rel=1e-6)  # a coverage: no gaps, no overlaps
+        # unsimplified, the polygons are the map exactly; simplified, the outer edge may shift where a
+        # class boundary meets it, but they stay a coverage: no overlaps (areas sum to their union)
+        exact = 1e-6 if tolerance == "0" else 1e-4
+        assert area.sum() == pytest.approx(mapped_area, rel=exact)
         assert shapely.is_valid(geometry).all() and shapely.area(geometry) == pytest.approx(area)
-        assert shapely.area(shapely.union_all(geometry)) == pytest.approx(mapped_area, rel=1e-6)
+        assert shapely.area(shapely.union_all(geometry)) == pytest.approx(area.sum(), rel=1e-9)
         counts[tolerance] = shapely.get_num_coordinates(geometry).sum()
     assert counts["1.0"] < 0.8 * counts["0"]
     assert (tmp_path / "m-areas.csv").is_file() and "wrote " + str(gpkg) in result.output
