@@ -81,22 +81,27 @@ class Submission:
 
     def write(self, preds: Predictions, target: str | os.PathLike) -> Path:
         """Write the `id,label` CSV atomically; images that could not be read are missing and named."""
-        rows = self.rows(preds)
-        if preds.errors:
-            log.warning(
-                "the submission lacks %d image(s) that could not be read, e.g. %s",
-                len(preds.errors),
-                preds.errors[0][0],
-            )
+        rows = [(key, f"{value:.6g}") for key, value in self.rows(preds)]
+        return write_submission_csv(preds, target, ("id", "label"), rows)
 
-        def write(tmp: Path) -> None:
-            with open(tmp, "w", newline="", encoding="utf-8") as fh:
-                out = csv.writer(fh)
-                out.writerow(["id", "label"])
-                out.writerows((key, f"{value:.6g}") for key, value in rows)
 
-        write_with(target, write)
-        return Path(target)
+def write_submission_csv(preds: Predictions, target: str | os.PathLike, header, rows) -> Path:
+    """Write a submission CSV atomically; images that could not be read are missing and named."""
+    if preds.errors:
+        log.warning(
+            "the submission lacks %d image(s) that could not be read, e.g. %s",
+            len(preds.errors),
+            preds.errors[0][0],
+        )
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            out = csv.writer(fh)
+            out.writerow(header)
+            out.writerows(rows)
+
+    write_with(target, write)
+    return Path(target)
 
 
 def write_submission(

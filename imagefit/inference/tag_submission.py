@@ -7,16 +7,15 @@ by value first, then the others by their numbered parts (`test_2` before `test_1
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import re
 from collections import defaultdict
 from pathlib import Path
 
-from imagefit.data.atomic import write_with
 from imagefit.errors import DataError, OptionError
 from imagefit.inference.predictions import Predictions
+from imagefit.inference.submission import write_submission_csv
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +47,4 @@ def tag_rows(preds: Predictions) -> list[tuple[str, str]]:
 
 def write_tag_submission(preds: Predictions, target: str | os.PathLike) -> Path:
     """Write the `image_name,tags` CSV atomically; images that could not be read are missing and named."""
-    rows = tag_rows(preds)
-    if preds.errors:
-        log.warning(
-            "the submission lacks %d image(s) that could not be read, e.g. %s",
-            len(preds.errors),
-            preds.errors[0][0],
-        )
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            out = csv.writer(fh)
-            out.writerow(HEADER)
-            out.writerows(rows)
-
-    write_with(target, write)
-    return Path(target)
+    return write_submission_csv(preds, target, HEADER, tag_rows(preds))
