@@ -167,7 +167,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--run", action="append", default=[], help="NAME=RUN: map with this run, no training")
-    for name in ("epochs", "steps", "crop", "batch-size", "lr", "dice", "stages"):
+    for name in ("epochs", "steps", "crop", "batch-size", "lr", "dice", "stages", "jitter"):
         parser.add_argument(f"--{name}-decoder", default=None, help=f"the decoder's --{name}")
     return parser.parse_args()
 
@@ -181,6 +181,7 @@ def _decoder_options(args: argparse.Namespace) -> dict:
         "lr": float,
         "dice": float,
         "stages": str,
+        "jitter": float,
     }
     given = {k: getattr(args, f"{k}_decoder") for k in kinds}
     return {k: kinds[k](v) for k, v in given.items() if v is not None}

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from imagefit.errors import DataError
-from imagefit.maps.crops import IGNORED, CropSource, PositionLoss, position_targets
+from imagefit.errors import DataError, OptionError
+from imagefit.maps.crops import IGNORED, CropSource, PositionLoss, colour_jitter, position_targets
+from imagefit.maps.options import MapTrainOptions
 from imagefit.maps.tiles import TileSet
 from imagefit.train.loop import count_correct, count_targets
 from tests._tiles import COLOURS, make_tiles
@@ -46,6 +47,34 @@ def test_balanced_crops_are_centred_on_every_class_alike(tiles):
     assert counts.min() > 150  # each class about a third, though Land covers most of the area
     _, y = source.sample(600, np.random.default_rng(0), balance=False)
     assert np.bincount(y[:, 10, 10], minlength=3)[0] < 150
+
+
+def test_jitter_changes_light_and_colour_of_crops_but_not_their_labels(tiles):
+    source = CropSource(tiles, ["A1", "A2"], crop=40, patch=1)
+    plain = [source.sample(1, np.random.default_rng(seed), augment=True) for seed in range(16)]
+    jittered = [source.sample(1, np.random.default_rng(seed), augment=True, jitter=0.3) for seed in range(16)]
+    assert all(np.array_equal(p[1], j[1]) for p, j in zip(plain, jittered, strict=True))  # same place
+    # each crop its own factors: brightness ratios differ between crops
+    ratios = np.array([j[0].mean() / p[0].mean() for p, j in zip(plain, jittered, strict=True)])
+    assert ratios.std() > 0.02 and np.all(np.abs(ratios - 1) < 0.45)
+
+
+def test_colour_jitter_scales_brightness_contrast_and_saturation_within_its_range():
+    rng = np.random.default_rng(0)
+    crop = rng.integers(40, 200, (32, 32, 3)).astype(np.uint8)
+    grey = np.repeat(crop[..., :1], 3, axis=2)
+    out = colour_jitter(grey, 0.4, np.random.default_rng(1))
+    assert np.array_equal(out[..., 0], out[..., 1]) and np.array_equal(out[..., 1], out[..., 2])
+    b, c, _ = np.random.default_rng(1).uniform(0.6, 1.4, 3)
+    x = grey.astype(np.float32) * b
+    expected = np.clip((x - x.mean()) * c + x.mean() + 0.5, 0, 255).astype(np.uint8)
+    assert np.abs(out.astype(int) - expected).max() <= 1
+    four = np.concatenate([crop, crop[..., :1]], axis=2)
+    assert colour_jitter(four, 0.2, np.random.default_rng(2)).shape == (32, 32, 4)
+    with pytest.raises(OptionError, match="--jitter"):
+        MapTrainOptions(model="unet", jitter=1.5)
+    with pytest.raises(OptionError, match="not small CNNs"):
+        MapTrainOptions(model="larger_model", jitter=0.2)
 
 
 def test_position_targets_take_the_centre_of_each_patch():

@@ -121,6 +121,12 @@ def _path_option(name: str, help: str, **kwargs):
 @click.option(
     "--dice", type=click.FloatRange(min=0), default=None, help="Decoders: Dice loss weight (default 1)."
 )
+@click.option(
+    "--jitter",
+    type=click.FloatRange(min=0, max=1, max_open=True),
+    default=None,
+    help="Backbones and decoders: scale each crop's brightness, contrast and saturation by up to this.",
+)
 @click.option("--balance", is_flag=True, help="Draw every class equally often.")
 @click.option("--no-augment", is_flag=True, help="No rotations or mirror images of patches.")
 @click.option("--ignore", default=None, help="Label value or colour to leave out (e.g. 0 or '#000000').")
@@ -135,8 +141,8 @@ def _path_option(name: str, help: str, **kwargs):
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs, vector, attribute, key,
-              bands, patch, crop, model, weights, epochs, steps, batch_size, lr, dice, balance, no_augment,
-              ignore, roi, stages, monitor, out, seed) -> None:  # fmt: skip
+              bands, patch, crop, model, weights, epochs, steps, batch_size, lr, dice, jitter, balance,
+              no_augment, ignore, roi, stages, monitor, out, seed) -> None:  # fmt: skip
     """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt).
 
     Or on images and labels as they come: --images DIR with --labels DIR (paired by name) or
@@ -153,6 +159,7 @@ def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs
         augment=not no_augment, ignore=parse_ignore(ignore), roi=_roi(roi), stages=stages, monitor=monitor,
         **{k: str(v) if isinstance(v, Path) else v for k, v in inputs.items()},
         **({} if dice is None else {"dice": dice}),
+        **({} if jitter is None else {"jitter": jitter}),
     )  # fmt: skip
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]

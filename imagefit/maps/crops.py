@@ -46,13 +46,20 @@ class CropSource:
         self.positions = int(sum(len(flat) for _, flat in self.by_class))
 
     def sample(
-        self, n: int, rng: np.random.Generator, balance: bool = False, augment: bool = False
+        self,
+        n: int,
+        rng: np.random.Generator,
+        balance: bool = False,
+        augment: bool = False,
+        jitter: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """`n` random crops (n, crop, crop, bands) uint8 and their position targets (n, rows, cols).
 
         Crops are placed uniformly (tiles weighted by area), or with `balance` centred on a pixel of
         a class drawn uniformly among those present; `augment` turns each by one of the 8 symmetries
-        of the square (aerial views have no 'up'), pixels and labels together.
+        of the square (aerial views have no 'up'), pixels and labels together; `jitter` scales each
+        crop's brightness, contrast and saturation by random factors in [1 - jitter, 1 + jitter]
+        (scenes differ in light, season and sensor from tile to tile).
         """
         s = self.crop
         x = np.empty((n, s, s, self.images[0].shape[2]), np.uint8)
@@ -74,8 +81,22 @@ class CropSource:
             if augment:
                 k = int(rng.integers(8))
                 pixels, labels = _dihedral(pixels, k), _dihedral(labels, k)
+            if jitter:
+                pixels = colour_jitter(pixels, jitter, rng)
             x[i], y[i] = pixels, position_targets(labels, self.patch)  # int16 -> int64
         return x, y
+
+
+def colour_jitter(pixels: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """A crop (rows, cols, bands) uint8 with its brightness, contrast and (3 bands or more) colour
+    saturation each scaled by a random factor in [1 - amount, 1 + amount]."""
+    b, c, s = rng.uniform(1 - amount, 1 + amount, 3)
+    x = pixels.astype(np.float32) * b
+    x = (x - x.mean()) * c + x.mean()
+    if x.shape[2] >= 3:
+        grey = x[..., :3].mean(axis=2, keepdims=True)
+        x[..., :3] = (x[..., :3] - grey) * s + grey
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
 def _pixels_by_class(labels: list[np.ndarray], n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -102,11 +123,16 @@ def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
 
 
 class CropBatches(PatchBatches):
-    """Epochs of `steps` random batches (x, targets) of crops, for the training loop."""
+    """Epochs of `steps` random batches (x, targets) of crops, for the training loop; `jitter` as
+    CropSource.sample takes it."""
+
+    def __init__(self, *args, jitter: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.jitter = jitter
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         for _ in range(self.steps):
-            x, y = self.source.sample(self.batch_size, self.rng, self.balance, self.augment)
+            x, y = self.source.sample(self.batch_size, self.rng, self.balance, self.augment, self.jitter)
             yield to_tensor(x, self.mean, self.std), torch.from_numpy(y)
 
 

@@ -39,6 +39,7 @@ class MapTrainOptions:
     stages: str | None = None  # backbones: finetune stages; None: the last 4 block groups, all epochs
     monitor: str | None = None  # the best epoch by: None: val_loss (small CNNs), val_acc (backbones)
     dice: float = 1.0  # decoders: weight of the Dice loss beside the cross-entropy
+    jitter: float = 0.0  # backbones and decoders: brightness/contrast/saturation jitter of crops
     # where the tiles come from besides the seeds' folder (imagefit.maps.tiles.TileSet takes these)
     images: str | None = None  # a folder of images, paired by name with...
     labels: str | None = None  # ...a folder of label rasters (values or colours)
@@ -72,6 +73,10 @@ class MapTrainOptions:
             raise OptionError(f"--crop {self.crop} must be at least the patch size {self.patch}")
         if self.lr is None:
             self.lr = DECODER_LR if self.decoder else (1e-3 if self.scratch else 5e-4)
+        if not 0 <= self.jitter < 1:
+            raise OptionError(f"--jitter must be in [0, 1), got {self.jitter}")
+        if self.jitter and self.scratch:
+            raise OptionError("--jitter applies to backbones and decoders (crops), not small CNNs")
         if self.bands is not None:
             self.bands = tuple(int(b) for b in self.bands)
             if not self.bands or min(self.bands) < 1:

@@ -179,7 +179,9 @@ def _crop_data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_
         log.info("crops of %d pixels: the smallest tile is %d pixels across", smallest, smallest)
     crop = max(min(opts.crop, smallest), opts.patch)  # a patch larger than a tile fails below, naming it
     source = CropSource(tileset, train, crop, opts.patch)
-    batches = CropBatches(source, opts.steps, opts.batch_size, data_config, opts.balance, opts.augment, seed)
+    batches = CropBatches(
+        source, opts.steps, opts.batch_size, data_config, opts.balance, opts.augment, seed, jitter=opts.jitter
+    )
     n = max(1, opts.valid_patches // 64)
     return source, batches, fixed_crop_batches(tileset, valid, crop, opts.patch, n, 16, data_config, seed)
 
