@@ -10,10 +10,12 @@ WGS 84 (EPSG:4326), so that reading it back reprojects every polygon. For every 
 class indices of each form through `TileSet` and counts the pixels that differ from the value
 rasters, with the time each form took.
 
-With `--train MODEL` it then trains MODEL from each form (the published protocol of bench.maps:
-every image of tiles 1-5 and 8, one held out for validation) and maps the 9 images of tile 6 with
-each run against its own form of the labels (the colour masks for the run trained from them, the
-value rasters otherwise; the comparison shows them equal): pooled pixel accuracy and mIoU.
+With `--train MODEL` it then trains MODEL from each form (`--forms` to choose) with bench.maps'
+protocol and options (every image of tiles 1-5 and 8, one held out for validation, classes
+balanced, the model's bench.maps settings) and maps the 9 images of tile 6 with each run against
+its own form of the labels (the colour masks for the run trained from them, the value rasters
+otherwise; the comparison shows them equal): pooled pixel accuracy and mIoU. `--threads` sets
+torch's threads (the same count for every form: results are then repeatable to the bit).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bench._common import DATA
+from bench.maps import MODELS
 
 TILES = DATA / "aerial-tiles"
 UTM, WGS84 = "EPSG:32640", "EPSG:4326"
@@ -140,11 +143,12 @@ def train_and_map(forms: dict[str, dict], model: str, work: Path, options: dict)
 
     train, held_out = protocol()
     rows = []
+    options = {**MODELS.get(model, {"model": model}), "balance": True, **options}
     for name, args in forms.items():
         tiles_args = {k: str(v) for k, v in args.items() if k != "ignore"}
         started = time.perf_counter()
         result = train_map(
-            None, train, VALID_6, out=work / f"run-{name}", progress=False, model=model,
+            None, train, VALID_6, out=work / f"run-{name}", progress=False,
             ignore=args.get("ignore"), **tiles_args, **options,
         )  # fmt: skip
         seconds = time.perf_counter() - started
@@ -166,7 +170,13 @@ def main() -> None:
     parser.add_argument("--train", default=None, help="also train this map-train model from each form")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--forms", default="values,colours,vector", help="the forms to train from")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     os.environ["HF_HUB_OFFLINE"] = "1"
     work = args.work or Path(tempfile.mkdtemp(prefix="imagefit-map-labels-"))
     refs = args.refs or refs_of(GROUPS)
@@ -175,7 +185,8 @@ def main() -> None:
     compare(forms, refs)
     if args.train:
         options = {k: v for k, v in (("epochs", args.epochs), ("steps", args.steps)) if v is not None}
-        train_and_map(forms, args.train, work, options)
+        chosen = {name: forms[name] for name in args.forms.split(",")}
+        train_and_map(chosen, args.train, work, options)
 
 
 if __name__ == "__main__":
