@@ -1,9 +1,17 @@
-"""Per-class areas of a map: pixel counts, and hectares when it is georeferenced in a projected CRS."""
+"""Per-class areas of a map: pixel counts, and hectares when it is georeferenced.
+
+In a projected CRS a pixel's area is the transform's cell times the unit in metres, squared. In a
+geographic CRS (degrees) cells shrink towards the poles: each row's cells have the area of their
+latitude band on the CRS's ellipsoid (the authalic-latitude formula, exact for a north-up grid),
+and polygons are measured in a Lambert azimuthal equal-area projection centred on them.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +63,44 @@ def metres_per_unit(crs) -> tuple[float | None, str]:
     return float(factor), ""
 
 
+def ellipsoid(crs) -> tuple[float, float] | None:
+    """The semi-major axis (metres) and inverse flattening (0 for a sphere) of a CRS's ellipsoid."""
+    found = re.search(r'(?:ELLIPSOID|SPHEROID)\["[^"]*",\s*([-+0-9.eE]+),\s*([-+0-9.eE]+)', crs.to_wkt())
+    return (float(found.group(1)), float(found.group(2))) if found else None
+
+
+def band_area(lat1: np.ndarray, lat2: np.ndarray, radians_wide: float, axes: tuple[float, float]):
+    """Square metres of the ellipsoid between latitudes lat1 and lat2 (radians), `radians_wide` of
+    longitude wide: the difference of the zone areas from the equator (via the authalic latitude)."""
+    a, inverse_flattening = axes
+    f = 1 / inverse_flattening if inverse_flattening else 0.0
+    e2 = f * (2 - f)
+    b2 = a * a * (1 - e2)
+
+    def zone(lat: np.ndarray) -> np.ndarray:  # area from the equator to lat, per radian of longitude
+        s = np.sin(lat)
+        if e2 == 0:
+            return a * a * s
+        e = math.sqrt(e2)
+        return b2 / 2 * (s / (1 - e2 * s * s) + np.log((1 + e * s) / (1 - e * s)) / (2 * e))
+
+    return np.abs(zone(lat2) - zone(lat1)) * radians_wide
+
+
+def row_hectares(transform, crs, rows: int) -> tuple[np.ndarray | None, str]:
+    """The ground area in hectares of one pixel of each row of a north-up grid in a geographic CRS,
+    or None and the reason it is unknown."""
+    if transform.b or transform.d:
+        return None, f"its grid in a geographic CRS ({crs.to_string()}) is rotated"
+    axes = ellipsoid(crs)
+    if axes is None:
+        return None, f"its geographic CRS ({crs.to_string()}) names no ellipsoid"
+    _, to_radians = crs.units_factor
+    edges = (transform.f + transform.e * np.arange(rows + 1)) * to_radians
+    width = abs(transform.a) * to_radians
+    return band_area(edges[:-1], edges[1:], width, axes) / SQUARE_METRES_PER_HECTARE, ""
+
+
 def pixel_hectares(transform, crs) -> tuple[float | None, str]:
     """The ground area of one pixel in hectares, or None and the reason it is unknown."""
     factor, why = metres_per_unit(crs)
@@ -68,9 +114,48 @@ def class_areas(index: np.ndarray, key: ThemeKey, transform, crs) -> AreaTable:
     """Pixels and hectares of each class in a map of class indices (negative: no data)."""
     n = len(key.names)
     pixels = np.bincount(index[index >= 0].ravel().astype(np.int64), minlength=n)[:n]
+    if crs is not None and crs.is_geographic:
+        per_row, why = row_hectares(transform, crs, index.shape[0])
+        if per_row is None:
+            return AreaTable(key.names, key.values, pixels, None, why)
+        rows = np.broadcast_to(np.arange(index.shape[0])[:, None], index.shape)
+        valid = index >= 0
+        cells = np.bincount(rows[valid] * n + index[valid].astype(np.int64), minlength=index.shape[0] * n)
+        hectares = per_row @ cells.reshape(index.shape[0], n).astype(np.float64)
+        return AreaTable(key.names, key.values, pixels, hectares, "")
     per_pixel, why = pixel_hectares(transform, crs)
     hectares = None if per_pixel is None else pixels * per_pixel
     return AreaTable(key.names, key.values, pixels, hectares, why)
+
+
+def polygon_hectares(geometry: np.ndarray, crs) -> np.ndarray | None:
+    """Hectares of shapely polygons in `crs`: their area in a projected CRS; in a geographic one,
+    their area in a Lambert azimuthal equal-area projection centred on them (None without a CRS)."""
+    import shapely
+
+    if crs is None or len(geometry) == 0:
+        return None if crs is None else np.zeros(0)
+    if not crs.is_geographic:
+        factor, _ = metres_per_unit(crs)
+        if factor is None:
+            return None
+        return shapely.area(geometry) * factor * factor / SQUARE_METRES_PER_HECTARE
+    from rasterio.crs import CRS
+    from rasterio.warp import transform
+
+    axes = ellipsoid(crs)
+    if axes is None:
+        return None
+    x0, y0, x1, y1 = shapely.total_bounds(geometry)
+    lon, lat = transform(crs, "EPSG:4326", [(x0 + x1) / 2], [(y0 + y1) / 2])
+    shape = f"+a={axes[0]} +rf={axes[1]}" if axes[1] else f"+R={axes[0]}"
+    laea = CRS.from_proj4(f"+proj=laea +lat_0={lat[0]} +lon_0={lon[0]} {shape} +units=m +no_defs")
+
+    def to_laea(xy: np.ndarray) -> np.ndarray:
+        xs, ys = transform(crs, laea, xy[:, 0], xy[:, 1])
+        return np.column_stack([xs, ys])
+
+    return shapely.area(shapely.transform(geometry, to_laea)) / SQUARE_METRES_PER_HECTARE
 
 
 def write_areas_csv(table: AreaTable, path: str | Path) -> Path:

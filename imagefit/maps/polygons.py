@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.data.atomic import atomic_path
-from imagefit.maps.areas import SQUARE_METRES_PER_HECTARE, metres_per_unit
+from imagefit.maps.areas import polygon_hectares
 from imagefit.maps.key import ThemeKey
 from imagefit.maps.predict import ThemeMap
 
@@ -94,7 +94,7 @@ class PolygonWriter:
         return self._stack.__exit__(*exc)
 
     def add(self, theme_map: ThemeMap, key: ThemeKey, tile: str) -> int:
-        """Append the map's polygons (class, value, area, hectares when projected) to its CRS's layer."""
+        """Append the map's polygons (class, value, area, hectares when georeferenced) to its CRS's layer."""
         polygons = polygonise(theme_map, self.simplify)
         if len(polygons.geometry) == 0:
             log.warning("%s: no mapped pixel, so no polygons", tile)
@@ -122,10 +122,10 @@ def _fields(polygons: Polygons, key: ThemeKey, tile: str) -> tuple[list[str], li
     values = np.asarray(key.values, np.int32)[polygons.index]
     fields = ["tile", "class", "value", "area"]
     data = [np.full(len(names), tile, dtype=object), names, values, polygons.area.astype(np.float64)]
-    factor, _ = metres_per_unit(polygons.crs)
-    if factor is not None:
+    hectares = polygon_hectares(polygons.geometry, polygons.crs)
+    if hectares is not None:
         fields.append("hectares")
-        data.append(polygons.area * factor * factor / SQUARE_METRES_PER_HECTARE)
+        data.append(hectares)
     return fields, data
 
 
