@@ -1,7 +1,7 @@
 """Theme maps of aerial tiles: the published models' tile-6 protocol, dense vs naive speed, 4000x4000 maps.
 
     python -m bench.maps [--models unet,fcn,larger_model] [--skip-quality] [--skip-speed]
-        [--threads 2] [--run NAME=RUN ...] [--epochs-decoder N --steps-decoder N ...]
+        [--threads 2] [--run NAME=RUN ...] [--tta] [--epochs-decoder N --steps-decoder N ...]
 
 Quality (the protocol of the models published on this dataset): each model trains on every image of
 tiles 1-5 and 8 but one (T3P01, held out for validation and the per-epoch map), then maps all 9
@@ -120,9 +120,10 @@ def big_map(model, patch: int, tile: Path, out: Path) -> tuple[float, int]:
 
 
 def quality(
-    name: str, tmp: Path, threads: int, run_dir: Path | None = None, **options
+    name: str, tmp: Path, threads: int, run_dir: Path | None = None, tta_too: bool = False, **options
 ) -> tuple[object, dict]:
-    """Train (or reuse `run_dir`) on tiles 1-5 and 8, map the 9 images of tile 6; pooled scores."""
+    """Train (or reuse `run_dir`) on tiles 1-5 and 8, map the 9 images of tile 6; pooled scores (with
+    `tta_too`, a second time with the 8 symmetries of every window averaged)."""
     from imagefit.maps.mapping import load_map_run, map_tile
     from imagefit.maps.train import train_map
 
@@ -135,21 +136,26 @@ def quality(
     else:
         model = load_map_run(run_dir).model
     wall, cpu = time.perf_counter() - started, cpu_seconds() - cpu
-    confusion, seconds = 0, 0.0
-    for ref in TEST:
-        tile, truth = TILES / "3band" / f"{ref}.jpg", TILES / "theme" / f"{ref}-theme.png"
-        m = map_tile(run_dir, tile, tmp / f"{name}-{ref}.tif", truth=truth, ignore=0).metrics
-        confusion, seconds = confusion + np.array(m["confusion"]), seconds + m["seconds"]
-    scores = _scores(confusion)
     classes = list(load_map_run(run_dir).key.names)
-    ious = "  ".join(f"{c} {v:.3f}" for c, v in zip(classes, scores["iou"], strict=True))
-    print(
-        f"{name}: tile 6 (9 images) pixel accuracy {scores['pixel_accuracy']:.4f}  "
-        f"mIoU(6) {scores['miou']:.4f}  train {wall:.0f} s wall, {cpu / threads:.0f} s CPU/{threads} threads"
-        f"  (map {seconds:.1f} s)  load {load()}\n    IoU: {ious}\n    run: {run_dir}",
-        flush=True,
-    )
-    return model, {**scores, "train_wall": wall, "train_cpu": cpu / threads}
+    results = {}
+    for tta in (False, True) if tta_too else (False,):
+        confusion, seconds = 0, 0.0
+        for ref in TEST:
+            tile, truth = TILES / "3band" / f"{ref}.jpg", TILES / "theme" / f"{ref}-theme.png"
+            out = tmp / f"{name}{'-tta' if tta else ''}-{ref}.tif"
+            m = map_tile(run_dir, tile, out, truth=truth, ignore=0, tta=tta).metrics
+            confusion, seconds = confusion + np.array(m["confusion"]), seconds + m["seconds"]
+        scores = _scores(confusion)
+        ious = "  ".join(f"{c} {v:.3f}" for c, v in zip(classes, scores["iou"], strict=True))
+        label = f"{name} --tta" if tta else name
+        print(
+            f"{label}: tile 6 (9 images) pixel accuracy {scores['pixel_accuracy']:.4f}  "
+            f"mIoU(6) {scores['miou']:.4f}  train {wall:.0f} s wall, {cpu / threads:.0f} s CPU/{threads} "
+            f"threads  (map {seconds:.1f} s)  load {load()}\n    IoU: {ious}\n    run: {run_dir}",
+            flush=True,
+        )
+        results[label] = {**scores, "train_wall": wall, "train_cpu": cpu / threads}
+    return model, results
 
 
 def _scores(confusion: np.ndarray) -> dict:
@@ -166,6 +172,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--tta", action="store_true", help="also map tile 6 with the decoder's --tta")
     parser.add_argument("--run", action="append", default=[], help="NAME=RUN: map with this run, no training")
     for name in ("epochs", "steps", "crop", "batch-size", "lr", "dice", "stages", "jitter"):
         parser.add_argument(f"--{name}-decoder", default=None, help=f"the decoder's --{name}")
@@ -205,11 +212,13 @@ def main() -> None:
         print(f"train: {len(TRAIN)} images of tiles 1-5 and 8; valid {VALID}; test: {', '.join(TEST)}")
         for name in names:
             run = Path(runs[name]) if name in runs else None
-            models[name], scores[name] = quality(name, tmp, args.threads, run, **options[name])
+            tta = args.tta and name == "unet"
+            models[name], rows = quality(name, tmp, args.threads, run, tta, **options[name])
+            scores.update(rows)
         print(PUBLISHED)
         for name, s in scores.items():
             print(
-                f"  {name:13s} pixel accuracy {s['pixel_accuracy']:.4f}  mIoU(6) {s['miou']:.4f}  "
+                f"  {name:19s} pixel accuracy {s['pixel_accuracy']:.4f}  mIoU(6) {s['miou']:.4f}  "
                 f"train {s['train_wall']:.0f} s wall / {s['train_cpu']:.0f} s CPU per thread"
             )
     if not args.skip_speed:

@@ -169,3 +169,30 @@ def test_a_small_cnn_maps_the_same_in_any_window(tmp_path):
     engine = TorchDenseEngine(SmallCNN("larger_model", 3, 3, 28).eval(), 28)
     one, many = (map_region(engine, tile, 28, HALF, HALF, window=w) for w in (200, 40))
     assert many.windows > 4 and np.array_equal(one.index, many.index) and (one.index != NODATA).all()
+
+
+def test_tta_averages_the_eight_symmetries_of_each_window(trained, tmp_path):
+    from imagefit.errors import OptionError
+    from imagefit.maps.blend import softmax
+    from imagefit.maps.engines import make_engine
+    from imagefit.maps.mapping import map_tile
+
+    tiles, run = trained
+    model = run.classifier.model.eval()
+    plain, tta = make_engine(model, 1), make_engine(model, 1, tta=True)
+    x = np.random.default_rng(0).normal(size=(1, 3, 64, 96)).astype(np.float32)
+    views = []
+    for k in range(8):  # by hand: turn, map, turn back
+        turned = np.rot90(x, k % 4, axes=(2, 3))
+        turned = np.ascontiguousarray(turned[..., ::-1] if k >= 4 else turned)
+        p = softmax(plain(turned))
+        p = p[..., ::-1] if k >= 4 else p
+        views.append(np.rot90(p, -(k % 4), axes=(1, 2)))
+    expected = np.mean(views, axis=0)
+    assert np.allclose(np.exp(tta(x)), expected, atol=1e-5)
+    assert not np.allclose(expected, softmax(plain(x)), atol=1e-3)  # the views do differ
+    truth = tiles / "theme" / "B1-theme.png"
+    result = map_tile(run.run_dir, tiles / "3band" / "B1.png", tmp_path / "B1.tif", truth=truth, tta=True)
+    assert result.metrics["tta"] is True and result.metrics["pixel_accuracy"] > 0.8
+    with pytest.raises(OptionError, match="--tta applies to decoders"):
+        make_engine(torch.nn.Conv2d(3, 2, 3), 28, tta=True)

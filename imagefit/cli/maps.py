@@ -194,15 +194,18 @@ def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs
 @click.option("--roi", default=None, help="Map only the region x0,y0,x1,y1 (a single TILE).")
 @click.option("--window", type=click.IntRange(min=16), default=1024, show_default=True, help="Window side.")
 @click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
+@click.option(
+    "--tta", is_flag=True, help="Decoders: average each window over its 8 rotations and mirrors (8x slower)."
+)
 def map_command(run_dir, inputs, out, out_dir, png, truth, ignore, polygons, simplify, naive, roi, window,
-                engine) -> None:  # fmt: skip
+                engine, tta) -> None:  # fmt: skip
     """Dense theme maps of INPUT tiles (files, folders, globs) with the patch classifier in RUN."""
     if out_dir is None and (len(inputs) > 1 or _many(inputs[0])):
         raise click.UsageError("several tiles (files, a folder or a glob pattern) need --out-dir DIR")
     if out_dir is not None and (out is not None or roi):
         raise click.UsageError("--out and --roi map a single TILE: leave out --out-dir")
     options = dict(truth=truth, ignore=ignore, naive=naive, engine=engine, window=window, png=png)
-    options.update(polygons=polygons, simplify=simplify)
+    options.update(polygons=polygons, simplify=simplify, tta=tta)
     if out_dir is None:
         from imagefit.maps.mapping import map_tile
 

@@ -80,7 +80,7 @@ def map_tiles(
     run_dir: str | Path, inputs: list[str | Path], out_dir: str | Path, truth: str | Path | None = None,
     ignore: int | None = None, png: bool = False, polygons: str | Path | None = None,
     simplify: float = 0.0, naive: bool = False, engine: str = "auto", window: int = DEFAULT_WINDOW,
-    progress: bool = True,
+    progress: bool = True, tta: bool = False,
 ) -> TilesResult:  # fmt: skip
     """Map every tile of `inputs` (files, folders, glob patterns) into `out_dir` with a map run."""
     from tqdm.auto import tqdm
@@ -93,7 +93,7 @@ def map_tiles(
     key = run.key.with_ignore(run.key.ignore if ignore is None else ignore)
     bar = tqdm(tiles, desc="map", unit="tile", disable=not progress)
     windows = tqdm(desc="windows", unit="window", leave=False, disable=not progress)
-    model = _CountingEngine(make_engine(run.model, run.patch, naive, engine), windows)
+    model = _CountingEngine(make_engine(run.model, run.patch, naive, engine, tta), windows)
     records, files = [], []
     writer = PolygonWriter(polygons, simplify) if polygons is not None else nullcontext()
     with bar, windows, writer as polygon_writer:
@@ -104,7 +104,7 @@ def map_tiles(
             records.append(_record(tile, out, truths.get(tile), result))
             files.extend(result.files)
             if result.metrics is not None:
-                result.metrics.update(tile=str(tile), truth=str(truths[tile]), naive=naive)
+                result.metrics.update(tile=str(tile), truth=str(truths[tile]), naive=naive, tta=tta)
                 write_json(sidecar(out, "metrics.json"), result.metrics)
                 files.append(sidecar(out, "metrics.json"))
     result = _summarise(records, out_dir, list(key.names), key)

@@ -86,10 +86,48 @@ class OnnxDenseEngine:
         return self.session.run(None, {"images": x})[0][0]
 
 
-def make_engine(model: nn.Module, patch: int, naive: bool = False, engine: str = "auto"):
-    """The engine that maps with `model`: naive, or dense through ONNX Runtime or PyTorch."""
+class DihedralEngine:
+    """Test-time augmentation of a per-pixel engine (a decoder): each window is mapped in the 8
+    symmetries of the square (the views training drew), each view's class probabilities turned
+    back, and their mean returned as log-probabilities. 8 times the work of one view."""
+
+    def __init__(self, engine):
+        if engine.reduction != 1 or engine.margin or engine.exact:
+            raise OptionError("--tta applies to decoders (a class for every pixel), not patch classifiers")
+        self.engine = engine
+        self.exact, self.margin, self.reduction = engine.exact, engine.margin, engine.reduction
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        total = None
+        for k in range(8):
+            view = np.ascontiguousarray(_dihedral(x, k))
+            logits = torch.from_numpy(np.ascontiguousarray(self.engine(view)))
+            p = _undo_dihedral(torch.softmax(logits, dim=0).numpy(), k)
+            total = p if total is None else total + p
+        return np.log(np.maximum(total / 8, 1e-12)).astype(np.float32)
+
+
+def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """Symmetry k (0-7) of the square on the last two axes: k % 4 quarter turns, then a mirror if k >= 4."""
+    a = np.rot90(a, k % 4, axes=(-2, -1))
+    return a[..., ::-1] if k >= 4 else a
+
+
+def _undo_dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    if k >= 4:
+        a = a[..., ::-1]
+    return np.rot90(a, -(k % 4), axes=(-2, -1))
+
+
+def make_engine(model: nn.Module, patch: int, naive: bool = False, engine: str = "auto", tta: bool = False):
+    """The engine that maps with `model`: naive, or dense through ONNX Runtime or PyTorch; with
+    `tta`, a decoder's windows are mapped in their 8 symmetries and averaged."""
     if engine not in ENGINES:
         raise OptionError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if tta:
+        if naive or patch != 1:
+            raise OptionError("--tta applies to decoders (a class for every pixel), not patch classifiers")
+        return DihedralEngine(make_engine(model, patch, False, engine))
     if naive:
         return NaiveEngine(model, patch)
     on_cpu = next(model.parameters()).device.type == "cpu"

@@ -75,11 +75,11 @@ def map_tile(
     run_dir: str | Path, tile: str | Path, out: str | Path | None = None, png: bool = False,
     truth: str | Path | None = None, ignore: int | None = None, naive: bool = False,
     engine: str = "auto", window: int = DEFAULT_WINDOW, roi: Roi | None = None,
-    polygons: str | Path | None = None, simplify: float = 0.0,
+    polygons: str | Path | None = None, simplify: float = 0.0, tta: bool = False,
 ) -> MapResult:  # fmt: skip
     """Map `tile` (or its ROI) with a map run: a GeoTIFF at `out` (default <tile>-map.tif here) and its
     area table, with `png` a coloured PNG, with `polygons` a GeoPackage of the classes, with `truth`
-    (a label raster) metrics.json beside it too."""
+    (a label raster) metrics.json beside it too; `tta` maps a decoder's windows in 8 symmetries."""
     run = load_map_run(run_dir)
     tile = Path(tile)
     region_of(raster_info(tile), roi, run.patch)  # a bad ROI, patch or band fails before any work
@@ -87,14 +87,14 @@ def map_tile(
     key = run.key.with_ignore(run.key.ignore if ignore is None else ignore)
     labels = read_truth(truth, tile, key, roi) if truth is not None else None
     out = Path(out) if out is not None else Path(f"{tile.stem}-map.tif")
-    model = make_engine(run.model, run.patch, naive, engine)
+    model = make_engine(run.model, run.patch, naive, engine, tta)
     writer = PolygonWriter(polygons, simplify) if polygons is not None else nullcontext()
     with writer as polygon_writer:
         result = map_one(run, model, tile, out, key, labels, png, roi, window, polygon_writer)
     if polygons is not None and polygon_writer.count:
         result.files.append(Path(polygons))
     if result.metrics is not None:
-        result.metrics.update(naive=naive, truth=str(truth))
+        result.metrics.update(naive=naive, tta=tta, truth=str(truth))
         write_json(out.parent / "metrics.json", result.metrics)
         result.files.append(out.parent / "metrics.json")
     return result
