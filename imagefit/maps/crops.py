@@ -80,7 +80,7 @@ class CropSource:
             labels = self.labels[t][top : top + s, left : left + s]
             if augment:
                 k = int(rng.integers(8))
-                pixels, labels = _dihedral(pixels, k), _dihedral(labels, k)
+                pixels, labels = dihedral(pixels, k), dihedral(labels, k)
             if jitter:
                 pixels = colour_jitter(pixels, jitter, rng)
             x[i], y[i] = pixels, position_targets(labels, self.patch)  # int16 -> int64
@@ -117,9 +117,18 @@ def position_targets(labels: np.ndarray, patch: int) -> np.ndarray:
     return labels[c : c + rows, c : c + cols]
 
 
-def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
-    a = np.rot90(a, k % 4, axes=(0, 1))
-    return a[:, ::-1] if k >= 4 else a
+def dihedral(a: np.ndarray, k: int, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """Symmetry k (0-7) of the square on `axes` (rows, cols): k % 4 quarter turns, then a mirror
+    image across the columns if k >= 4."""
+    a = np.rot90(a, k % 4, axes=axes)
+    return np.flip(a, axis=axes[1]) if k >= 4 else a
+
+
+def undo_dihedral(a: np.ndarray, k: int, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """The inverse of `dihedral(a, k, axes)`."""
+    if k >= 4:
+        a = np.flip(a, axis=axes[1])
+    return np.rot90(a, -(k % 4), axes=axes)
 
 
 class CropBatches(PatchBatches):

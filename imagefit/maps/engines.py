@@ -16,12 +16,15 @@ from torch import nn
 
 from imagefit.errors import OptionError
 from imagefit.features.engines import export_onnx, onnx_session
+from imagefit.maps.blend import softmax
+from imagefit.maps.crops import dihedral, undo_dihedral
 from imagefit.maps.dense import DenseSmallCNN, dense_model
 from imagefit.models.small_cnn import SmallCNN
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "torch", "onnx")
+AXES = (-2, -1)  # a window's rows and columns
 
 
 class NaiveEngine:
@@ -100,23 +103,10 @@ class DihedralEngine:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         total = None
         for k in range(8):
-            view = np.ascontiguousarray(_dihedral(x, k))
-            logits = torch.from_numpy(np.ascontiguousarray(self.engine(view)))
-            p = _undo_dihedral(torch.softmax(logits, dim=0).numpy(), k)
+            view = np.ascontiguousarray(dihedral(x, k, AXES))
+            p = undo_dihedral(softmax(self.engine(view)), k, AXES)
             total = p if total is None else total + p
         return np.log(np.maximum(total / 8, 1e-12)).astype(np.float32)
-
-
-def _dihedral(a: np.ndarray, k: int) -> np.ndarray:
-    """Symmetry k (0-7) of the square on the last two axes: k % 4 quarter turns, then a mirror if k >= 4."""
-    a = np.rot90(a, k % 4, axes=(-2, -1))
-    return a[..., ::-1] if k >= 4 else a
-
-
-def _undo_dihedral(a: np.ndarray, k: int) -> np.ndarray:
-    if k >= 4:
-        a = a[..., ::-1]
-    return np.rot90(a, -(k % 4), axes=(-2, -1))
 
 
 def make_engine(model: nn.Module, patch: int, naive: bool = False, engine: str = "auto", tta: bool = False):
