@@ -2,6 +2,7 @@
 
     python -m bench.maps [--models unet,fcn,larger_model] [--skip-quality] [--skip-speed]
         [--threads 2] [--run NAME=RUN ...] [--tta] [--epochs-decoder N --steps-decoder N ...]
+        [--splits tile6,random0,...] [--seeds 0,1,...]
 
 Quality (the protocol of the models published on this dataset): each model trains on every image of
 tiles 1-5 and 8 but one (T3P01, held out for validation and the per-epoch map), then maps all 9
@@ -14,6 +15,10 @@ Lite0 FCN-8s path (32-pixel patches trained densely on 192-pixel crops) and the 
 Published on this dataset, for comparison: a U-Net reaching 0.867 pixel accuracy on held-out
 whole images; DeepLabV3+ ResNet50 0.871 accuracy and 0.617 mIoU on (leaky) random patches.
 This protocol supersedes the earlier 7-tile / 6-held-out-tiles quality part.
+`--splits randomN` also trains and scores the decoder on the published U-Net's protocol: 9 whole
+images held out at random (seed N) from all 63 images, 1 for validation, the other 53 train.
+`--seeds 0,1,...` trains the decoder once per seed and prints the mean and range of its scores
+(one seed on one held-out scene is a noisy figure).
 
 Speed: `larger_model` maps a 2000x2000 region densely (ONNX Runtime and PyTorch) and a sampled
 200x200 region patch by patch (the naive reference); then a 4000x4000 tile is mapped end to end
@@ -29,6 +34,7 @@ import resource
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +45,29 @@ TILES = DATA / "aerial-tiles"
 VALID = "T3P01"
 TRAIN = [f"T{t}P0{p}" for t in (1, 2, 3, 4, 5, 8) for p in range(1, 10) if f"T{t}P0{p}" != VALID]
 TEST = [f"T6P0{p}" for p in range(1, 10)]
+
+
+@dataclass
+class Split:
+    """Which images train, which one validates, which are mapped and scored."""
+
+    name: str
+    train: list[str]
+    valid: str
+    test: list[str]
+
+
+TILE6 = Split("tile 6", TRAIN, VALID, TEST)
+
+
+def random_split(seed: int) -> Split:
+    """The published U-Net's protocol: 9 whole images held out at random from all 63 (tiles 1-6 and
+    8), one more for validation, the other 53 train, as many as in the tile-6 protocol."""
+    refs = sorted([*TRAIN, VALID, *TEST])
+    order = [str(r) for r in np.random.default_rng(seed).permutation(refs)]
+    return Split(f"random split {seed}", sorted(order[10:]), order[9], sorted(order[:9]))
+
+
 HALF = (0.5, 0.5, 0.5)
 MODELS = {  # name -> map-train options (the decoder with map-train's decoder defaults)
     "unet": {"model": "unet"},
@@ -120,17 +149,19 @@ def big_map(model, patch: int, tile: Path, out: Path) -> tuple[float, int]:
 
 
 def quality(
-    name: str, tmp: Path, threads: int, run_dir: Path | None = None, tta_too: bool = False, **options
-) -> tuple[object, dict]:
-    """Train (or reuse `run_dir`) on tiles 1-5 and 8, map the 9 images of tile 6; pooled scores (with
-    `tta_too`, a second time with the 8 symmetries of every window averaged)."""
+    name: str, tmp: Path, threads: int, run_dir: Path | None = None, tta_too: bool = False,
+    split: Split = TILE6, **options,
+) -> tuple[object, dict]:  # fmt: skip
+    """Train (or reuse `run_dir`) on the split's training images (tiles 1-5 and 8), map its test
+    images (the 9 of tile 6); pooled scores (with `tta_too`, a second time with the 8 symmetries of
+    every window averaged)."""
     from imagefit.maps.mapping import load_map_run, map_tile
     from imagefit.maps.train import train_map
 
     started, cpu = time.perf_counter(), cpu_seconds()
     if run_dir is None:
         run = train_map(
-            TILES, TRAIN, VALID, out=tmp / name, ignore=0, balance=True, progress=False, **options
+            TILES, split.train, split.valid, out=tmp / name, ignore=0, balance=True, progress=False, **options
         )
         run_dir, model = run.run_dir, run.classifier.model
     else:
@@ -140,7 +171,7 @@ def quality(
     results = {}
     for tta in (False, True) if tta_too else (False,):
         confusion, seconds = 0, 0.0
-        for ref in TEST:
+        for ref in split.test:
             tile, truth = TILES / "3band" / f"{ref}.jpg", TILES / "theme" / f"{ref}-theme.png"
             out = tmp / f"{name}{'-tta' if tta else ''}-{ref}.tif"
             m = map_tile(run_dir, tile, out, truth=truth, ignore=0, tta=tta).metrics
@@ -149,7 +180,7 @@ def quality(
         ious = "  ".join(f"{c} {v:.3f}" for c, v in zip(classes, scores["iou"], strict=True))
         label = f"{name} --tta" if tta else name
         print(
-            f"{label}: tile 6 (9 images) pixel accuracy {scores['pixel_accuracy']:.4f}  "
+            f"{label}: {split.name} (9 images) pixel accuracy {scores['pixel_accuracy']:.4f}  "
             f"mIoU(6) {scores['miou']:.4f}  train {wall:.0f} s wall, {cpu / threads:.0f} s CPU/{threads} "
             f"threads  (map {seconds:.1f} s)  load {load()}\n    IoU: {ious}\n    run: {run_dir}",
             flush=True,
@@ -174,6 +205,13 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--tta", action="store_true", help="also map tile 6 with the decoder's --tta")
     parser.add_argument("--run", action="append", default=[], help="NAME=RUN: map with this run, no training")
+    parser.add_argument(
+        "--splits",
+        default="tile6",
+        help="comma-separated: tile6 (the published models' protocol) and/or randomN (9 whole images "
+        "held out at random from every tile, seed N: the published U-Net's protocol; decoder only)",
+    )
+    parser.add_argument("--seeds", default="0", help="the decoder's training seeds, comma-separated")
     for name in ("epochs", "steps", "crop", "batch-size", "lr", "dice", "stages", "jitter"):
         parser.add_argument(f"--{name}-decoder", default=None, help=f"the decoder's --{name}")
     return parser.parse_args()
@@ -207,22 +245,68 @@ def main() -> None:
     names = [n for n in args.models.split(",") if n]
     runs = dict(item.split("=", 1) for item in args.run)
     options = {**MODELS, "unet": {**MODELS["unet"], **_decoder_options(args)}}
+    seeds = [int(s) for s in args.seeds.split(",")]
     models, scores = {}, {}
     if not args.skip_quality:
-        print(f"train: {len(TRAIN)} images of tiles 1-5 and 8; valid {VALID}; test: {', '.join(TEST)}")
-        for name in names:
-            run = Path(runs[name]) if name in runs else None
-            tta = args.tta and name == "unet"
-            models[name], rows = quality(name, tmp, args.threads, run, tta, **options[name])
-            scores.update(rows)
+        for split in _splits(args.splits):
+            test = ", ".join(split.test)
+            print(f"{split.name}: train {len(split.train)} images; valid {split.valid}; test: {test}")
+            for name in names if split is TILE6 else [n for n in names if n == "unet"]:
+                for seed in seeds if name == "unet" else [0]:
+                    run = Path(runs[name]) if name in runs else None
+                    label = _label(name, split, seed, seeds != [0] and name == "unet")
+                    tta = args.tta and name == "unet"
+                    model, rows = quality(
+                        label, tmp, args.threads, run, tta, split, seed=seed, **options[name]
+                    )
+                    models.setdefault(name, model)
+                    scores.update(rows)
         print(PUBLISHED)
         for name, s in scores.items():
             print(
-                f"  {name:19s} pixel accuracy {s['pixel_accuracy']:.4f}  mIoU(6) {s['miou']:.4f}  "
+                f"  {name:32s} pixel accuracy {s['pixel_accuracy']:.4f}  mIoU(6) {s['miou']:.4f}  "
                 f"train {s['train_wall']:.0f} s wall / {s['train_cpu']:.0f} s CPU per thread"
             )
+        _print_means(scores)
     if not args.skip_speed:
         speed(_speed_models(models), tmp)
+
+
+def _splits(text: str) -> list[Split]:
+    out = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        if item == "tile6":
+            out.append(TILE6)
+        elif item.startswith("random") and item[6:].isdigit():
+            out.append(random_split(int(item[6:])))
+        else:
+            raise SystemExit(f"--splits: unknown split {item!r} (tile6 or randomN)")
+    return out
+
+
+def _label(name: str, split: Split, seed: int, seeded: bool) -> str:
+    """A model's label in the printout: its name, its split unless tile 6, its seed if several."""
+    parts = (
+        [name]
+        + ([split.name.replace(" ", "")] if split is not TILE6 else [])
+        + ([f"seed{seed}"] if seeded else [])
+    )
+    return "-".join(parts)
+
+
+def _print_means(scores: dict) -> None:
+    """The mean of the decoder's scores over its seeds, per split and mapping (plain, --tta)."""
+    groups: dict[str, list[dict]] = {}
+    for label, s in scores.items():
+        if "-seed" in label:
+            base = "-".join(p for p in label.split(" ")[0].split("-") if not p.startswith("seed"))
+            groups.setdefault(base + (" --tta" if label.endswith("--tta") else ""), []).append(s)
+    for base, rows in groups.items():
+        acc, miou = (np.array([r[k] for r in rows]) for k in ("pixel_accuracy", "miou"))
+        print(
+            f"  {base:32s} mean of {len(rows)} seeds: pixel accuracy {acc.mean():.4f} (range {acc.min():.4f}-"
+            f"{acc.max():.4f})  mIoU(6) {miou.mean():.4f} ({miou.min():.4f}-{miou.max():.4f})"
+        )
 
 
 def _speed_models(models: dict) -> dict:
