@@ -246,7 +246,7 @@ def main() -> None:
     runs = dict(item.split("=", 1) for item in args.run)
     options = {**MODELS, "unet": {**MODELS["unet"], **_decoder_options(args)}}
     seeds = [int(s) for s in args.seeds.split(",")]
-    models, scores = {}, {}
+    models, scores, by_seed = {}, {}, {}
     if not args.skip_quality:
         for split in _splits(args.splits):
             test = ", ".join(split.test)
@@ -261,13 +261,17 @@ def main() -> None:
                     )
                     models.setdefault(name, model)
                     scores.update(rows)
+                    base = _label(name, split, seed, False)
+                    for row_label, row in rows.items() if name == "unet" else ():  # LABEL, LABEL --tta
+                        by_seed.setdefault(base + row_label[len(label) :], []).append(row)
         print(PUBLISHED)
         for name, s in scores.items():
             print(
                 f"  {name:32s} pixel accuracy {s['pixel_accuracy']:.4f}  mIoU(6) {s['miou']:.4f}  "
                 f"train {s['train_wall']:.0f} s wall / {s['train_cpu']:.0f} s CPU per thread"
             )
-        _print_means(scores)
+        if len(seeds) > 1:
+            _print_means(by_seed)
     if not args.skip_speed:
         speed(_speed_models(models), tmp)
 
@@ -285,7 +289,7 @@ def _splits(text: str) -> list[Split]:
 
 
 def _label(name: str, split: Split, seed: int, seeded: bool) -> str:
-    """A model's label in the printout: its name, its split unless tile 6, its seed if several."""
+    """A model's label in the printout: its name, its split unless tile 6, its seed if `seeded`."""
     parts = (
         [name]
         + ([split.name.replace(" ", "")] if split is not TILE6 else [])
@@ -294,14 +298,9 @@ def _label(name: str, split: Split, seed: int, seeded: bool) -> str:
     return "-".join(parts)
 
 
-def _print_means(scores: dict) -> None:
-    """The mean of the decoder's scores over its seeds, per split and mapping (plain, --tta)."""
-    groups: dict[str, list[dict]] = {}
-    for label, s in scores.items():
-        if "-seed" in label:
-            base = "-".join(p for p in label.split(" ")[0].split("-") if not p.startswith("seed"))
-            groups.setdefault(base + (" --tta" if label.endswith("--tta") else ""), []).append(s)
-    for base, rows in groups.items():
+def _print_means(by_seed: dict[str, list[dict]]) -> None:
+    """The mean and range of the decoder's scores over its seeds, per split and mapping (plain, --tta)."""
+    for base, rows in by_seed.items():
         acc, miou = (np.array([r[k] for r in rows]) for k in ("pixel_accuracy", "miou"))
         print(
             f"  {base:32s} mean of {len(rows)} seeds: pixel accuracy {acc.mean():.4f} (range {acc.min():.4f}-"
