@@ -119,7 +119,7 @@ def export_onnx(
     """Write `net` as an ONNX graph (input 'images', one output) atomically, with optional metadata.
 
     `axes` names free axes of the input and output beyond the batch (e.g. height and width)."""
-    dummy = torch.zeros(batch, *input_size)
+    dummy = torch.zeros(batch, *input_size, device=next(net.parameters()).device)  # where the net is
     if axes is None:
         axes = {"images": {0: "batch"}, output: {0: "batch"}} if dynamic_batch else None
 

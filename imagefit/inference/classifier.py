@@ -83,8 +83,10 @@ class Classifier:
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Softmax (multi-label: sigmoid) of the classifier head applied to pre-logits features."""
         head = self.model.get_classifier()
-        logits = head(torch.from_numpy(np.ascontiguousarray(features, np.float32)))
-        return (logits.sigmoid() if self.multilabel else logits.softmax(-1)).numpy()
+        weight = next(head.parameters())  # on a GPU when an engine moved the model there
+        x = torch.from_numpy(np.ascontiguousarray(features, np.float32)).to(weight.device)
+        logits = head(x).float()
+        return (logits.sigmoid() if self.multilabel else logits.softmax(-1)).cpu().numpy()
 
     def predict(self, inputs, tta: bool | str = False, **extract_options) -> Predictions:
         """Class probabilities for image files and folders; unreadable files are reported, not fatal.

@@ -187,7 +187,7 @@ class FinetuneStrategy(Strategy):
         tuned = classifier.model.state_dict()
         classifier.model.load_state_dict(
             {
-                k: (a * v + (1 - a) * probe[k].to(v.dtype)) if v.is_floating_point() else v
+                k: (a * v + (1 - a) * probe[k].to(v.device, v.dtype)) if v.is_floating_point() else v
                 for k, v in tuned.items()
             }
         )
