@@ -49,3 +49,8 @@ workers_option = click.option(
     default=None,
     help="Image decoding processes (default: cores - 1).",
 )
+
+
+def inference_options(command):
+    """--batch-size, --workers and --engine: how images are decoded and run through the model."""
+    return batch_option(workers_option(engine_option(command)))
