@@ -1,8 +1,9 @@
-"""Helpers shared by the benchmarks: where the real data is, and an unreachable network."""
+"""Helpers shared by the benchmarks: where the real data is, an unreachable network, peak memory."""
 
 from __future__ import annotations
 
 import os
+import resource
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -26,3 +27,12 @@ def dogs_cats_files(split: str = "train") -> list[Path]:
     if not DOGS_CATS.is_dir():
         raise SystemExit(f"real data not found at {DOGS_CATS}")
     return sorted((DOGS_CATS / split).rglob("*.jpg"))
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the parent
+    that started it, whose memory a vfork'ed child counts until it runs exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

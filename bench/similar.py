@@ -27,15 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench._common import DOGS_CATS
-
-
-def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
-    from imagefit.search.embed import features
-
-    data = features("efficientnet_lite0", DOGS_CATS, progress=False)
-    labels = np.array([p.split("/")[1] for p in data.paths])  # train|valid/<class>/file
-    return data.vectors, labels
+from bench._common import peak_mb
+from bench._vectors import real_embeddings, synthetic, synthetic_chunks
 
 
 def knn_share(vectors: np.ndarray, labels: np.ndarray, metric: str, k: int = 10) -> float:
@@ -47,24 +40,6 @@ def knn_share(vectors: np.ndarray, labels: np.ndarray, metric: str, k: int = 10)
         others = [j for j in neighbours if j != row][:k]
         share.append(np.mean(labels[others] == own))
     return float(np.mean(share))
-
-
-def synthetic(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
-    """n vectors: real ones, each with noise a quarter of the real nearest-neighbour distance."""
-    return np.concatenate([chunk for _, chunk in synthetic_chunks(base, n, rng, 100_000)])
-
-
-def synthetic_chunks(base: np.ndarray, n: int, rng: np.random.Generator, chunk: int):
-    """(first row, vectors) of synthetic(), `chunk` rows at a time, never all of them in memory."""
-    from imagefit.features.neighbours import NeighbourIndex
-
-    d, _ = NeighbourIndex(base, method="exact").search(base, 2)
-    sigma = 0.25 * float(np.median(d[:, 1])) / np.sqrt(base.shape[1])
-    for start in range(0, n, chunk):
-        stop = min(n, start + chunk)
-        out = base[rng.integers(0, len(base), stop - start)]
-        out += rng.normal(0, sigma, (stop - start, base.shape[1])).astype(np.float32)
-        yield start, out
 
 
 def latency(index, queries: np.ndarray, k: int) -> tuple[float, np.ndarray]:
@@ -171,8 +146,6 @@ def query_persisted(folder: str, work: str) -> None:
     start = time.perf_counter()
     index.add([f"more-{i}.jpg" for i in range(len(more))], [f"{n + i:032x}" for i in range(len(more))], more)
     add = time.perf_counter() - start
-    from bench.store import peak_mb
-
     rss = peak_mb()
     print(
         f"          load {load:.2f} s, query {seconds * 1e3:.1f} ms (median of {len(queries)}), "

@@ -18,7 +18,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -27,6 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bench._common import dogs_cats_files, offline_env, peak_mb
+from bench._vectors import real_embeddings, synthetic_chunks
 
 ROOT = Path(__file__).resolve().parents[1]
 DIGEST_BYTES = 16
@@ -106,15 +108,6 @@ def measure(kind: str, what: str, folder: Path, n: int) -> dict:
     return {"seconds": seconds, "peak_mb": peak_mb()}
 
 
-def peak_mb() -> float:
-    """This process's peak resident memory (VmHWM: unlike ru_maxrss, not inherited from the parent
-    that started it, whose memory a vfork'ed child counts until it runs exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def fresh(kind: str, what: str, folder: Path, n: int, limit_gb: float) -> dict:
     """measure() in a new Python process, its address space capped at limit_gb."""
     code = (
@@ -137,16 +130,12 @@ def base_vectors(work: Path) -> np.ndarray:
     """The Dogs-vs-Cats Lite0 embeddings, computed once and kept in `work`."""
     saved = work / "base.npy"
     if not saved.is_file():
-        from bench.similar import real_embeddings
-
         np.save(saved, real_embeddings()[0])
     return np.load(saved)
 
 
 def fill(base: np.ndarray, n: int, new: Path, old: Path) -> tuple[float, float]:
     """Write n synthetic vectors into both stores, 10,240 at a time; seconds spent on each."""
-    from bench.similar import synthetic_chunks
-
     store, spent_new, spent_old = _open("new", new), 0.0, 0.0
     rng = np.random.default_rng(0)
     old.mkdir(parents=True, exist_ok=True)
@@ -179,8 +168,6 @@ def disk_mb(folder: Path) -> float:
 
 def predict_beside(base: np.ndarray, n: int, work: Path) -> None:
     """Train a tiny linear run, put n synthetic vectors in its store, and time `imagefit predict`."""
-    from bench._common import dogs_cats_files, offline_env
-
     env = {**offline_env(), "IMAGEFIT_CACHE": str(work / "cache"), "PYTHONPATH": str(ROOT)}
     data = work / "tiny"
     for path in dogs_cats_files("train")[:8] + dogs_cats_files("train")[-8:]:

@@ -1,4 +1,4 @@
-"""Shared fixtures: no network, a private feature cache, tiny generated image folders."""
+"""Shared fixtures and helpers: no network, private feature caches, tiny image folders, model and run."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY_MODEL = "test_efficientnet"  # a timm test architecture: tiny, untrained, fast
+TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]  # imagefit train flags
 
 COLOURS = {"blue": (30, 60, 220), "red": (220, 40, 30), "green": (40, 200, 60)}
 
@@ -20,6 +21,25 @@ COLOURS = {"blue": (30, 60, 220), "red": (220, 40, 30), "green": (40, 200, 60)}
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["IMAGEFIT_CACHE"] = str(tmp_path_factory.mktemp("imagefit-cache"))
+
+
+@pytest.fixture
+def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A feature cache of this test alone (`pytestmark = pytest.mark.usefixtures("own_cache")`)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("IMAGEFIT_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture
+def backbone():
+    """The tiny test backbone, untrained, its weights seeded."""
+    import torch
+
+    from imagefit.models import create_backbone
+
+    torch.manual_seed(0)
+    return create_backbone(TINY_MODEL, weights="none")
 
 
 def write_image(path: Path, colour: tuple[int, int, int], seed: int, size=(48, 40)) -> Path:
@@ -47,3 +67,16 @@ def make_folder(root: Path, classes=("blue", "red"), n_train=10, n_valid=4, ext=
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
     return make_folder(tmp_path / "data")
+
+
+def train_tiny_run(place: Path) -> Path:
+    """PLACE/data (4 + 2 images per class) and PLACE/run trained on it by the CLI; PLACE/cache its cache."""
+    from click.testing import CliRunner
+
+    from imagefit.cli import cli
+
+    os.environ["IMAGEFIT_CACHE"] = str(place / "cache")
+    make_folder(place / "data", n_train=4, n_valid=2)
+    result = CliRunner().invoke(cli, ["train", str(place / "data"), "--out", str(place / "run"), *TINY])
+    assert result.exit_code == 0, result.output
+    return place / "run"

@@ -10,9 +10,8 @@ from click.testing import CliRunner
 
 from imagefit.cli import cli
 from tests._corpus import write_corpus
-from tests.conftest import TINY_MODEL
+from tests.conftest import TINY
 
-TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
 REASONS = {
     "empty": "empty file",
     "not-image": "not an image",
@@ -22,9 +21,7 @@ REASONS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("IMAGEFIT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 def _assert_outcomes(run: Path, trained: dict, skipped: dict, output: str) -> None:

@@ -15,18 +15,14 @@ from timm.data import ImageNetInfo
 
 from imagefit.cli import cli
 from imagefit.runs import load
-from tests.conftest import TINY_MODEL, make_folder, write_image
-
-TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
+from tests.conftest import TINY, TINY_MODEL, make_folder, write_image
 
 
 def invoke(*args: str):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("IMAGEFIT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 @pytest.fixture

@@ -14,9 +14,8 @@ import pytest
 from click.testing import CliRunner
 
 from imagefit.cli import cli
-from tests.conftest import TINY_MODEL, make_folder
+from tests.conftest import TINY, TINY_MODEL, make_folder, train_tiny_run
 
-TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,10 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def place(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with a dataset, a trained run and a few wrong files, shared by the cases."""
     d = tmp_path_factory.mktemp("mistakes")
-    os.environ["IMAGEFIT_CACHE"] = str(d / "cache")
-    make_folder(d / "data", n_train=4, n_valid=2)
-    result = CliRunner().invoke(cli, ["train", str(d / "data"), "--out", str(d / "run"), *TINY])
-    assert result.exit_code == 0, result.output
+    train_tiny_run(d)
     (d / "file.txt").write_text("not a folder, not an image")
     (d / "bad.safetensors").write_bytes(b"garbage" * 10)
     return d

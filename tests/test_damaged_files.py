@@ -15,19 +15,12 @@ from click.testing import CliRunner
 from imagefit.cli import cli
 from imagefit.errors import DataError, ModelError
 from imagefit.features.cache import FeatureCache
-from tests.conftest import TINY_MODEL, make_folder
-
-TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
+from tests.conftest import TINY_MODEL, train_tiny_run
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("damaged")
-    os.environ["IMAGEFIT_CACHE"] = str(d / "cache")
-    make_folder(d / "data", n_train=4, n_valid=2)
-    result = CliRunner().invoke(cli, ["train", str(d / "data"), "--out", str(d / "run"), *TINY])
-    assert result.exit_code == 0, result.output
-    return d / "run"
+    return train_tiny_run(tmp_path_factory.mktemp("damaged"))
 
 
 def _copy_run(run: Path, to: Path) -> Path:

@@ -13,19 +13,9 @@ from imagefit.data import iterate_batches
 from imagefit.features import FeatureExtractor
 from imagefit.features.engines import OnnxEngine, TorchEngine
 from imagefit.features.layers import Embedding
-from imagefit.models import create_backbone
 from tests.conftest import TINY_MODEL
 
-
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("IMAGEFIT_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def backbone():
-    torch.manual_seed(0)
-    return create_backbone(TINY_MODEL, weights="none")
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 def test_features_equal_a_plain_forward_pass(backbone, tiny_data: Path) -> None:

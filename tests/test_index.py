@@ -22,9 +22,7 @@ from tests.test_similar import FAST, embed, gallery, run, weights  # noqa: F401 
 MODEL = {"source": "test", "layer": "pre-logits", "pool": "avg", "key": "k"}
 
 
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("IMAGEFIT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 def clustered(n: int, dim: int = 32, seed: int = 0) -> np.ndarray:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from imagefit.cli import cli
-from tests.conftest import TINY_MODEL, make_folder, write_image
-
-TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
+from tests.conftest import TINY, TINY_MODEL, train_tiny_run, write_image
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
@@ -26,9 +23,7 @@ def _snapshot(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def earlier(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("earlier")
-    os.environ["IMAGEFIT_CACHE"] = str(d / "cache")
-    make_folder(d / "data", n_train=4, n_valid=2)
-    assert CliRunner().invoke(cli, ["train", str(d / "data"), "--out", str(d / "run"), *TINY]).exit_code == 0
+    train_tiny_run(d)
     scratch = ["--strategy", "scratch", "--arch", "conv4@3-pool2-dense8", "--epochs", "2", "-j", "0"]
     result = CliRunner().invoke(cli, ["train", str(d / "data"), "--out", str(d / "scratch"), *scratch])
     assert result.exit_code == 0, result.output

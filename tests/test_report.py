@@ -16,9 +16,8 @@ from PIL import Image
 
 from imagefit.cli import cli
 from imagefit.evaluate.curves import learning_curves, stage_spans
-from tests.conftest import COLOURS, TINY_MODEL, make_folder, write_image
+from tests.conftest import COLOURS, TINY, make_folder, write_image
 
-TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
 ODD = '<i>red&"x"'  # a class name that is also markup
 
 

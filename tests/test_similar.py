@@ -20,9 +20,7 @@ from tests.conftest import TINY_MODEL, write_image
 FAST = ["--engine", "torch", "-j", "0"]
 
 
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("IMAGEFIT_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 @pytest.fixture

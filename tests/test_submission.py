@@ -18,9 +18,8 @@ from imagefit.features.layers import VIEWS, Embedding, apply_view
 from imagefit.inference.classifier import Predictions, tta_views
 from imagefit.inference.submission import Submission, submission_id, write_submission
 from imagefit.runs import load
-from tests.conftest import COLOURS, TINY_MODEL, make_folder, write_image
+from tests.conftest import COLOURS, TINY, TINY_MODEL, make_folder, write_image
 
-TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
 PLAIN = {"engine": "torch", "workers": 0, "progress": False}
 
 

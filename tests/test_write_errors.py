@@ -19,9 +19,8 @@ from imagefit.cli import cli
 from imagefit.data.atomic import write_text, write_with
 from imagefit.errors import WriteError
 from imagefit.features.cache import FeatureCache
-from tests.conftest import TINY_MODEL
+from tests.conftest import TINY
 
-TINY = ["--model", TINY_MODEL, "--weights", "none", "--engine", "torch", "-j", "0"]
 WARNING = "going on without the feature cache"
 
 

@@ -14,7 +14,7 @@ from imagefit.audit.duplicates import SAME_PICTURE, classify_groups, same_pictur
 from imagefit.audit.findings import LABEL_ISSUE, OUTLIER, SCORES, UNUSABLE, Finding, ranked, write_findings
 from imagefit.audit.items import TABLE, LabelledImages, labelled_images
 from imagefit.audit.labels import LabelIssues, label_issues
-from imagefit.audit.multilabel import multilabel_findings, multilabel_issues
+from imagefit.audit.multilabel import multilabel_issues
 from imagefit.audit.outliers import flag_outliers, outlier_scores
 from imagefit.audit.page import write_page
 from imagefit.data.atomic import write_json
@@ -88,10 +88,9 @@ def audit(
     clock.lap("features")
     if items.label_sets is not None:
         issues = multilabel_issues(vectors, [items.label_sets[j] for j in kept], len(items.classes), seed)
-        findings = multilabel_findings(items, kept, issues)
     else:
         issues = label_issues(vectors, items.labels[kept], items.classes, folds, seed)
-        findings = _label_findings(items, kept, issues)
+    findings = _label_findings(items, kept, issues)
     findings += _outlier_findings(items, kept, outlier_scores(vectors))
     clock.lap("labels_outliers")
     if duplicates != "none":
@@ -146,18 +145,22 @@ class _Clock:
 
 
 def _label_findings(items: LabelledImages, kept: np.ndarray, issues: LabelIssues) -> list[Finding]:
+    """A label_issue finding per listed image: its given label(s), the label(s) predicted out of fold."""
     out = []
     for i in issues.indices:
+        suggested = items.names(issues.suggested[i])
+        note = "cleanlab: label issue" if issues.flagged[i] else "out-of-fold prediction disagrees"
+        if items.label_sets is None:  # one class per image: how sure the folds are of the suggestion
+            note += f"; p({suggested}) = {issues.probabilities[i].max():.3f}"
         j = kept[i]
         out.append(
             Finding(
                 LABEL_ISSUE,
                 items.relative(items.paths[j]),
-                given=items.classes[items.labels[j]],
-                suggested=items.classes[issues.suggested[i]],
+                given=items.given(j),
+                suggested=suggested,
                 score=float(issues.quality[i]),
-                note=("cleanlab: label issue" if issues.flagged[i] else "out-of-fold prediction disagrees")
-                + f"; p({items.classes[issues.suggested[i]]}) = {issues.probabilities[i].max():.3f}",
+                note=note,
             )
         )
     return out

@@ -19,15 +19,25 @@ MIN_PER_CLASS = 2  # images a class needs for any cross-validation at all
 
 @dataclass
 class LabelIssues:
-    """Images whose given label disagrees with confident out-of-fold predictions."""
+    """Images whose given labels disagree with confident out-of-fold predictions."""
 
     indices: np.ndarray  # flagged by cleanlab or predicted otherwise out of fold, worst first
-    flagged: np.ndarray  # (n,) bool: flagged by cleanlab's find_label_issues
+    flagged: np.ndarray  # (n,) bool: flagged by cleanlab's (single- or multi-label) find_label_issues
     quality: np.ndarray  # (n,) label-quality score of every image, 0 (surely wrong) .. 1
-    suggested: np.ndarray  # (n,) the most likely class of every image
+    suggested: np.ndarray | list[tuple[int, ...]]  # (n,) most likely class, or labels predicted (multi-label)
     probabilities: np.ndarray  # (n, k) out-of-fold probabilities
     folds: int
     C: float
+
+
+def worst_first(
+    flagged: np.ndarray, disagrees: np.ndarray, quality: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(images flagged or predicted otherwise, worst label quality first; the flagged ones as a mask)."""
+    mask = np.zeros(len(quality), bool)
+    mask[flagged] = True
+    candidates = np.flatnonzero(mask | disagrees)
+    return candidates[np.argsort(quality[candidates], kind="stable")], mask
 
 
 def choose_folds(labels: np.ndarray, classes: list[str], folds: int) -> int:
@@ -101,11 +111,8 @@ def label_issues(
     with threadpool_limits(1):  # one BLAS thread: several fight badly on a busy 2-core machine
         probs, c = out_of_fold_probabilities(x, y, len(classes), folds, seed)
         flagged, quality = find_label_issues(probs, y)
-    mask = np.zeros(len(y), bool)
-    mask[flagged] = True
     suggested = probs.argmax(1)
-    candidates = np.flatnonzero(mask | (suggested != y))
-    order = candidates[np.argsort(quality[candidates], kind="stable")]
+    order, mask = worst_first(flagged, suggested != y, quality)
     return LabelIssues(order, mask, quality, suggested, probs, folds, c)
 
 

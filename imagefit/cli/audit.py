@@ -6,14 +6,7 @@ from pathlib import Path
 
 import click
 
-from imagefit.cli.options import (
-    batch_option,
-    engine_option,
-    model_option,
-    weights_option,
-    weights_value,
-    workers_option,
-)
+from imagefit.cli.options import inference_options, model_option, weights_option, weights_value
 
 TABLE_HELP = {
     "--images": "Folder the image names of a label table start from (default: the table's folder).",
@@ -59,16 +52,14 @@ def table_options(command, valid: bool = True):
 @table_options
 @model_option
 @weights_option
-@batch_option
-@workers_option
-@engine_option
+@inference_options
 def audit(
     data, out, folds, seed, duplicates, threshold, model, weights, batch_size, workers, engine, **table
 ):
     """Likely label errors, outliers, near-duplicates and unusable files of DATA, ranked on one page."""
-    from imagefit.audit import audit as run
+    from imagefit.audit import audit as audit_data
 
-    result = run(
+    result = audit_data(
         data,
         out,
         folds=folds,
@@ -114,7 +105,7 @@ def fix_table_options(command):
 @fix_table_options
 def fix(data, fixes, undo_journal, journal, quarantine, out, **table) -> None:
     """Apply FIXES.csv (path,action,label: relabel, remove, keep) to DATA by moving files, never deleting."""
-    from imagefit.audit import fix as run
+    from imagefit.audit import fix as apply_fixes
     from imagefit.audit import undo
 
     if undo_journal is not None:
@@ -125,7 +116,7 @@ def fix(data, fixes, undo_journal, journal, quarantine, out, **table) -> None:
         raise click.UsageError("give DATA and FIXES.csv, or --undo JOURNAL")
     if out is not None:
         table["out"] = out
-    result = run(data, fixes, journal=journal, quarantine=quarantine, **table)
+    result = apply_fixes(data, fixes, journal=journal, quarantine=quarantine, **table)
     if not hasattr(result, "moves"):
         click.echo(
             f"wrote {result.table}: {result.relabelled} row(s) relabelled, {result.removed} removed "

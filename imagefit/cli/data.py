@@ -33,9 +33,11 @@ def check(data, fix, quarantine, quick, images, workers) -> None:
     DATA may be a label table (CSV/TSV): the images it names are checked.
     Exit code 0 when everything left can be used, 3 when unusable files or layout errors remain.
     """
-    from imagefit.data.check import check as run
+    from imagefit.data.check import check as check_data
 
-    report = run(data, fix=fix, quarantine=quarantine, quick=quick, workers=workers or None, images=images)
+    report = check_data(
+        data, fix=fix, quarantine=quarantine, quick=quick, workers=workers or None, images=images
+    )
     for line in report.lines():
         click.echo(line)
     click.echo(report.summary(), err=True)
@@ -53,9 +55,9 @@ def check(data, fix, quarantine, quick, images, workers) -> None:
 def demo(out: Path, epochs: int) -> None:
     """A small CNN from scratch beside transfer on scikit-learn's digits; ImageNet top-5 of sample photos."""
     from imagefit.demo import WHY_SCRATCH
-    from imagefit.demo import demo as run
+    from imagefit.demo import demo as make_demo
 
-    result = run(out, epochs=epochs)
+    result = make_demo(out, epochs=epochs)
     click.echo(
         f"dataset: {out / 'digits'} (scikit-learn's 1,797 handwritten 8x8 digits as PNG class folders)"
     )

@@ -7,14 +7,7 @@ from pathlib import Path
 
 import click
 
-from imagefit.cli.options import (
-    batch_option,
-    engine_option,
-    model_option,
-    weights_option,
-    weights_value,
-    workers_option,
-)
+from imagefit.cli.options import inference_options, model_option, weights_option, weights_value
 from imagefit.models.defaults import DEFAULT_BACKBONE
 
 
@@ -32,15 +25,13 @@ from imagefit.models.defaults import DEFAULT_BACKBONE
 @click.option("--pool", type=click.Choice(["avg", "max"]), default="avg", show_default=True)
 @click.option("--flip", is_flag=True, help="Average each image's vector with its mirror image's.")
 @weights_option
-@batch_option
-@workers_option
-@engine_option
+@inference_options
 def features(source, folder, out, layer, pool, flip, weights, batch_size, workers, engine) -> None:
     """Embeddings of every image under DIR, from a backbone name or a run folder."""
     from imagefit.features.store import embeddings_file
-    from imagefit.search.embed import features as run
+    from imagefit.search.embed import features as embed_folder
 
-    data = run(
+    data = embed_folder(
         source,
         folder,
         out,
@@ -80,9 +71,9 @@ def similar(index, queries, k, metric, out, as_json, model, layer) -> None:
     INDEX is a folder written by imagefit index (loaded, not rebuilt), or an embedding file from
     imagefit features (either file of the pair, or the name given to its -o).
     """
-    from imagefit.search.similar import similar as run
+    from imagefit.search.similar import similar as find_similar
 
-    results = run(index, list(queries), k=k, metric=metric, out=out, model=model, layer=layer)
+    results = find_similar(index, list(queries), k=k, metric=metric, out=out, model=model, layer=layer)
     if as_json:
         click.echo(json.dumps(results, indent=2))
     else:
@@ -106,14 +97,12 @@ def similar(index, queries, k, metric, out, as_json, model, layer) -> None:
 @model_option
 @weights_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of groups.")
-@batch_option
-@workers_option
-@engine_option
+@inference_options
 def dedupe(folder, threshold, model, weights, as_json, batch_size, workers, engine) -> None:
     """Groups of near-duplicate images under DIR (re-saved, resized or mirrored copies)."""
-    from imagefit.search.dedupe import dedupe as run
+    from imagefit.search.dedupe import dedupe as find_duplicates
 
-    groups = run(
+    groups = find_duplicates(
         folder,
         threshold,
         model,
@@ -145,16 +134,14 @@ def dedupe(folder, threshold, model, weights, as_json, batch_size, workers, engi
     "--metric", type=click.Choice(["euclidean", "cosine"]), default=None, help="New index: default euclidean."
 )
 @weights_option
-@batch_option
-@workers_option
-@engine_option
+@inference_options
 def index(source, out, model, metric, weights, batch_size, workers, engine) -> None:
     """Make a similarity index of DIR or of an embedding file, or add the new images to it.
 
     Exact below 50,000 images, IVF-PQ with exact re-ranking above; imagefit similar OUT loads it.
     """
-    from imagefit.search.indexing import index as run
+    from imagefit.search.indexing import index as build_index
 
     options = {"batch_size": batch_size, "workers": workers, "engine": engine} if source.is_dir() else {}
-    built = run(source, out, model, metric, weights_value(weights), **options)
+    built = build_index(source, out, model, metric, weights_value(weights), **options)
     click.echo(f"{len(built)} images in {out} ({built.meta['kind']}, {built.meta['metric']})")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from imagefit.cli.options import batch_option, engine_option, workers_option
+from imagefit.cli.options import inference_options
 
 
 @click.command()
@@ -29,15 +29,13 @@ from imagefit.cli.options import batch_option, engine_option, workers_option
     help="Images per gallery.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random galleries.")
-@batch_option
-@workers_option
-@engine_option
+@inference_options
 def evaluate(run_dir, data, out, split, n_images, seed, batch_size, workers, engine) -> None:
     """Evaluate the model in RUN on the labelled images of DATA: metrics, confusion matrix, galleries."""
     from imagefit.evaluate import confusion_text
-    from imagefit.evaluate import evaluate as run_evaluation
+    from imagefit.evaluate import evaluate as evaluate_run
 
-    m = run_evaluation(
+    m = evaluate_run(
         run_dir,
         data,
         out=out,
@@ -69,6 +67,6 @@ def report(run_dir, out) -> None:
 
     The evaluation part comes from RUN/evaluation/ (written by training or imagefit evaluate).
     """
-    from imagefit.evaluate.report import report as run
+    from imagefit.evaluate.report import report as write_report
 
-    click.echo(f"wrote {run(run_dir, out)}")
+    click.echo(f"wrote {write_report(run_dir, out)}")

@@ -30,9 +30,9 @@ def summary(source, image_size, channels, classes) -> None:
 
     MODEL_OR_RUN is a run folder, a timm or registry name, or a small-CNN preset or spec.
     """
-    from imagefit.explain.summary import summary as run
+    from imagefit.explain.summary import summary as model_summary
 
-    click.echo(run(source, image_size, channels, classes).table())
+    click.echo(model_summary(source, image_size, channels, classes).table())
 
 
 @click.command()
@@ -50,9 +50,9 @@ def summary(source, image_size, channels, classes) -> None:
 )
 def kernels(source, image, layer, weights, out) -> None:
     """The first convolution's filters as an image grid, and optionally an image's feature maps."""
-    from imagefit.explain.kernels import kernels as run
+    from imagefit.explain.kernels import kernels as draw_kernels
 
-    for path in run(source, image, layer, weights_value(weights), out):
+    for path in draw_kernels(source, image, layer, weights_value(weights), out):
         click.echo(f"wrote {path}")
 
 
@@ -73,7 +73,7 @@ def kernels(source, image, layer, weights, out) -> None:
 )
 def export(run_dir, fmt, out, dynamic_batch, batch_size) -> None:
     """Export the classifier in RUN as ONNX or TorchScript, checked against PyTorch."""
-    from imagefit.export import export as run
+    from imagefit.export import export as export_run
 
-    result = run(run_dir, fmt, out, dynamic_batch, batch_size)
+    result = export_run(run_dir, fmt, out, dynamic_batch, batch_size)
     click.echo(f"wrote {result.path}  (max abs difference from PyTorch: {result.max_abs_diff:.2e})")

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import click
 
-from imagefit.models.defaults import DEFAULT_BACKBONE, ENGINES
+from imagefit.models.defaults import DEFAULT_BACKBONE, ENGINES, WEIGHT_KEYWORDS
 
 
 def weights_value(value: str | None) -> str | Path | None:
     """--weights as the library takes it: a keyword, or the path of a weights file."""
-    return value if value in (None, "auto", "hub", "none") else Path(value)
+    return value if value is None or value in WEIGHT_KEYWORDS else Path(value)
 
 
 def default_of(options: type, name: str) -> object:
@@ -49,3 +49,8 @@ workers_option = click.option(
     default=None,
     help="Image decoding processes (default: cores - 1).",
 )
+
+
+def inference_options(command):
+    """--batch-size, --workers and --engine: how images are decoded and run through the model."""
+    return batch_option(workers_option(engine_option(command)))

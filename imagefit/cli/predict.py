@@ -7,14 +7,7 @@ from pathlib import Path
 
 import click
 
-from imagefit.cli.options import (
-    batch_option,
-    engine_option,
-    model_option,
-    weights_option,
-    weights_value,
-    workers_option,
-)
+from imagefit.cli.options import inference_options, model_option, weights_option, weights_value
 
 
 @click.command()
@@ -45,9 +38,7 @@ from imagefit.cli.options import (
 )
 @click.option("--tta", is_flag=True, help="Average each image's probabilities with its mirror image's.")
 @click.option("--tta-crops", is_flag=True, help="Also average over the four corners zoomed in (6 views).")
-@batch_option
-@workers_option
-@engine_option
+@inference_options
 def predict(
     run_dir,
     inputs,
@@ -116,9 +107,9 @@ def predict(
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per image.")
 def imagenet(images, model, weights, top, as_json) -> None:
     """Top-k ImageNet classes of IMAGES (files or folders)."""
-    from imagefit.inference.imagenet import imagenet as run
+    from imagefit.inference.imagenet import imagenet as imagenet_top_k
 
-    results = run(images, model=model, weights=weights_value(weights), top=top, progress=False)
+    results = imagenet_top_k(images, model=model, weights=weights_value(weights), top=top, progress=False)
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 _BUSY_MS = 600_000  # how long a writer waits for another one before giving up
 _IN_CHUNK = 500  # digests per SELECT ... IN (...), below SQLite's parameter limit
 _NETWORK_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "ceph", "glusterfs", "beegfs", "9p"}
-_AFTER = "SELECT digest, vector FROM vectors WHERE digest > ? ORDER BY digest LIMIT ?"
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS vectors (digest BLOB PRIMARY KEY, vector BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",

@@ -22,8 +22,6 @@ from imagefit.models.weights import (
 
 log = logging.getLogger(__name__)
 
-WEIGHT_CHOICES = ("auto", "hub", "none")
-
 
 @dataclass(frozen=True)
 class BackboneSpec:

@@ -3,7 +3,7 @@
 Only `serve` is imported here; FastAPI and uvicorn load when it is called.
 """
 
+from imagefit.serve.launch import TOKEN_ENV, serve
 from imagefit.serve.limits import Limits
-from imagefit.serve.serving import TOKEN_ENV, serve
 
 __all__ = ["TOKEN_ENV", "Limits", "serve"]

@@ -36,7 +36,7 @@ def serve(
     from imagefit.serve.app import create_app
     from imagefit.serve.audit import AuditFolder
     from imagefit.serve.model import ServedModel
-    from imagefit.serve.server import run_server
+    from imagefit.serve.uvicorn_server import run_server
 
     limits = limits or Limits()
     folder = AuditFolder(audit) if audit is not None else None
