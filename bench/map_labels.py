@@ -50,7 +50,7 @@ def georeference(refs: list[str], work: Path) -> Path:
     import rasterio
     from rasterio.transform import from_origin
 
-    from imagefit.maps.rasters import read_rgb
+    from imagefit.maps.inputs.rasters import read_rgb
 
     folder = work / "images"
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,8 +77,8 @@ def polygonise(refs: list[str], images: Path, path: Path) -> tuple[Path, int]:
     from rasterio.features import shapes
     from rasterio.warp import transform_geom
 
-    from imagefit.maps.key import read_key
-    from imagefit.maps.rasters import read_band
+    from imagefit.maps.inputs.key import read_key
+    from imagefit.maps.inputs.rasters import read_band
 
     key = read_key(TILES / "key-theme.txt")
     names = dict(zip(key.values, key.names, strict=True))
@@ -122,7 +122,7 @@ def sources(work: Path, refs: list[str]) -> dict[str, dict]:
 
 def compare(forms: dict[str, dict], refs: list[str]) -> None:
     """Pixels whose class differs from the value rasters', per form, over every image."""
-    from imagefit.maps.tiles import TileSet
+    from imagefit.maps.inputs.tileset import TileSet
 
     reference = TileSet(**forms["values"])
     truth = {ref: reference.read(ref)[1] for ref in refs}
@@ -138,8 +138,8 @@ def compare(forms: dict[str, dict], refs: list[str]) -> None:
 
 def train_and_map(forms: dict[str, dict], model: str, work: Path, options: dict) -> None:
     """MODEL trained from each form of the labels, mapping tile 6 against the value rasters."""
-    from imagefit.maps.batch import map_tiles
-    from imagefit.maps.train import train_map
+    from imagefit.maps.mapping.many_tiles import map_tiles
+    from imagefit.maps.training.map_train import train_map
 
     train, held_out = protocol()
     rows = []

@@ -12,7 +12,7 @@ from PIL import Image
 from rasterio.transform import from_origin
 
 from imagefit.cli import cli
-from imagefit.maps.metrics import map_metrics
+from imagefit.maps.outputs.metrics import map_metrics
 from tests._tiles import label_raster, make_tiles, rgb_of, write_labels
 
 SPEC = "conv8@3-pool2-dense16"

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from imagefit.cli import cli
 from imagefit.errors import DataError
-from imagefit.maps.key import IGNORED
-from imagefit.maps.tiles import TileSet
+from imagefit.maps.inputs.key import IGNORED
+from imagefit.maps.inputs.tileset import TileSet
 from tests._aerial import (
     AERIAL,
     COLOURS,

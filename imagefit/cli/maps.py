@@ -41,7 +41,7 @@ class MapTrainCommand(click.Command):
 
 
 def _roi(value: str | None):
-    from imagefit.maps.tiles import parse_roi
+    from imagefit.maps.inputs.tileset import parse_roi
 
     return parse_roi(value) if value else None
 
@@ -148,8 +148,8 @@ def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs
     Or on images and labels as they come: --images DIR with --labels DIR (paired by name) or
     --vector FILE --attribute NAME, or --pairs CSV; --key FILE names the classes.
     """
-    from imagefit.maps.key import parse_ignore
-    from imagefit.maps.train import train_map
+    from imagefit.maps.inputs.key import parse_ignore
+    from imagefit.maps.training.map_train import train_map
 
     inputs = {"images": images, "labels": labels, "label_pattern": label_pattern, "pairs": pairs,
               "vector": vector, "attribute": attribute, "key": key, "bands": _bands(bands)}  # fmt: skip
@@ -207,13 +207,13 @@ def map_command(run_dir, inputs, out, out_dir, png, truth, ignore, polygons, sim
     options = dict(truth=truth, ignore=ignore, naive=naive, engine=engine, window=window, png=png)
     options.update(polygons=polygons, simplify=simplify, tta=tta)
     if out_dir is None:
-        from imagefit.maps.mapping import map_tile
+        from imagefit.maps.mapping.tile import map_tile
 
         _echo_tile(map_tile(run_dir, inputs[0], out, roi=_roi(roi), **options))
     else:
         import logging
 
-        from imagefit.maps.batch import map_tiles
+        from imagefit.maps.mapping.many_tiles import map_tiles
 
         shown = logging.getLogger("imagefit").isEnabledFor(logging.INFO)
         _echo_tiles(map_tiles(run_dir, list(inputs), out_dir, progress=shown, **options))

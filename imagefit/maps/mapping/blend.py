@@ -16,8 +16,8 @@ from collections.abc import Callable
 import numpy as np
 
 from imagefit.errors import OptionError
+from imagefit.maps.outputs.theme_map import NODATA
 
-NODATA = -1
 OVERLAP = 96  # pixels shared by neighbouring windows (at least)
 CONTEXT = 32  # pixels beyond the region's edges that windows cover
 ALIGN = 32  # window sides are multiples of this where they can be (the networks' stride)

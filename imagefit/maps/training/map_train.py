@@ -5,9 +5,9 @@ any other name is a registry backbone with its pretrained weights (efficientnet_
 A small CNN trains on random patches of the training tiles (optionally class-balanced, rotated and
 mirrored), validated on a fixed random sample of the validation tile's patches. A backbone trains
 as it maps: fully convolutionally on random crops of the tiles, every patch position of a crop a
-target (`imagefit.maps.crops`), validated on fixed crops of the validation tile. A segmentation
+target (`imagefit.maps.training.crops`), validated on fixed crops of the validation tile. A segmentation
 decoder (`--model unet|fpn|deeplabv3plus`, on the bundled Lite0 encoder) trains the same way with
-every pixel of a crop its own target (`imagefit.maps.decoder`). After every epoch the DisplayMap
+every pixel of a crop its own target (`imagefit.maps.training.decoder`). After every epoch the DisplayMap
 callback draws the validation tile's ROI map.
 The run folder is a normal imagefit run (config.json, model.safetensors, metrics.json, history.csv,
 checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
@@ -25,13 +25,13 @@ from torch import nn
 
 from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
-from imagefit.maps.crops import CropBatches, CropSource, PositionLoss, fixed_crop_batches
-from imagefit.maps.decoder import DecoderLoss, DenseDecoder, decoder_groups
-from imagefit.maps.dense import DenseBackbone
-from imagefit.maps.display_map import DisplayMap
-from imagefit.maps.options import MapTrainOptions
-from imagefit.maps.patches import PatchBatches, PatchSource, fixed_batches, load_labelled_patches
-from imagefit.maps.tiles import Roi, TileSet
+from imagefit.maps.inputs.tileset import Roi, TileSet
+from imagefit.maps.mapping.dense_networks import DenseBackbone, DenseDecoder
+from imagefit.maps.training.crops import CropBatches, CropSource, PositionLoss, fixed_crop_batches
+from imagefit.maps.training.decoder import DecoderLoss, decoder_groups
+from imagefit.maps.training.display_map import DisplayMap
+from imagefit.maps.training.options import MapTrainOptions
+from imagefit.maps.training.patches import PatchBatches, PatchSource, fixed_batches, load_labelled_patches
 from imagefit.models.build import model_record
 from imagefit.models.dense_skips import add_dense_skips
 from imagefit.models.small_cnn import SmallCNN

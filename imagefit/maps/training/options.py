@@ -40,7 +40,7 @@ class MapTrainOptions:
     monitor: str | None = None  # the best epoch by: None: val_loss (small CNNs), val_acc (backbones)
     dice: float = 1.0  # decoders: weight of the Dice loss beside the cross-entropy
     jitter: float = 0.0  # backbones and decoders: brightness/contrast/saturation jitter of crops
-    # where the tiles come from besides the seeds' folder (imagefit.maps.tiles.TileSet takes these)
+    # where the tiles come from besides the seeds' folder (imagefit.maps.inputs.tileset.TileSet takes these)
     images: str | None = None  # a folder of images, paired by name with...
     labels: str | None = None  # ...a folder of label rasters (values or colours)
     label_pattern: str | None = None  # how their names pair, IMAGE=LABEL (e.g. '*_sat=*_mask'); None: guessed
