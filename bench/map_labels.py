@@ -50,7 +50,7 @@ def georeference(refs: list[str], work: Path) -> Path:
     import rasterio
     from rasterio.transform import from_origin
 
-    from imagefit.maps.inputs.rasters import read_rgb
+    from imagefit.maps.inputs.rasters import read_image
 
     folder = work / "images"
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def georeference(refs: list[str], work: Path) -> Path:
         path = folder / f"{ref}.tif"
         if path.exists():
             continue
-        pixels = read_rgb(TILES / "3band" / f"{ref}.jpg")
+        pixels, _ = read_image(TILES / "3band" / f"{ref}.jpg")
         transform = from_origin(300000.0 + 2000.0 * k, 2780000.0, 0.5, 0.5)
         profile = {
             "driver": "GTiff", "height": pixels.shape[0], "width": pixels.shape[1], "count": 3,
@@ -78,13 +78,13 @@ def polygonise(refs: list[str], images: Path, path: Path) -> tuple[Path, int]:
     from rasterio.warp import transform_geom
 
     from imagefit.maps.inputs.key import read_key
-    from imagefit.maps.inputs.rasters import read_band
 
     key = read_key(TILES / "key-theme.txt")
     names = dict(zip(key.values, key.names, strict=True))
     geoms, themes = [], []
     for ref in refs:
-        values = read_band(TILES / "theme" / f"{ref}-theme.png").astype(np.int32)
+        with rasterio.open(TILES / "theme" / f"{ref}-theme.png") as ds:
+            values = ds.read(1).astype(np.int32)
         with rasterio.open(images / f"{ref}.tif") as ds:
             transform = ds.transform
         for geom, value in shapes(values, mask=values > 0, transform=transform):

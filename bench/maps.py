@@ -81,9 +81,9 @@ def mosaic(side: int, out: Path) -> Path:
     """A side x side RGB GeoTIFF of real imagery: T8P01 repeated with alternate copies mirrored."""
     import rasterio
 
-    from imagefit.maps.inputs.rasters import read_rgb
+    from imagefit.maps.inputs.rasters import read_image
 
-    base = read_rgb(TILES / "3band" / "T8P01.jpg")
+    base, _ = read_image(TILES / "3band" / "T8P01.jpg")
     row = np.concatenate([base, base[:, ::-1]], axis=1)
     block = np.concatenate([row, row[::-1]], axis=0)
     reps = (side // block.shape[0] + 1, side // block.shape[1] + 1, 1)

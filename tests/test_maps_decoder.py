@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from imagefit.maps.inputs.rasters import raster_info
-from imagefit.maps.mapping.blend import blended_probabilities, window_starts, window_weight
+from imagefit.maps.mapping.blend import blended_rows, window_starts, window_weight
 from imagefit.maps.mapping.dense_networks import DenseDecoder
 from imagefit.maps.mapping.region import WindowReader, map_region
 from imagefit.maps.outputs.theme_map import NODATA, Region
@@ -136,6 +136,11 @@ def test_many_blended_windows_map_as_one_window_does(trained):
     seams, blended = np.abs(tiled - one).max(0), np.abs(many - one).max(0)
     assert blended.mean() < 0.01 and (many.argmax(0) != one.argmax(0)).mean() < 0.005
     assert blended.mean() < seams.mean() / 2  # blending is what removes the seams
+
+
+def blended_probabilities(engine, read, region: Region, patch: int, window: int) -> np.ndarray:
+    """The blended class probabilities (classes, rows, cols) of a (small) region."""
+    return np.concatenate([p for _, _, p in blended_rows(engine, read, region, patch, window)], axis=1)
 
 
 def _unblended(engine, read, region: Region, side: int) -> np.ndarray:

@@ -37,11 +37,6 @@ def blended_map(engine, read: Callable, region, patch: int, window: int) -> tupl
     return index, n
 
 
-def blended_probabilities(engine, read: Callable, region, patch: int, window: int) -> np.ndarray:
-    """The blended class probabilities (classes, rows, cols) of a (small) region."""
-    return np.concatenate([p for _, _, p in blended_rows(engine, read, region, patch, window)], axis=1)
-
-
 def blended_rows(engine, read: Callable, region, patch: int, window: int):
     """(windows so far, first row, probabilities (classes, rows, cols)) of rows as they are finished."""
     c, out = patch // 2, window - patch + 1

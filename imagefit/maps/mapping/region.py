@@ -135,17 +135,3 @@ def stitched_map(
     for n, (r0, c0, logits) in enumerate(blocks_, 1):  # noqa: B007 (n: the count, read after)
         index[r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits.argmax(0)
     return index, n
-
-
-def logits_of_region(
-    engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
-    bands: list[int] | None = None,
-) -> np.ndarray:  # fmt: skip
-    """The logits (classes, rows - P + 1, cols - P + 1) of every patch inside a raster or ROI, stitched."""
-    region = region_of(raster_info(path), roi, patch)
-    out = None
-    for r0, c0, logits in iter_logits(engine, path, region, patch, mean, std, window, False, bands):
-        if out is None:
-            out = np.zeros((logits.shape[0], region.height - patch + 1, region.width - patch + 1), np.float32)
-        out[:, r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits
-    return out
