@@ -43,6 +43,13 @@ def test_map_train_writes_a_run_folder_with_history_and_a_map_per_epoch(trained)
     assert len((run / "history.csv").read_text().splitlines()) == 3
 
 
+def test_the_validation_map_is_drawn_before_the_progress_bar_closes_the_epoch():
+    from imagefit.maps.training.display_map import DisplayMap
+    from imagefit.train.callbacks.progress import ProgressBar
+
+    assert DisplayMap.order < ProgressBar.order  # the Trainer runs callbacks in ascending order
+
+
 def _georeferenced(path, labels, seed):
     rgb = rgb_of(labels, seed).transpose(2, 0, 1)
     profile = {"driver": "GTiff", "height": labels.shape[0], "width": labels.shape[1], "count": 3}

@@ -22,6 +22,8 @@ class DisplayMap(Callback):
     Each epoch's pixel accuracy and mIoU on the ROI are kept in `scores` (and logged).
     """
 
+    order = -1  # before the progress bar (order 0) closes the epoch's line, as map-train always drew it
+
     def __init__(self, tiles: TileSet, ref: str, roi: Roi, patch: int, data_config: dict, folder: str | Path):
         self.tiles, self.ref, self.roi, self.patch = tiles, ref, roi, patch
         self.mean, self.std = data_config["mean"], data_config["std"]

@@ -88,7 +88,7 @@ class MapStrategy(Strategy):
         trainer = Trainer(
             net, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr),
             stages=_stages(net, opts),
-            callbacks=_display_before_progress(callbacks), device=self.device, seed=seed,
+            callbacks=callbacks, device=self.device, seed=seed,
             loss=None if opts.scratch else _position_loss(source, opts),
             eval_loss=None if opts.scratch else PositionLoss(),  # validation: the plain, unweighted loss
         )  # fmt: skip
@@ -139,12 +139,6 @@ def split_refs(refs: list[str], train: list[str], valid: str | None) -> tuple[li
     if not train:
         raise OptionError(f"only {valid} has labels: a map run needs a training tile besides --valid")
     return train, valid
-
-
-def _display_before_progress(callbacks: list) -> list:
-    """The validation map is drawn before the progress bar closes the epoch's line (as before)."""
-    display = callbacks.pop()
-    return [*callbacks[:-1], display, callbacks[-1]]
 
 
 def _stages(net: nn.Module, opts: MapTrainOptions) -> list[Stage]:
