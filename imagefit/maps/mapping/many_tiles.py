@@ -79,7 +79,7 @@ class _CountingEngine:
 
 def map_tiles(
     run_dir: str | Path, inputs: list[str | Path], out_dir: str | Path, truth: str | Path | None = None,
-    ignore: int | None = None, png: bool = False, polygons: str | Path | None = None,
+    ignore: int | str | None = None, png: bool = False, polygons: str | Path | None = None,
     simplify: float = 0.0, naive: bool = False, engine: str = "auto", window: int = DEFAULT_WINDOW,
     progress: bool = True, tta: bool = False,
 ) -> TilesResult:  # fmt: skip

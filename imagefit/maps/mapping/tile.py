@@ -76,7 +76,7 @@ def load_map_run(run_dir: str | Path) -> MapRun:
 
 def map_tile(
     run_dir: str | Path, tile: str | Path, out: str | Path | None = None, png: bool = False,
-    truth: str | Path | None = None, ignore: int | None = None, naive: bool = False,
+    truth: str | Path | None = None, ignore: int | str | None = None, naive: bool = False,
     engine: str = "auto", window: int = DEFAULT_WINDOW, roi: Roi | None = None,
     polygons: str | Path | None = None, simplify: float = 0.0, tta: bool = False,
 ) -> MapResult:  # fmt: skip
