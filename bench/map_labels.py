@@ -50,7 +50,7 @@ def georeference(refs: list[str], work: Path) -> Path:
     import rasterio
     from rasterio.transform import from_origin
 
-    from imagefit.maps.rasters import read_rgb
+    from imagefit.maps.inputs.rasters import read_image
 
     folder = work / "images"
     folder.mkdir(parents=True, exist_ok=True)
@@ -58,7 +58,7 @@ def georeference(refs: list[str], work: Path) -> Path:
         path = folder / f"{ref}.tif"
         if path.exists():
             continue
-        pixels = read_rgb(TILES / "3band" / f"{ref}.jpg")
+        pixels, _ = read_image(TILES / "3band" / f"{ref}.jpg")
         transform = from_origin(300000.0 + 2000.0 * k, 2780000.0, 0.5, 0.5)
         profile = {
             "driver": "GTiff", "height": pixels.shape[0], "width": pixels.shape[1], "count": 3,
@@ -77,14 +77,14 @@ def polygonise(refs: list[str], images: Path, path: Path) -> tuple[Path, int]:
     from rasterio.features import shapes
     from rasterio.warp import transform_geom
 
-    from imagefit.maps.key import read_key
-    from imagefit.maps.rasters import read_band
+    from imagefit.maps.inputs.key import read_key
 
     key = read_key(TILES / "key-theme.txt")
     names = dict(zip(key.values, key.names, strict=True))
     geoms, themes = [], []
     for ref in refs:
-        values = read_band(TILES / "theme" / f"{ref}-theme.png").astype(np.int32)
+        with rasterio.open(TILES / "theme" / f"{ref}-theme.png") as ds:
+            values = ds.read(1).astype(np.int32)
         with rasterio.open(images / f"{ref}.tif") as ds:
             transform = ds.transform
         for geom, value in shapes(values, mask=values > 0, transform=transform):
@@ -122,7 +122,7 @@ def sources(work: Path, refs: list[str]) -> dict[str, dict]:
 
 def compare(forms: dict[str, dict], refs: list[str]) -> None:
     """Pixels whose class differs from the value rasters', per form, over every image."""
-    from imagefit.maps.tiles import TileSet
+    from imagefit.maps.inputs.tileset import TileSet
 
     reference = TileSet(**forms["values"])
     truth = {ref: reference.read(ref)[1] for ref in refs}
@@ -138,8 +138,8 @@ def compare(forms: dict[str, dict], refs: list[str]) -> None:
 
 def train_and_map(forms: dict[str, dict], model: str, work: Path, options: dict) -> None:
     """MODEL trained from each form of the labels, mapping tile 6 against the value rasters."""
-    from imagefit.maps.batch import map_tiles
-    from imagefit.maps.train import train_map
+    from imagefit.maps.mapping.many_tiles import map_tiles
+    from imagefit.maps.training.map_train import train_map
 
     train, held_out = protocol()
     rows = []

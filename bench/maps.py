@@ -81,9 +81,9 @@ def mosaic(side: int, out: Path) -> Path:
     """A side x side RGB GeoTIFF of real imagery: T8P01 repeated with alternate copies mirrored."""
     import rasterio
 
-    from imagefit.maps.rasters import read_rgb
+    from imagefit.maps.inputs.rasters import read_image
 
-    base = read_rgb(TILES / "3band" / "T8P01.jpg")
+    base, _ = read_image(TILES / "3band" / "T8P01.jpg")
     row = np.concatenate([base, base[:, ::-1]], axis=1)
     block = np.concatenate([row, row[::-1]], axis=0)
     reps = (side // block.shape[0] + 1, side // block.shape[1] + 1, 1)
@@ -107,8 +107,8 @@ def cpu_seconds() -> float:
 
 def speed(models: dict, tmp: Path) -> None:
     """Dense vs naive pixels/s of larger_model; a 4000x4000 map end to end by every model given."""
-    from imagefit.maps.engines import NaiveEngine, OnnxDenseEngine, TorchDenseEngine
-    from imagefit.maps.predict import map_region
+    from imagefit.maps.mapping.region import map_region
+    from imagefit.maps.mapping.window_engines import NaiveEngine, OnnxDenseEngine, TorchDenseEngine
 
     print(f"load average before speed: {load()}", flush=True)
     small = models["larger_model"]
@@ -136,10 +136,10 @@ def speed(models: dict, tmp: Path) -> None:
 
 
 def big_map(model, patch: int, tile: Path, out: Path) -> tuple[float, int]:
-    from imagefit.maps.engines import make_engine
-    from imagefit.maps.key import ThemeKey
-    from imagefit.maps.output import write_geotiff
-    from imagefit.maps.predict import map_region
+    from imagefit.maps.inputs.key import ThemeKey
+    from imagefit.maps.mapping.region import map_region
+    from imagefit.maps.mapping.window_engines import make_engine
+    from imagefit.maps.outputs.geotiff import write_geotiff
 
     key = ThemeKey(tuple(f"c{k}" for k in range(6)), tuple(range(1, 7)))
     started = time.perf_counter()
@@ -155,8 +155,8 @@ def quality(
     """Train (or reuse `run_dir`) on the split's training images (tiles 1-5 and 8), map its test
     images (the 9 of tile 6); pooled scores (with `tta_too`, a second time with the 8 symmetries of
     every window averaged)."""
-    from imagefit.maps.mapping import load_map_run, map_tile
-    from imagefit.maps.train import train_map
+    from imagefit.maps.mapping.tile import load_map_run, map_tile
+    from imagefit.maps.training.map_train import train_map
 
     started, cpu = time.perf_counter(), cpu_seconds()
     if run_dir is None:

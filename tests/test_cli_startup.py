@@ -152,7 +152,7 @@ def test_train_refs_as_typed(args: list[str], joined: list[str]) -> None:
 
 
 def test_map_train_reads_space_separated_refs(tmp_path: Path, monkeypatch) -> None:
-    import imagefit.maps.train as module
+    import imagefit.maps.training.map_train as module
     from imagefit.errors import OptionError
 
     seen = []

@@ -26,16 +26,31 @@ def _lint(project: Path) -> subprocess.CompletedProcess:
 def test_the_layers_and_acyclic_packages_hold():
     result = _lint(ROOT)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "2 kept, 0 broken" in result.stdout
+    assert "Contracts: 3 kept, 0 broken" in result.stdout
 
 
-def test_an_upward_import_breaks_the_layers(tmp_path):
+def _copy(tmp_path: Path) -> Path:
     copy = tmp_path / "project"
     shutil.copytree(ROOT / "imagefit", copy / "imagefit", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", copy / "pyproject.toml")
+    return copy
+
+
+def test_an_upward_import_breaks_the_layers(tmp_path):
+    copy = _copy(tmp_path)
     digests = copy / "imagefit" / "data" / "digests.py"
     digests.write_text(digests.read_text() + "\nfrom imagefit.runs import load  # upward\n")
     result = _lint(copy)
     assert result.returncode == 1
     assert "imagefit.data is not allowed to import imagefit.runs" in result.stdout
     assert "imagefit.data.digests -> imagefit.runs" in result.stdout
+
+
+def test_an_input_of_maps_importing_mapping_breaks_the_maps_pipeline(tmp_path):
+    copy = _copy(tmp_path)
+    key = copy / "imagefit" / "maps" / "inputs" / "key.py"
+    key.write_text(key.read_text() + "\nfrom imagefit.maps.mapping.region import map_region  # upward\n")
+    result = _lint(copy)
+    assert result.returncode == 1
+    assert "imagefit.maps.inputs is not allowed to import imagefit.maps.mapping" in result.stdout
+    assert "imagefit.maps.inputs.key -> imagefit.maps.mapping.region" in result.stdout

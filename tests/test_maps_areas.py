@@ -9,8 +9,8 @@ import pytest
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-from imagefit.maps.areas import band_area, class_areas, ellipsoid, polygon_hectares
-from imagefit.maps.key import ThemeKey
+from imagefit.maps.inputs.key import ThemeKey
+from imagefit.maps.outputs.areas import band_area, class_areas, ellipsoid, polygon_hectares
 
 WGS84_AXES = (6378137.0, 298.257223563)
 KEY = ThemeKey(("Building", "Land", "Water"), (1000, 2000, 3000))

@@ -12,7 +12,7 @@ from PIL import Image
 from rasterio.transform import from_origin
 
 from imagefit.cli import cli
-from imagefit.maps.metrics import map_metrics
+from imagefit.maps.outputs.metrics import map_metrics
 from tests._tiles import label_raster, make_tiles, rgb_of, write_labels
 
 SPEC = "conv8@3-pool2-dense16"
@@ -41,6 +41,42 @@ def test_map_train_writes_a_run_folder_with_history_and_a_map_per_epoch(trained)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["valid_map"]["pixel_accuracy"] > 0.8  # colours say the class: easy to learn
     assert len((run / "history.csv").read_text().splitlines()) == 3
+
+
+def _given(*args: str) -> dict:
+    from imagefit.cli.maps import given_map_options, map_train
+
+    return given_map_options(map_train.make_context("map-train", ["TILES", *args]))
+
+
+def test_map_train_passes_on_only_the_options_given():
+    assert _given() == {}
+    assert _given("--train", "A", "B", "--valid", "C", "--seed", "3", "-o", "run") == {}  # run arguments
+    typed = ["--no-augment", "--bands", "3,2,1", "--ignore", "#00ff00", "--roi", "0,0,5,6", "--key", "k.txt"]
+    assert _given(*typed, "--epochs", "5") == {
+        "augment": False,
+        "bands": (3, 2, 1),
+        "ignore": "#00FF00",
+        "roi": ((0, 0), (5, 6)),
+        "key": "k.txt",
+        "epochs": 5,  # given, though it equals the default
+    }
+
+
+def test_map_train_help_shows_the_dataclass_defaults():
+    from imagefit.maps.training.options import KIND_DEFAULTS, MapTrainOptions
+
+    text = " ".join(CliRunner().invoke(cli, ["map-train", "--help"]).output.split())
+    patch = {kind: defaults["patch"] for kind, defaults in KIND_DEFAULTS.items()}
+    assert f"(default: small CNNs {patch['small CNNs']}, backbones {patch['backbones']}, decoders 1)" in text
+    assert f"(default: {MapTrainOptions.model})" in text
+
+
+def test_the_validation_map_is_drawn_before_the_progress_bar_closes_the_epoch():
+    from imagefit.maps.training.display_map import DisplayMap
+    from imagefit.train.callbacks.progress import ProgressBar
+
+    assert DisplayMap.order < ProgressBar.order  # the Trainer runs callbacks in ascending order
 
 
 def _georeferenced(path, labels, seed):
@@ -116,6 +152,7 @@ def test_bad_input_is_one_line_and_exit_code_2(trained, tmp_path):
         ],
         "ROI (0,0)-(400,20) is not inside": ["map", str(run), tile, "--roi", "0,0,400,20"],
         "is not a run folder": ["map", str(tmp_path), tile],
+        "gives each class a value: ignore a value such as 0": ["map", str(run), tile, "--ignore", "#000000"],
     }  # fmt: skip
     for message, args in cases.items():
         result = CliRunner().invoke(cli, args)

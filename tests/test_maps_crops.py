@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from imagefit.errors import DataError, OptionError
-from imagefit.maps.crops import IGNORED, CropSource, PositionLoss, colour_jitter, position_targets
-from imagefit.maps.options import MapTrainOptions
-from imagefit.maps.tiles import TileSet
+from imagefit.maps.inputs.tileset import TileSet
+from imagefit.maps.training.crops import IGNORED, CropSource, PositionLoss, colour_jitter, position_targets
+from imagefit.maps.training.options import MapTrainOptions
 from imagefit.train.loop import count_correct, count_targets
 from tests._tiles import COLOURS, make_tiles
 
@@ -117,7 +117,7 @@ def test_counting_keeps_its_meaning_for_labels_and_soft_targets():
 def test_training_the_dense_backbone_trains_the_models_own_classifier():
     import timm
 
-    from imagefit.maps.dense import DenseBackbone
+    from imagefit.maps.mapping.dense_networks import DenseBackbone
 
     torch.manual_seed(0)
     model = timm.create_model("test_efficientnet", num_classes=3)

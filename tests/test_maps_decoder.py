@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from imagefit.maps.blend import blended_probabilities, window_starts, window_weight
-from imagefit.maps.decoder import DecoderLoss, DenseDecoder
-from imagefit.maps.predict import NODATA, Region, WindowReader, map_region
-from imagefit.maps.rasters import raster_info
+from imagefit.maps.inputs.rasters import raster_info
+from imagefit.maps.mapping.blend import blended_rows, window_starts, window_weight
+from imagefit.maps.mapping.dense_networks import DenseDecoder
+from imagefit.maps.mapping.region import WindowReader, map_region
+from imagefit.maps.outputs.theme_map import NODATA, Region
+from imagefit.maps.training.decoder import DecoderLoss
 from tests._tiles import make_tiles
 
 HALF = (0.5, 0.5, 0.5)
@@ -91,7 +93,7 @@ def test_windows_cover_the_axis_with_context_and_overlap():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A U-Net trained a little on generated tiles (colour tells the class: quickly confident)."""
-    from imagefit.maps.train import train_map
+    from imagefit.maps.training.map_train import train_map
 
     root = tmp_path_factory.mktemp("decoder")
     tiles = make_tiles(root / "tiles", refs=("A1", "A2", "B1"), size=(128, 160))
@@ -102,7 +104,7 @@ def trained(tmp_path_factory):
 
 
 def test_a_decoder_run_trains_saves_loads_and_maps_every_pixel(trained, tmp_path):
-    from imagefit.maps.mapping import load_map_run, map_tile
+    from imagefit.maps.mapping.tile import load_map_run, map_tile
 
     tiles, run = trained
     config = json.loads((run.run_dir / "config.json").read_text())
@@ -120,7 +122,7 @@ def test_a_decoder_run_trains_saves_loads_and_maps_every_pixel(trained, tmp_path
 
 
 def test_many_blended_windows_map_as_one_window_does(trained):
-    from imagefit.maps.engines import make_engine
+    from imagefit.maps.mapping.window_engines import make_engine
 
     tiles, run = trained
     tile = tiles / "3band" / "B1.png"
@@ -136,9 +138,14 @@ def test_many_blended_windows_map_as_one_window_does(trained):
     assert blended.mean() < seams.mean() / 2  # blending is what removes the seams
 
 
+def blended_probabilities(engine, read, region: Region, patch: int, window: int) -> np.ndarray:
+    """The blended class probabilities (classes, rows, cols) of a (small) region."""
+    return np.concatenate([p for _, _, p in blended_rows(engine, read, region, patch, window)], axis=1)
+
+
 def _unblended(engine, read, region: Region, side: int) -> np.ndarray:
     """Probabilities of plain tiles, side by side without overlap or blending (seams and all)."""
-    from imagefit.maps.blend import softmax
+    from imagefit.maps.mapping.blend import softmax
 
     rows = []
     for r in range(0, region.height, side):
@@ -152,7 +159,7 @@ def _unblended(engine, read, region: Region, side: int) -> np.ndarray:
 
 def test_a_decoder_refuses_a_patch_and_crops_off_its_stride():
     from imagefit.errors import OptionError
-    from imagefit.maps.options import MapTrainOptions
+    from imagefit.maps.training.options import MapTrainOptions
 
     assert MapTrainOptions(model="unet").patch == 1 and MapTrainOptions(model="fpn").crop == 256
     with pytest.raises(OptionError, match="--patch does not apply to decoder unet"):
@@ -162,7 +169,7 @@ def test_a_decoder_refuses_a_patch_and_crops_off_its_stride():
 
 
 def test_a_small_cnn_maps_the_same_in_any_window(tmp_path):
-    from imagefit.maps.engines import TorchDenseEngine
+    from imagefit.maps.mapping.window_engines import TorchDenseEngine
     from imagefit.models.small_cnn import SmallCNN
 
     tile = make_tiles(tmp_path, refs=("A1",), size=(50, 61)) / "3band" / "A1.png"
@@ -173,9 +180,9 @@ def test_a_small_cnn_maps_the_same_in_any_window(tmp_path):
 
 def test_tta_averages_the_eight_symmetries_of_each_window(trained, tmp_path):
     from imagefit.errors import OptionError
-    from imagefit.maps.blend import softmax
-    from imagefit.maps.engines import make_engine
-    from imagefit.maps.mapping import map_tile
+    from imagefit.maps.mapping.blend import softmax
+    from imagefit.maps.mapping.tile import map_tile
+    from imagefit.maps.mapping.window_engines import make_engine
 
     tiles, run = trained
     model = run.classifier.model.eval()

@@ -7,14 +7,27 @@ import pytest
 import torch
 
 from imagefit.errors import ModelError
-from imagefit.maps.dense import dense_model
-from imagefit.maps.engines import NaiveEngine, OnnxDenseEngine, TorchDenseEngine
-from imagefit.maps.predict import NODATA, logits_of_region, map_region
+from imagefit.maps.inputs.rasters import raster_info
+from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
+from imagefit.maps.mapping.dense_networks import dense_model
+from imagefit.maps.mapping.region import iter_logits, map_region, region_of
+from imagefit.maps.mapping.window_engines import NaiveEngine, OnnxDenseEngine, TorchDenseEngine
+from imagefit.maps.outputs.theme_map import NODATA
 from imagefit.models.small_cnn import SmallCNN
 from tests._tiles import make_tiles
 from tests.conftest import SHARED_DATA
 
 HALF = (0.5, 0.5, 0.5)
+
+
+def logits_of_region(engine, path, patch, mean, std, roi=None, window=DEFAULT_WINDOW) -> np.ndarray:
+    """The logits (classes, rows - P + 1, cols - P + 1) of every patch inside a raster or ROI, stitched."""
+    region = region_of(raster_info(path), roi, patch)
+    blocks = list(iter_logits(engine, path, region, patch, mean, std, window, pad=False))
+    out = np.zeros((len(blocks[0][2]), region.height - patch + 1, region.width - patch + 1), np.float32)
+    for r0, c0, logits in blocks:
+        out[:, r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits
+    return out
 
 
 def _naive_logits(model, x, patch):
@@ -87,11 +100,11 @@ def test_onnx_torch_and_naive_engines_agree_and_every_pixel_is_mapped(tile):
 
 
 def test_border_patches_are_the_image_reflected_at_its_edge(tile):
-    from imagefit.maps.predict import WindowReader
-    from imagefit.maps.rasters import raster_info, read_rgb
+    from imagefit.maps.inputs.rasters import read_image
+    from imagefit.maps.mapping.region import WindowReader
 
     read = WindowReader(tile, raster_info(tile), (0, 0, 0), (1 / 255, 1 / 255, 1 / 255))
-    pixels = read_rgb(tile)
+    pixels, _ = read_image(tile)
     x = read(-3, -2, 10, 12)[0].transpose(1, 2, 0)  # 3 rows above, 2 columns left of the image
     assert np.array_equal(x[3:, 2:], pixels[:7, :10])
     assert np.array_equal(x[:3, 2:], pixels[3:0:-1, :10]) and np.array_equal(x[3:, :2], pixels[:7, 2:0:-1])
@@ -103,7 +116,7 @@ def test_dense_equals_naive_on_a_300x300_region_of_a_real_tile(tmp_path):
     tiles = SHARED_DATA / "aerial-tiles"
     if not (tiles / "3band" / "T1P03.jpg").is_file():
         pytest.skip(f"real aerial tiles not found at {tiles}")
-    from imagefit.maps.train import train_map
+    from imagefit.maps.training.map_train import train_map
 
     options = {"epochs": 1, "steps": 30, "batch_size": 64, "valid_patches": 128, "progress": False}
     run = train_map(tiles, ["T1P01"], "T1P03", out=tmp_path / "run", ignore=0, balance=True, **options)
@@ -122,7 +135,7 @@ def test_dense_equals_naive_on_a_300x300_region_of_a_real_tile(tmp_path):
 def test_a_backbone_maps_densely_and_one_patch_gets_the_backbones_own_logits():
     import timm
 
-    from imagefit.maps.dense import DenseBackbone
+    from imagefit.maps.mapping.dense_networks import DenseBackbone
     from imagefit.models.dense_skips import add_dense_skips
 
     torch.manual_seed(0)
@@ -146,8 +159,8 @@ def test_a_backbone_maps_densely_and_one_patch_gets_the_backbones_own_logits():
 
 
 def test_a_backbone_map_run_saves_and_loads_its_skip_layers(tmp_path):
-    from imagefit.maps.mapping import load_map_run
-    from imagefit.maps.train import train_map
+    from imagefit.maps.mapping.tile import load_map_run
+    from imagefit.maps.training.map_train import train_map
     from tests._tiles import make_tiles
 
     tiles = make_tiles(tmp_path / "tiles", refs=("A1", "B1"), size=(70, 90))
@@ -164,6 +177,6 @@ def test_a_backbone_map_run_saves_and_loads_its_skip_layers(tmp_path):
 
 def _dense(model):
     """A backbone's dense network at the default backbone patch."""
-    from imagefit.maps.dense import DenseBackbone
+    from imagefit.maps.mapping.dense_networks import DenseBackbone
 
     return DenseBackbone(model.eval(), 32)

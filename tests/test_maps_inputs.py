@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 from imagefit.cli import cli
 from imagefit.errors import DataError
-from imagefit.maps.key import IGNORED
-from imagefit.maps.tiles import TileSet
+from imagefit.maps.inputs.key import IGNORED
+from imagefit.maps.inputs.tileset import TileSet
 from tests._aerial import (
     AERIAL,
     COLOURS,
@@ -111,6 +111,7 @@ def test_colour_masks_train_and_score_a_map(tmp_path):
     assert key_json["colours"] == list(COLOURS.values()) and key_json["ignore"] == "#000000"
     out, truth = tmp_path / "T6P01-map.tif", tmp_path / "mask" / "T6P01_mask.png"
     args = ["map", str(run), str(tmp_path / "sat" / "T6P01_sat.png"), "--truth", str(truth), "-o", str(out)]
+    args += ["--ignore", "#000000"]  # a colour, as map-train takes it
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as ds:

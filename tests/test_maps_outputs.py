@@ -16,8 +16,8 @@ from PIL import Image
 from rasterio.transform import from_origin
 
 from imagefit.cli import cli
-from imagefit.maps.key import read_key
-from imagefit.maps.legend import key_colours
+from imagefit.maps.inputs.key import read_key
+from imagefit.maps.outputs.legend import key_colours
 from tests._tiles import write_labels
 from tests.conftest import SHARED_DATA
 
@@ -233,10 +233,10 @@ def test_tiles_without_georeferencing_map_in_pixels_and_skip_the_mosaic(mapped, 
 
 
 def test_a_key_of_small_values_maps_to_bytes_with_a_256_entry_colour_table(tmp_path):
-    from imagefit.maps.key import ThemeKey
-    from imagefit.maps.output import write_geotiff
-    from imagefit.maps.predict import Region, ThemeMap
-    from imagefit.maps.rasters import RasterInfo
+    from imagefit.maps.inputs.key import ThemeKey
+    from imagefit.maps.inputs.rasters import RasterInfo
+    from imagefit.maps.outputs.geotiff import write_geotiff
+    from imagefit.maps.outputs.theme_map import Region, ThemeMap
 
     index = np.array([[0, 1, -1], [1, 1, 0]], np.int16)
     info = RasterInfo(tmp_path / "x.png", 2, 3, 3, "uint8", None, from_origin(0, 0, 1, 1))

@@ -7,14 +7,14 @@ import pytest
 from PIL import Image
 
 from imagefit.errors import DataError
-from imagefit.maps.key import IGNORED, read_key
-from imagefit.maps.patches import (
+from imagefit.maps.inputs.key import IGNORED, read_key
+from imagefit.maps.inputs.tileset import TileSet
+from imagefit.maps.training.patches import (
     PatchSource,
     generate_labelled_patches,
     load_class_names,
     load_labelled_patches,
 )
-from imagefit.maps.tiles import TileSet
 from tests._tiles import KEY, make_tiles, write_labels
 
 

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import click
 
-from imagefit.cli.options import weights_option
+from imagefit.cli.options import default_of, given_params
+from imagefit.maps.mapping.defaults import DEFAULT_WINDOW, ENGINES
+from imagefit.maps.training.options import KIND_DEFAULTS, MONITORS, TRAINED_BLOCKS, VALID_ROI, MapTrainOptions
 
 
 def _refs(values: tuple[str, ...]) -> list[str]:
@@ -41,7 +43,7 @@ class MapTrainCommand(click.Command):
 
 
 def _roi(value: str | None):
-    from imagefit.maps.tiles import parse_roi
+    from imagefit.maps.inputs.tileset import parse_roi
 
     return parse_roi(value) if value else None
 
@@ -56,8 +58,48 @@ def _bands(value: str | None):
         raise click.BadParameter(f"{value!r}: expected band numbers such as 1,2,3 or 'all'") from None
 
 
+def _ignore(value: str | None) -> int | str | None:
+    """--ignore as the library takes it: a label value 0-65535, or a colour '#RRGGBB'."""
+    from imagefit.maps.inputs.key import parse_ignore
+
+    return parse_ignore(value)
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _help(name: str, text: str) -> str:
+    """Help for map-train option `name`: `text` and its default, read from MapTrainOptions (the
+    dataclass's own, or KIND_DEFAULTS' for each kind of model)."""
+    value = default_of(MapTrainOptions, name)
+    if value is not None:
+        return f"{text} (default: {_shown(value)})."
+    kinds: dict[str, list[str]] = {}
+    for kind, defaults in KIND_DEFAULTS.items():
+        if name in defaults:
+            kinds.setdefault(_shown(defaults[name]), []).append(kind)
+    shown = ", ".join(f"{' and '.join(names)} {value}" for value, names in kinds.items())
+    return f"{text} (default: {shown})."
+
+
 def _path_option(name: str, help: str, **kwargs):
     return click.option(name, type=click.Path(path_type=Path), default=None, help=help, **kwargs)
+
+
+RUN_ARGS = ("tiles", "train_refs", "valid_ref", "out", "seed")  # not MapTrainOptions fields
+READ = {"bands": _bands, "roi": _roi, "ignore": _ignore}  # option values as MapTrainOptions takes them
+
+
+def given_map_options(ctx: click.Context) -> dict:
+    """The map-train options typed on the command line, named and typed as MapTrainOptions' fields."""
+    given = given_params(ctx, RUN_ARGS)
+    if given.pop("no_augment", False):
+        given["augment"] = False
+    for name, read in READ.items():
+        if name in given:
+            given[name] = read(given[name])
+    return {name: str(value) if isinstance(value, Path) else value for name, value in given.items()}
 
 
 @click.command("map-train", cls=MapTrainCommand)
@@ -87,80 +129,63 @@ def _path_option(name: str, help: str, **kwargs):
 )
 @_path_option("--key", "Key file: name<TAB>value or name<TAB>#RRGGBB lines (default: TILES/key-theme.txt).")
 @click.option("--bands", default=None, help="Image bands to use, e.g. 1,2,3 (default: all but alpha).")
-@click.option(
-    "--patch", type=click.IntRange(min=1), default=None, help="Patch size (default 28; backbones 32)."
-)
+@click.option("--patch", type=click.IntRange(min=1), help=_help("patch", "Patch size"))
 @click.option(
     "--crop",
     type=click.IntRange(min=1),
-    default=None,
-    help="Backbones: side of the training crops, every patch position in them a target (default 192).",
+    help=_help(
+        "crop", "Backbones and decoders: side of the training crops, every patch position in them a target"
+    ),
 )
 @click.option(
     "--model",
     "-m",
-    default="larger_model",
-    show_default=True,
-    help="Small-CNN preset/spec, backbone, or decoder: unet, fpn, deeplabv3plus.",
-)
-@weights_option
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Default 5; decoders 4.")
-@click.option(
-    "--steps", type=click.IntRange(min=1), default=None, help="Batches per epoch (default 200; decoders 100)."
+    help=_help("model", "Small-CNN preset/spec, backbone, or decoder: unet, fpn, deeplabv3plus"),
 )
 @click.option(
-    "--batch-size",
-    "-b",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Default 64 patches; backbones 8 crops.",
+    "--weights", help=_help("weights", "auto (offline: bundled or cached), hub (download), none, or a file")
 )
+@click.option("--epochs", type=click.IntRange(min=1), help=_help("epochs", "Epochs"))
+@click.option("--steps", type=click.IntRange(min=1), help=_help("steps", "Batches per epoch"))
 @click.option(
-    "--lr", type=float, default=None, help="Peak learning rate (default 1e-3; backbones 5e-4; decoders 3e-3)."
+    "--batch-size", "-b", type=click.IntRange(min=1), help=_help("batch_size", "Patches or crops per batch")
 )
-@click.option(
-    "--dice", type=click.FloatRange(min=0), default=None, help="Decoders: Dice loss weight (default 1)."
-)
+@click.option("--lr", type=float, help=_help("lr", "Peak learning rate"))
+@click.option("--dice", type=click.FloatRange(min=0), help=_help("dice", "Decoders: Dice loss weight"))
 @click.option(
     "--jitter",
     type=click.FloatRange(min=0, max=1, max_open=True),
-    default=None,
-    help="Backbones and decoders: scale each crop's brightness, contrast and saturation by up to this.",
+    help=_help(
+        "jitter",
+        "Backbones and decoders: scale each crop's brightness, contrast and saturation by up to this",
+    ),
 )
 @click.option("--balance", is_flag=True, help="Draw every class equally often.")
 @click.option("--no-augment", is_flag=True, help="No rotations or mirror images of patches.")
-@click.option("--ignore", default=None, help="Label value or colour to leave out (e.g. 0 or '#000000').")
-@click.option("--roi", default=None, help="Validation map region x0,y0,x1,y1 (default: first 300x300).")
-@click.option("--stages", default=None, help="Backbones: finetune stages (default top4:EPOCHS:LR).")
+@click.option("--ignore", help="Label value or colour to leave out (e.g. 0 or '#000000').")
 @click.option(
-    "--monitor",
-    type=click.Choice(["val_loss", "val_acc"]),
-    default=None,
-    help="Keep the epoch best by this (default val_loss; backbones val_acc).",
+    "--roi", help=f"Validation map region x0,y0,x1,y1 (default: the first {VALID_ROI}x{VALID_ROI} pixels)."
 )
+@click.option(
+    "--stages",
+    help="Backbones and decoders: finetune stages head|topN|all:EPOCHS:LR (default: "
+    + ", ".join(f"{kind} top{n}:EPOCHS:LR" for kind, n in TRAINED_BLOCKS.items())
+    + ").",
+)
+@click.option("--monitor", type=click.Choice(MONITORS), help=_help("monitor", "Keep the epoch best by this"))
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs, vector, attribute, key,
-              bands, patch, crop, model, weights, epochs, steps, batch_size, lr, dice, jitter, balance,
-              no_augment, ignore, roi, stages, monitor, out, seed) -> None:  # fmt: skip
+@click.pass_context
+def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, **_options) -> None:
     """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt).
 
     Or on images and labels as they come: --images DIR with --labels DIR (paired by name) or
     --vector FILE --attribute NAME, or --pairs CSV; --key FILE names the classes.
     """
-    from imagefit.maps.key import parse_ignore
-    from imagefit.maps.train import train_map
+    from imagefit.maps.training.map_train import train_map
 
-    inputs = {"images": images, "labels": labels, "label_pattern": label_pattern, "pairs": pairs,
-              "vector": vector, "attribute": attribute, "key": key, "bands": _bands(bands)}  # fmt: skip
-    result = train_map(
-        tiles, _refs(train_refs), valid_ref, out=out, seed=seed, model=model, patch=patch, crop=crop,
-        weights=weights, epochs=epochs, steps=steps, batch_size=batch_size, lr=lr, balance=balance,
-        augment=not no_augment, ignore=parse_ignore(ignore), roi=_roi(roi), stages=stages, monitor=monitor,
-        **{k: str(v) if isinstance(v, Path) else v for k, v in inputs.items()},
-        **({} if dice is None else {"dice": dice}),
-        **({} if jitter is None else {"jitter": jitter}),
-    )  # fmt: skip
+    options = given_map_options(ctx)
+    result = train_map(tiles, _refs(train_refs), valid_ref, out=out, seed=seed, **options)
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]
     click.echo(f"valid positions: accuracy {v['accuracy']:.4f}  loss {v['loss']:.4f}  ({v['n']} patches)")
@@ -183,17 +208,17 @@ def map_train(tiles, train_refs, valid_ref, images, labels, label_pattern, pairs
 @click.option(
     "--truth", type=click.Path(path_type=Path), help="Label raster, or a folder of them named like the tiles."
 )
-@click.option(
-    "--ignore", type=click.IntRange(0, 65535), default=None, help="Label value to leave out (e.g. 0)."
-)
+@click.option("--ignore", default=None, help="Label value or colour to leave out (e.g. 0 or '#000000').")
 @click.option("--polygons", type=click.Path(path_type=Path), help="GeoPackage of the maps as polygons.")
 @click.option(
     "--simplify", type=click.FloatRange(min=0), default=0.0, help="Polygon simplification in map units."
 )
 @click.option("--naive", is_flag=True, help="Classify patch by patch (the slow reference).")
 @click.option("--roi", default=None, help="Map only the region x0,y0,x1,y1 (a single TILE).")
-@click.option("--window", type=click.IntRange(min=16), default=1024, show_default=True, help="Window side.")
-@click.option("--engine", type=click.Choice(["auto", "torch", "onnx"]), default="auto", show_default=True)
+@click.option(
+    "--window", type=click.IntRange(min=16), default=DEFAULT_WINDOW, show_default=True, help="Window side."
+)
+@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True)
 @click.option(
     "--tta", is_flag=True, help="Decoders: average each window over its 8 rotations and mirrors (8x slower)."
 )
@@ -204,16 +229,16 @@ def map_command(run_dir, inputs, out, out_dir, png, truth, ignore, polygons, sim
         raise click.UsageError("several tiles (files, a folder or a glob pattern) need --out-dir DIR")
     if out_dir is not None and (out is not None or roi):
         raise click.UsageError("--out and --roi map a single TILE: leave out --out-dir")
-    options = dict(truth=truth, ignore=ignore, naive=naive, engine=engine, window=window, png=png)
+    options = dict(truth=truth, ignore=_ignore(ignore), naive=naive, engine=engine, window=window, png=png)
     options.update(polygons=polygons, simplify=simplify, tta=tta)
     if out_dir is None:
-        from imagefit.maps.mapping import map_tile
+        from imagefit.maps.mapping.tile import map_tile
 
         _echo_tile(map_tile(run_dir, inputs[0], out, roi=_roi(roi), **options))
     else:
         import logging
 
-        from imagefit.maps.batch import map_tiles
+        from imagefit.maps.mapping.many_tiles import map_tiles
 
         shown = logging.getLogger("imagefit").isEnabledFor(logging.INFO)
         _echo_tiles(map_tiles(run_dir, list(inputs), out_dir, progress=shown, **options))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from imagefit.models.defaults import DEFAULT_BACKBONE, ENGINES, WEIGHT_KEYWORDS
 
@@ -19,6 +21,15 @@ def default_of(options: type, name: str) -> object:
     """The default of field `name` in an options dataclass, for a --help text."""
     field = next(f for f in dataclasses.fields(options) if f.name == name)
     return field.default
+
+
+def given_params(ctx: click.Context, skip: Collection[str] = ()) -> dict:
+    """The parameters typed on the command line (not left at their defaults), but those in `skip`."""
+    return {
+        name: value
+        for name, value in ctx.params.items()
+        if name not in skip and ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    }
 
 
 model_option = click.option(

@@ -9,22 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.errors import DataError
-from imagefit.maps.key import IGNORED, KEY_FILE, ThemeKey, read_key
-from imagefit.maps.labels import read_labels
-from imagefit.maps.pairs import (
-    IMAGE_SUFFIXES,
-    SEED_PATTERN,
-    Pairing,
-    images_only,
-    pair_folders,
-    read_pairs_csv,
-)
-from imagefit.maps.rasters import RasterInfo, Window, image_bands, raster_info, read_image
-from imagefit.maps.vector import VectorLabels
+from imagefit.maps.inputs.key import IGNORED, KEY_FILE, ThemeKey, read_key
+from imagefit.maps.inputs.labels import read_labels
+from imagefit.maps.inputs.pairs import SEED_PATTERN, Pairing, images_only, pair_folders, read_pairs_csv
+from imagefit.maps.inputs.rasters import RasterInfo, Window, image_bands, raster_info, read_image
+from imagefit.maps.inputs.vector import VectorLabels
 
 log = logging.getLogger(__name__)
-
-__all__ = ["IMAGE_SUFFIXES", "Roi", "Tile", "TileSet", "parse_roi", "roi_window"]
 
 Roi = tuple[tuple[int, int], tuple[int, int]]  # ((x0, y0), (x1, y1)): columns and rows, end excluded
 

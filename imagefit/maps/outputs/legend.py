@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from imagefit.maps.key import ThemeKey
+from imagefit.maps.inputs.key import ThemeKey
 
 RGBA = tuple[int, int, int, int]
 TRANSPARENT: RGBA = (0, 0, 0, 0)

@@ -19,15 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.data.atomic import write_json, write_text
-from imagefit.maps.areas import AreaTable, write_areas_csv
-from imagefit.maps.engines import make_engine
-from imagefit.maps.mapping import MapResult, check_truth, load_map_run, map_one, read_truth, sidecar
-from imagefit.maps.metrics import scores_of_confusion
-from imagefit.maps.mosaic import mosaic_problem, write_mosaic
-from imagefit.maps.polygons import PolygonWriter
-from imagefit.maps.predict import DEFAULT_WINDOW, region_of
-from imagefit.maps.rasters import check_bands, raster_info
-from imagefit.maps.sources import collect_tiles, pair_truths
+from imagefit.maps.inputs.rasters import check_bands, raster_info
+from imagefit.maps.inputs.sources import collect_tiles, pair_truths
+from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
+from imagefit.maps.mapping.region import region_of
+from imagefit.maps.mapping.tile import MapResult, check_truth, load_map_run, map_one, read_truth, sidecar
+from imagefit.maps.mapping.window_engines import make_engine
+from imagefit.maps.outputs.areas import AreaTable, write_areas_csv
+from imagefit.maps.outputs.metrics import scores_of_confusion
+from imagefit.maps.outputs.mosaic import mosaic_problem, write_mosaic
+from imagefit.maps.outputs.polygons import PolygonWriter
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class _CountingEngine:
 
 def map_tiles(
     run_dir: str | Path, inputs: list[str | Path], out_dir: str | Path, truth: str | Path | None = None,
-    ignore: int | None = None, png: bool = False, polygons: str | Path | None = None,
+    ignore: int | str | None = None, png: bool = False, polygons: str | Path | None = None,
     simplify: float = 0.0, naive: bool = False, engine: str = "auto", window: int = DEFAULT_WINDOW,
     progress: bool = True, tta: bool = False,
 ) -> TilesResult:  # fmt: skip

@@ -16,9 +16,9 @@ from xml.sax.saxutils import escape
 
 from imagefit.data.atomic import write_text
 from imagefit.errors import DataError
-from imagefit.maps.key import ThemeKey
-from imagefit.maps.legend import attribute_table_xml, colour_table, colour_table_xml, qgis_style
-from imagefit.maps.rasters import open_raster
+from imagefit.maps.inputs.key import ThemeKey
+from imagefit.maps.inputs.rasters import open_raster
+from imagefit.maps.outputs.legend import attribute_table_xml, colour_table, colour_table_xml, qgis_style
 
 _GDAL_TYPES = {"uint8": "Byte", "uint16": "UInt16"}
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.errors import DataError
-from imagefit.maps.colours import palette_rgb
-from imagefit.maps.key import IGNORED, ThemeKey
-from imagefit.maps.rasters import Window, is_alpha_mask, open_raster, rio_window
+from imagefit.maps.inputs.colours import palette_rgb
+from imagefit.maps.inputs.key import IGNORED, ThemeKey
+from imagefit.maps.inputs.rasters import Window, is_alpha_mask, open_raster, rio_window
 
 
 def read_labels(path: str | Path, key: ThemeKey, window: Window | None = None) -> np.ndarray:

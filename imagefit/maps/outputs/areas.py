@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.data.atomic import write_text
-from imagefit.maps.key import ThemeKey
+from imagefit.maps.inputs.key import ThemeKey
 
 SQUARE_METRES_PER_HECTARE = 10_000.0
 

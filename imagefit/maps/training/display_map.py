@@ -6,11 +6,11 @@ import copy
 import logging
 from pathlib import Path
 
-from imagefit.maps.engines import make_engine
-from imagefit.maps.metrics import map_metrics
-from imagefit.maps.output import save_map_png
-from imagefit.maps.predict import map_region
-from imagefit.maps.tiles import Roi, TileSet
+from imagefit.maps.inputs.tileset import Roi, TileSet
+from imagefit.maps.mapping.region import map_region
+from imagefit.maps.mapping.window_engines import make_engine
+from imagefit.maps.outputs.metrics import map_metrics
+from imagefit.maps.outputs.pictures import save_map_png
 from imagefit.train.callbacks.base import Callback
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,8 @@ class DisplayMap(Callback):
 
     Each epoch's pixel accuracy and mIoU on the ROI are kept in `scores` (and logged).
     """
+
+    order = -1  # before the progress bar (order 0) closes the epoch's line, as map-train always drew it
 
     def __init__(self, tiles: TileSet, ref: str, roi: Roi, patch: int, data_config: dict, folder: str | Path):
         self.tiles, self.ref, self.roi, self.patch = tiles, ref, roi, patch

@@ -5,10 +5,10 @@ any other name is a registry backbone with its pretrained weights (efficientnet_
 A small CNN trains on random patches of the training tiles (optionally class-balanced, rotated and
 mirrored), validated on a fixed random sample of the validation tile's patches. A backbone trains
 as it maps: fully convolutionally on random crops of the tiles, every patch position of a crop a
-target (`imagefit.maps.crops`), validated on fixed crops of the validation tile. A segmentation
-decoder (`--model unet|fpn|deeplabv3plus`, on the bundled Lite0 encoder) trains the same way with
-every pixel of a crop its own target (`imagefit.maps.decoder`). After every epoch the DisplayMap
-callback draws the validation tile's ROI map.
+target (`imagefit.maps.training.crops`), validated on fixed crops of the validation tile. A
+segmentation decoder (`--model unet|fpn|deeplabv3plus`, on the bundled Lite0 encoder) trains the
+same way with every pixel of a crop its own target (`imagefit.maps.training.decoder`). After every
+epoch the DisplayMap callback draws the validation tile's ROI map.
 The run folder is a normal imagefit run (config.json, model.safetensors, metrics.json, history.csv,
 checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
 """
@@ -25,13 +25,13 @@ from torch import nn
 
 from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
-from imagefit.maps.crops import CropBatches, CropSource, PositionLoss, fixed_crop_batches
-from imagefit.maps.decoder import DecoderLoss, DenseDecoder, decoder_groups
-from imagefit.maps.dense import DenseBackbone
-from imagefit.maps.display_map import DisplayMap
-from imagefit.maps.options import MapTrainOptions
-from imagefit.maps.patches import PatchBatches, PatchSource, fixed_batches, load_labelled_patches
-from imagefit.maps.tiles import Roi, TileSet
+from imagefit.maps.inputs.tileset import Roi, TileSet
+from imagefit.maps.mapping.dense_networks import DenseBackbone, DenseDecoder
+from imagefit.maps.training.crops import CropBatches, CropSource, PositionLoss, fixed_crop_batches
+from imagefit.maps.training.decoder import DecoderLoss, decoder_groups
+from imagefit.maps.training.display_map import DisplayMap
+from imagefit.maps.training.options import TRAINED_BLOCKS, VALID_ROI, MapTrainOptions
+from imagefit.maps.training.patches import PatchBatches, PatchSource, fixed_batches, load_labelled_patches
 from imagefit.models.build import model_record
 from imagefit.models.dense_skips import add_dense_skips
 from imagefit.models.small_cnn import SmallCNN
@@ -40,11 +40,9 @@ from imagefit.train.epochs import default_callbacks, fit_epochs
 from imagefit.train.loop import Trainer, seed_everything
 from imagefit.train.optim import OptimSpec
 from imagefit.train.run import Strategy, TrainResult, run_training
-from imagefit.train.stages import Stage, coarse_groups, parse_stages
+from imagefit.train.stages import Stage, coarse_groups, parse_stages, prefix_groups
 
 log = logging.getLogger(__name__)
-
-DECODER_BLOCKS = 5  # encoder block groups a decoder trains with it by default (blocks 2-6 of Lite0)
 
 
 class MapStrategy(Strategy):
@@ -88,7 +86,7 @@ class MapStrategy(Strategy):
         trainer = Trainer(
             net, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr),
             stages=_stages(net, opts),
-            callbacks=_display_before_progress(callbacks), device=self.device, seed=seed,
+            callbacks=callbacks, device=self.device, seed=seed,
             loss=None if opts.scratch else _position_loss(source, opts),
             eval_loss=None if opts.scratch else PositionLoss(),  # validation: the plain, unweighted loss
         )  # fmt: skip
@@ -141,25 +139,31 @@ def split_refs(refs: list[str], train: list[str], valid: str | None) -> tuple[li
     return train, valid
 
 
-def _display_before_progress(callbacks: list) -> list:
-    """The validation map is drawn before the progress bar closes the epoch's line (as before)."""
-    display = callbacks.pop()
-    return [*callbacks[:-1], display, callbacks[-1]]
-
-
 def _stages(net: nn.Module, opts: MapTrainOptions) -> list[Stage]:
-    """All parameters for a small CNN; for a backbone, its later block groups (backward through the
-    early, high-resolution depthwise blocks is what makes CPU fine-tuning slow); for a decoder, the
-    decoder and the encoder's later blocks."""
+    """All parameters for a small CNN; for a backbone or a decoder, the --stages given, else one stage
+    training the later block groups (TRAINED_BLOCKS) and the classifier or decoder above them."""
     if opts.scratch:
         return [Stage("train", opts.epochs)]
     if opts.decoder:
         groups = decoder_groups(net)
-        default = f"top{DECODER_BLOCKS}:{opts.epochs}:{opts.lr}"
     else:
         groups = [[f"model.{name}" for name in group] for group in coarse_groups(net.model)]
-        default = f"top4:{opts.epochs}:{opts.lr}"
-    return parse_stages(opts.stages or default, len(groups), groups)
+    if opts.stages:
+        return parse_stages(opts.stages, len(groups), groups)
+    return [_top_stage(groups, TRAINED_BLOCKS[opts.kind], opts.epochs, opts.lr)]
+
+
+def _top_stage(groups: list[list[str]], depth: int, epochs: int, lr: float) -> Stage:
+    """The stage --stages writes `topN:EPOCHS:LR`: the last of the parameter `groups` at `lr`, the
+    `depth` groups below it at rates falling to a tenth of it with depth, every other one frozen."""
+    name = f"top{depth}:{epochs}:{lr}"  # the stage's name in history.csv
+    if depth > len(groups) - 1:
+        raise OptionError(
+            f"stage {name!r} unfreezes {depth} block groups but the model has {len(groups) - 1}"
+        )
+    chosen = groups[len(groups) - 1 - depth :]
+    scales = [0.1 ** ((depth - i) / max(depth, 1)) for i in range(depth + 1)]
+    return Stage(name, epochs, lr, prefix_groups(*zip(chosen, scales, strict=True)))
 
 
 def _data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_config: dict, seed: int):
@@ -239,4 +243,4 @@ def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train,
 
 def _default_roi(tileset: TileSet, ref: str) -> Roi:
     tile = tileset.tile(ref)
-    return ((0, 0), (min(300, tile.width), min(300, tile.height)))
+    return ((0, 0), (min(VALID_ROI, tile.width), min(VALID_ROI, tile.height)))

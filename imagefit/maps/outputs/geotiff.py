@@ -1,9 +1,9 @@
-"""Map outputs: a GeoTIFF of label values carrying the source's georeferencing and legend, a coloured PNG.
+"""A map as a GeoTIFF of label values carrying the source's georeferencing and legend.
 
 The GeoTIFF keeps the key's label values, as UInt16 (or Byte when every value and no-data fit in
 one byte), because a map in the labels' own values compares directly with the label rasters, the
 key file and a vector layer's attribute. Its colour table and attribute table are described in
-`imagefit.maps.legend`; internal overviews use mode resampling so that zoomed-out views show
+`imagefit.maps.outputs.legend`; internal overviews use mode resampling so that zoomed-out views show
 classes, never averages of label values.
 """
 
@@ -12,24 +12,12 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from imagefit.data.atomic import write_text, write_with
-from imagefit.figures import pyplot, save_figure
-from imagefit.maps.key import ThemeKey
-from imagefit.maps.legend import aux_xml, class_colours, colour_table, qgis_style
-from imagefit.maps.predict import ThemeMap
+from imagefit.maps.inputs.key import ThemeKey
+from imagefit.maps.outputs.legend import aux_xml, colour_table, qgis_style
+from imagefit.maps.outputs.theme_map import ThemeMap
 
-NODATA_COLOUR = (0, 0, 0)
 OVERVIEW_MIN = 128  # overviews halve the map down to about this many pixels on its longer side
-
-__all__ = ["class_colours", "colourise", "map_values", "save_index_png", "save_map_png", "write_geotiff"]
-
-
-def colourise(index: np.ndarray, n: int) -> np.ndarray:
-    """An RGB picture (rows, cols, 3) of class indices; no-data (negative) black."""
-    palette = np.vstack([class_colours(n), np.array([NODATA_COLOUR], np.uint8)])
-    return palette[np.where(index < 0, n, index)]
 
 
 def map_values(key: ThemeKey) -> tuple[str, int]:
@@ -86,33 +74,3 @@ def write_geotiff(theme_map: ThemeMap, key: ThemeKey, path: str | Path) -> Path:
     write_text(path.with_name(path.name + ".aux.xml"), aux_xml(key))
     write_text(path.with_suffix(".qml"), qgis_style(key))
     return path
-
-
-def save_map_png(index: np.ndarray, classes: list[str], path: str | Path, title: str = "") -> Path:
-    """The map in colour with a legend of the classes (and no-data), as a PNG figure."""
-    plt = pyplot()
-    from matplotlib.patches import Patch
-
-    colours = class_colours(len(classes)) / 255
-    height, width = index.shape
-    scale = 10 / max(height, width)
-    fig, ax = plt.subplots(figsize=(max(4.0, width * scale) + 3, max(3.0, height * scale)))
-    ax.imshow(colourise(index, len(classes)), interpolation="nearest")
-    ax.axis("off")
-    handles = [Patch(color=c, label=name) for c, name in zip(colours, classes, strict=True)]
-    if (index < 0).any():
-        handles.append(Patch(color=np.array(NODATA_COLOUR) / 255, label="no data"))
-    ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=100)
-
-
-def save_index_png(index: np.ndarray, n: int, path: str | Path) -> Path:
-    """The map in colour at full resolution, one pixel per pixel (no legend)."""
-    from PIL import Image
-
-    picture = Image.fromarray(colourise(index, n))
-    write_with(path, lambda p: picture.save(p, format="PNG"))
-    return Path(path)

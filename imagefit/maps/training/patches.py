@@ -15,7 +15,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from imagefit.errors import DataError, OptionError
-from imagefit.maps.tiles import Roi, TileSet
+from imagefit.maps.inputs.tileset import Roi, TileSet
 
 
 class PatchSource:

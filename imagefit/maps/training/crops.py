@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 from imagefit.errors import DataError, OptionError
-from imagefit.maps.patches import PatchBatches, fixed_batches, to_tensor
-from imagefit.maps.tiles import TileSet
+from imagefit.maps.inputs.tileset import TileSet
+from imagefit.maps.mapping.symmetries import dihedral
+from imagefit.maps.training.patches import PatchBatches, fixed_batches, to_tensor
 
 IGNORED = -1  # target of positions whose centre pixel has no class
 
@@ -115,20 +116,6 @@ def position_targets(labels: np.ndarray, patch: int) -> np.ndarray:
     c = patch // 2
     rows, cols = labels.shape[0] - patch + 1, labels.shape[1] - patch + 1
     return labels[c : c + rows, c : c + cols]
-
-
-def dihedral(a: np.ndarray, k: int, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
-    """Symmetry k (0-7) of the square on `axes` (rows, cols): k % 4 quarter turns, then a mirror
-    image across the columns if k >= 4."""
-    a = np.rot90(a, k % 4, axes=axes)
-    return np.flip(a, axis=axes[1]) if k >= 4 else a
-
-
-def undo_dihedral(a: np.ndarray, k: int, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
-    """The inverse of `dihedral(a, k, axes)`."""
-    if k >= 4:
-        a = np.flip(a, axis=axes[1])
-    return np.rot90(a, -(k % 4), axes=axes)
 
 
 class CropBatches(PatchBatches):

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.errors import DataError
-from imagefit.maps.key import IGNORED, ThemeKey
-from imagefit.maps.rasters import RasterInfo, Window
+from imagefit.maps.inputs.key import IGNORED, ThemeKey
+from imagefit.maps.inputs.rasters import RasterInfo, Window
 
 
 class VectorLabels:

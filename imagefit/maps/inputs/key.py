@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.errors import DataError
-from imagefit.maps.colours import colour_indices, parse_colour
+from imagefit.maps.inputs.colours import colour_indices, parse_colour
 
 KEY_FILE = "key-theme.txt"
 IGNORED = -1  # class index of pixels whose value the user said to ignore

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from imagefit.data.atomic import atomic_path
-from imagefit.maps.areas import polygon_hectares
-from imagefit.maps.key import ThemeKey
-from imagefit.maps.predict import ThemeMap
+from imagefit.maps.inputs.key import ThemeKey
+from imagefit.maps.outputs.areas import polygon_hectares
+from imagefit.maps.outputs.theme_map import ThemeMap
 
 log = logging.getLogger(__name__)
 LAYER = "theme"

@@ -11,16 +11,19 @@ import numpy as np
 
 from imagefit.data.atomic import write_json
 from imagefit.errors import DataError, ModelError
-from imagefit.maps.areas import AreaTable, class_areas, write_areas_csv
-from imagefit.maps.engines import make_engine
-from imagefit.maps.key import ThemeKey
-from imagefit.maps.labels import read_labels
-from imagefit.maps.metrics import confusion, scores_of_confusion
-from imagefit.maps.output import save_map_png, write_geotiff
-from imagefit.maps.polygons import PolygonWriter, map_transform
-from imagefit.maps.predict import DEFAULT_WINDOW, ThemeMap, map_region, region_of
-from imagefit.maps.rasters import check_bands, raster_info
-from imagefit.maps.tiles import Roi
+from imagefit.maps.inputs.key import ThemeKey
+from imagefit.maps.inputs.labels import read_labels
+from imagefit.maps.inputs.rasters import check_bands, raster_info
+from imagefit.maps.inputs.tileset import Roi
+from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
+from imagefit.maps.mapping.region import map_region, region_of
+from imagefit.maps.mapping.window_engines import make_engine
+from imagefit.maps.outputs.areas import AreaTable, class_areas, write_areas_csv
+from imagefit.maps.outputs.geotiff import write_geotiff
+from imagefit.maps.outputs.metrics import confusion, scores_of_confusion
+from imagefit.maps.outputs.pictures import save_map_png
+from imagefit.maps.outputs.polygons import PolygonWriter, map_transform
+from imagefit.maps.outputs.theme_map import ThemeMap
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +76,7 @@ def load_map_run(run_dir: str | Path) -> MapRun:
 
 def map_tile(
     run_dir: str | Path, tile: str | Path, out: str | Path | None = None, png: bool = False,
-    truth: str | Path | None = None, ignore: int | None = None, naive: bool = False,
+    truth: str | Path | None = None, ignore: int | str | None = None, naive: bool = False,
     engine: str = "auto", window: int = DEFAULT_WINDOW, roi: Roi | None = None,
     polygons: str | Path | None = None, simplify: float = 0.0, tta: bool = False,
 ) -> MapResult:  # fmt: skip

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import numpy as np
 
 from imagefit.errors import OptionError
+from imagefit.maps.outputs.theme_map import NODATA
 
-NODATA = -1
 OVERLAP = 96  # pixels shared by neighbouring windows (at least)
 CONTEXT = 32  # pixels beyond the region's edges that windows cover
 ALIGN = 32  # window sides are multiples of this where they can be (the networks' stride)
@@ -35,11 +35,6 @@ def blended_map(engine, read: Callable, region, patch: int, window: int) -> tupl
     for n, lo, probs in blended_rows(engine, read, region, patch, window):  # noqa: B007 (n: read after)
         index[lo : lo + probs.shape[1]] = probs.argmax(0)
     return index, n
-
-
-def blended_probabilities(engine, read: Callable, region, patch: int, window: int) -> np.ndarray:
-    """The blended class probabilities (classes, rows, cols) of a (small) region."""
-    return np.concatenate([p for _, _, p in blended_rows(engine, read, region, patch, window)], axis=1)
 
 
 def blended_rows(engine, read: Callable, region, patch: int, window: int):

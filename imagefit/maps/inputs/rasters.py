@@ -56,16 +56,6 @@ def raster_info(path: str | Path) -> RasterInfo:
         return RasterInfo(Path(path), ds.height, ds.width, ds.count, ds.dtypes[0], ds.crs, ds.transform)
 
 
-def read_rgb(path: str | Path, window: Window | None = None) -> np.ndarray:
-    """Pixels (rows, cols, 3) uint8 of a window (None: all) of an RGB, RGBA or grayscale raster."""
-    with open_raster(path) as ds:
-        bands = [1, 1, 1] if ds.count < 3 else [1, 2, 3]
-        if ds.dtypes[0] != "uint8":
-            raise DataError(f"{path} has {ds.dtypes[0]} pixels: imagefit maps 8-bit RGB images")
-        data = ds.read(bands, window=rio_window(window))
-    return np.ascontiguousarray(data.transpose(1, 2, 0))
-
-
 def image_bands(path: str | Path, bands: tuple[int, ...] | list[int] | None = None) -> list[int]:
     """The 1-based bands of an image that `bands` selects (None: every band but alpha), checked."""
     with open_raster(path) as ds:
@@ -137,12 +127,6 @@ def _valid(ds, bands: list[int], window, shape) -> np.ndarray:
     with warnings.catch_warnings():  # nodata masks the bands, not the alpha band: as wanted
         warnings.simplefilter("ignore", NodataShadowWarning)
         return (ds.read_masks(bands, window=window) > 0).all(0)
-
-
-def read_band(path: str | Path, window: Window | None = None) -> np.ndarray:
-    """The first band (rows, cols) of a window (None: all) of a raster, in its own integer type."""
-    with open_raster(path) as ds:
-        return ds.read(1, window=rio_window(window))
 
 
 def rio_window(window: Window | None):

@@ -16,14 +16,14 @@ from torch import nn
 
 from imagefit.errors import OptionError
 from imagefit.features.engines import export_onnx, onnx_session
-from imagefit.maps.blend import softmax
-from imagefit.maps.crops import dihedral, undo_dihedral
-from imagefit.maps.dense import DenseSmallCNN, dense_model
+from imagefit.maps.mapping.blend import softmax
+from imagefit.maps.mapping.defaults import ENGINES
+from imagefit.maps.mapping.dense_networks import DenseSmallCNN, dense_model
+from imagefit.maps.mapping.symmetries import dihedral, undo_dihedral
 from imagefit.models.small_cnn import SmallCNN
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "torch", "onnx")
 AXES = (-2, -1)  # a window's rows and columns
 
 

@@ -16,44 +16,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from imagefit.errors import DataError, OptionError
-from imagefit.maps.blend import blended_map
-from imagefit.maps.rasters import RasterInfo, raster_info, read_image, read_valid
-from imagefit.maps.tiles import Roi
-
-NODATA = -1  # class index of pixels without a prediction
-DEFAULT_WINDOW = 1024
-
-
-@dataclass
-class Region:
-    """The part of a raster being mapped: (row, col) offset and size."""
-
-    row: int
-    col: int
-    height: int
-    width: int
-
-
-@dataclass
-class ThemeMap:
-    """Class indices (NODATA where none) of a region of a raster, with where they came from."""
-
-    index: np.ndarray  # (rows, cols) int16
-    source: RasterInfo
-    region: Region
-    seconds: float = 0.0
-    windows: int = 0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def mapped(self) -> int:
-        return int((self.index >= 0).sum())
+from imagefit.maps.inputs.rasters import RasterInfo, raster_info, read_image, read_valid
+from imagefit.maps.inputs.tileset import Roi
+from imagefit.maps.mapping.blend import blended_map
+from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
+from imagefit.maps.outputs.theme_map import NODATA, Region, ThemeMap
 
 
 def region_of(info: RasterInfo, roi: Roi | None, patch: int) -> Region:
@@ -163,17 +135,3 @@ def stitched_map(
     for n, (r0, c0, logits) in enumerate(blocks_, 1):  # noqa: B007 (n: the count, read after)
         index[r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits.argmax(0)
     return index, n
-
-
-def logits_of_region(
-    engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
-    bands: list[int] | None = None,
-) -> np.ndarray:  # fmt: skip
-    """The logits (classes, rows - P + 1, cols - P + 1) of every patch inside a raster or ROI, stitched."""
-    region = region_of(raster_info(path), roi, patch)
-    out = None
-    for r0, c0, logits in iter_logits(engine, path, region, patch, mean, std, window, False, bands):
-        if out is None:
-            out = np.zeros((logits.shape[0], region.height - patch + 1, region.width - patch + 1), np.float32)
-        out[:, r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits
-    return out
