@@ -8,9 +8,9 @@ import torch
 from imagefit.errors import ModelError, OptionError
 from imagefit.runs import read_history
 from imagefit.train.callbacks import Callback, Checkpoint, HistoryCSV
-from imagefit.train.loop import Trainer, find_checkpoint
-from imagefit.train.optim import OptimSpec
-from imagefit.train.stages import Stage, prefix_groups
+from imagefit.train.engine.optim import OptimSpec
+from imagefit.train.engine.stages import Stage, prefix_groups
+from imagefit.train.engine.trainer import Trainer, find_checkpoint
 from tests._training import (
     InterruptAt,
     max_difference,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from imagefit.errors import OptionError
-from imagefit.train.optim import OptimSpec, make_optimizer, make_schedule
+from imagefit.train.engine.optim import OptimSpec, make_optimizer, make_schedule
 
 
 def params() -> list[torch.nn.Parameter]:

@@ -36,11 +36,11 @@ from imagefit.models.build import model_record
 from imagefit.models.dense_skips import add_dense_skips
 from imagefit.models.small_cnn import SmallCNN
 from imagefit.runs import RunConfig
+from imagefit.train.engine.optim import OptimSpec
+from imagefit.train.engine.stages import Stage, coarse_groups, parse_stages
+from imagefit.train.engine.trainer import Trainer, seed_everything
 from imagefit.train.epochs import default_callbacks, fit_epochs
-from imagefit.train.loop import Trainer, seed_everything
-from imagefit.train.optim import OptimSpec
-from imagefit.train.run import Strategy, TrainResult, run_training
-from imagefit.train.stages import Stage, coarse_groups, parse_stages
+from imagefit.train.lifecycle import Strategy, TrainResult, run_training
 
 log = logging.getLogger(__name__)
 

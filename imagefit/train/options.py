@@ -87,7 +87,7 @@ class EpochOptions(TrainOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         from imagefit.data.augment import parse_augment
-        from imagefit.train.mixing import check_mixing
+        from imagefit.train.engine.mixing import check_mixing
 
         self.optimizer = self.optimizer.lower()
         self.optim()
@@ -98,7 +98,7 @@ class EpochOptions(TrainOptions):
 
     def optim(self, lr: float | None = None):
         """The optimiser and schedule (an OptimSpec)."""
-        from imagefit.train.optim import OptimSpec
+        from imagefit.train.engine.optim import OptimSpec
 
         lr = getattr(self, "lr", 1e-3) if lr is None else lr
         return OptimSpec(self.optimizer, lr, self.weight_decay, self.momentum, self.schedule, self.warmup)
@@ -154,7 +154,7 @@ class FinetuneOptions(EpochOptions):
 
     def optim(self, lr: float | None = None):
         """The optimiser; each stage brings its own learning rate."""
-        from imagefit.train.stages import parse_stages
+        from imagefit.train.engine.stages import parse_stages
 
         top = max(stage.lr for stage in parse_stages(self.stages, n_groups=99))
         return super().optim(top if lr is None else lr)

@@ -19,7 +19,7 @@ from typing import ClassVar
 from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
 from imagefit.runs import RunConfig, RunFolder, read_config, save_run, write_config
-from imagefit.train import distributed
+from imagefit.train.engine import distributed
 from imagefit.train.options import STRATEGY_OPTIONS, TrainOptions
 
 log = logging.getLogger(__name__)

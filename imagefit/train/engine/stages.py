@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from imagefit.errors import OptionError
-from imagefit.train.optim import check_lr
+from imagefit.train.engine.optim import check_lr
 
 Trainable = Callable[[nn.Module], Iterable[nn.Parameter] | Iterable[dict]]
 

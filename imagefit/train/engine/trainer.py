@@ -23,11 +23,11 @@ from torch import nn
 from imagefit.errors import ModelError, OptionError
 from imagefit.runs.folder import CHECKPOINTS
 from imagefit.runs.folder import LAST as LAST_CHECKPOINT
-from imagefit.train import distributed
-from imagefit.train.multilabel_scores import LabelScores, count_label_hits
-from imagefit.train.optim import OptimSpec, make_optimizer, make_schedule
-from imagefit.train.stages import Stage, freeze_except, frozen_norms_to_eval, param_groups
-from imagefit.train.state import load_state
+from imagefit.train.engine import distributed
+from imagefit.train.engine.optim import OptimSpec, make_optimizer, make_schedule
+from imagefit.train.engine.stages import Stage, freeze_except, frozen_norms_to_eval, param_groups
+from imagefit.train.engine.state import load_state
+from imagefit.train.multilabel.scores import LabelScores, count_label_hits
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from imagefit.data.loader import ImageFiles, collate, default_workers
 from imagefit.data.transforms import decode_size
 from imagefit.errors import DataError, OptionError
 from imagefit.models.small_cnn import min_input_size, parse_spec
-from imagefit.train.distributed import distributed_loader
+from imagefit.train.engine.distributed import distributed_loader
 
 log = logging.getLogger(__name__)
 

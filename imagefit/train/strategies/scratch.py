@@ -15,14 +15,13 @@ from imagefit.inference.classifier import Classifier
 from imagefit.models.build import build_model, model_record
 from imagefit.models.small_cnn import SmallCNN
 from imagefit.runs import RunConfig
-from imagefit.train.batches import Batches, auto_image_size, loader_options, resolve_batch_size
-from imagefit.train.epochs import default_callbacks, fit_epochs
-from imagefit.train.loop import Trainer, seed_everything
-from imagefit.train.mixing import MixedBatches
-from imagefit.train.multilabel_loss import dataset_losses
-from imagefit.train.multilabel_scores import MONITOR as MULTILABEL_MONITOR
-from imagefit.train.multilabel_thresholds import choose_thresholds, untuned_thresholds
-from imagefit.train.run import Strategy, saved_options
+from imagefit.train.engine.batches import Batches, auto_image_size, loader_options, resolve_batch_size
+from imagefit.train.engine.mixing import MixedBatches
+from imagefit.train.engine.trainer import Trainer, seed_everything
+from imagefit.train.epochs import choose_thresholds, dataset_losses, default_callbacks, fit_epochs
+from imagefit.train.lifecycle import Strategy, saved_options
+from imagefit.train.multilabel.scores import MONITOR as MULTILABEL_MONITOR
+from imagefit.train.multilabel.thresholds import untuned_thresholds
 
 
 class ScratchStrategy(Strategy):

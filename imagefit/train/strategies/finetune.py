@@ -27,10 +27,14 @@ from imagefit.data.transforms import eval_transform
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import create_backbone, get_spec
 from imagefit.runs import RunConfig
-from imagefit.train import distributed
-from imagefit.train.batches import Batches, loader_options, resolve_batch_size
 from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
-from imagefit.train.epochs import default_callbacks, fit_epochs
+from imagefit.train.engine import distributed
+from imagefit.train.engine.batches import Batches, loader_options, resolve_batch_size
+from imagefit.train.engine.mixing import MixedBatches
+from imagefit.train.engine.stages import coarse_groups, parse_stages
+from imagefit.train.engine.state import load_state, save_state
+from imagefit.train.engine.trainer import Trainer, seed_everything
+from imagefit.train.epochs import choose_thresholds, dataset_losses, default_callbacks, fit_epochs, targets_of
 from imagefit.train.extraction import (
     embed_in_shares,
     extract_split,
@@ -38,17 +42,11 @@ from imagefit.train.extraction import (
     labels_of,
     split_scores,
 )
-from imagefit.train.linear import fit_linear_head, load_head
-from imagefit.train.loop import Trainer, seed_everything
-from imagefit.train.mixing import MixedBatches
-from imagefit.train.multilabel import fit_multilabel_head
-from imagefit.train.multilabel_loss import dataset_losses
-from imagefit.train.multilabel_scores import MONITOR as MULTILABEL_MONITOR
-from imagefit.train.multilabel_thresholds import choose_thresholds, targets_of, untuned_thresholds
-from imagefit.train.run import Strategy, backbone_config, saved_options
-from imagefit.train.scratch import check_same_classes
-from imagefit.train.stages import coarse_groups, parse_stages
-from imagefit.train.state import load_state, save_state
+from imagefit.train.heads import fit_linear_head, fit_multilabel_head, load_head
+from imagefit.train.lifecycle import Strategy, backbone_config, saved_options
+from imagefit.train.multilabel.scores import MONITOR as MULTILABEL_MONITOR
+from imagefit.train.multilabel.thresholds import untuned_thresholds
+from imagefit.train.strategies.scratch import check_same_classes
 
 
 class FinetuneStrategy(Strategy):
