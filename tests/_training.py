@@ -7,8 +7,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from imagefit.models.small_cnn import SmallCNN
 from imagefit.train.callbacks import Callback
+from imagefit.train.engine.optim import OptimSpec
 from imagefit.train.engine.stages import Stage
-from imagefit.train.engine.trainer import OptimSpec, Trainer, seed_everything
+from imagefit.train.engine.trainer import Trainer, seed_everything
 
 TINY_SPEC = "conv4@3-bn-pool2-drop0.3-dense8-drop0.2"
 

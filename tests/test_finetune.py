@@ -280,3 +280,13 @@ def test_an_option_the_strategy_does_not_take_is_refused_naming_those_that_do(
     ):
         train(tiny_data, strategy, out=tmp_path / "run", **{option: 3})
     assert not (tmp_path / "run").exists()
+
+
+def test_a_stage_deeper_than_the_model_fails_before_the_first_epoch() -> None:
+    from imagefit.train.engine.trainer import Trainer
+    from imagefit.train.options import FinetuneOptions
+
+    stages = FinetuneOptions(stages="head:1:1e-3,top99:1:1e-4").stage_plan()  # the model is not known yet
+    model = timm.create_model(TINY_MODEL, num_classes=2)
+    with pytest.raises(OptionError, match="top99 unfreezes 99 block groups but the model has"):
+        Trainer(model, [], None, stages=stages)

@@ -13,54 +13,36 @@ stage's rate at the classifier to a tenth of it at the lowest unfrozen group (di
 Training runs at the backbone's training resolution; validation, the final metrics and the saved
 run use its inference preprocessing, as predictions will.
 
-Multi-label data trains with binary cross-entropy (`train.multilabel_loss`), the probe head is the
-linear strategy's multi-label fit, the best epoch is the one with the highest validation mAP, and
-the per-label thresholds are chosen on the validation images once training is over.
+Multi-label data trains with binary cross-entropy (`train.multilabel.loss`), the probe head is the
+multi-label linear head, the best epoch is the one with the highest validation mAP, and the
+per-label thresholds are chosen on the validation images once training is over (`train.epochs`).
 """
 
 from __future__ import annotations
 
-import time
-
-from imagefit.data.augment import train_transform
-from imagefit.data.transforms import eval_transform
 from imagefit.inference.classifier import Classifier
 from imagefit.models.registry import create_backbone, get_spec
 from imagefit.runs import RunConfig
 from imagefit.train.callbacks.frozen_norms import FrozenBatchNorm
 from imagefit.train.engine import distributed
-from imagefit.train.engine.batches import Batches, loader_options, resolve_batch_size
-from imagefit.train.engine.mixing import MixedBatches
-from imagefit.train.engine.stages import coarse_groups, parse_stages
 from imagefit.train.engine.state import load_state, save_state
-from imagefit.train.engine.trainer import Trainer, seed_everything
-from imagefit.train.epochs import choose_thresholds, dataset_losses, default_callbacks, fit_epochs, targets_of
-from imagefit.train.extraction import (
-    embed_in_shares,
-    extract_split,
-    label_matrix,
-    labels_of,
-    split_scores,
-)
+from imagefit.train.engine.trainer import seed_everything
+from imagefit.train.epochs import EpochStrategy, targets_of, with_task
+from imagefit.train.extraction import embed_in_shares, extract_split, label_matrix, labels_of, split_scores
 from imagefit.train.heads import fit_linear_head, fit_multilabel_head, load_head
-from imagefit.train.lifecycle import Strategy, backbone_config, saved_options
-from imagefit.train.multilabel.scores import MONITOR as MULTILABEL_MONITOR
-from imagefit.train.multilabel.thresholds import untuned_thresholds
-from imagefit.train.strategies.scratch import check_same_classes
+from imagefit.train.lifecycle import backbone_config, saved_options
 
 
-class FinetuneStrategy(Strategy):
+class FinetuneStrategy(EpochStrategy):
     """A pretrained backbone with a new head, trained in stages; saved as a WiSE-FT blend."""
 
     name = "finetune"
-    multilabel = True
 
     def check(self) -> None:
         get_spec(self.options.model)
 
     def build(self, data, dataset):
         opts = self.options
-        opts.batch_size = resolve_batch_size(opts.batch_size, len(dataset.train))
         seed_everything(self.seed)
         n = len(dataset.classes)
         self.backbone = create_backbone(opts.model, opts.weights, num_classes=n, image_size=opts.image_size)
@@ -68,80 +50,30 @@ class FinetuneStrategy(Strategy):
             self._probe_head(dataset)
         saved = saved_options(opts, train_data_config=self.backbone.train_data_config)
         config = backbone_config(self.backbone, dataset, self.name, self.seed, data, saved)
-        if dataset.multilabel:
-            config.task, config.thresholds = "multilabel", untuned_thresholds(n)
-        return self.backbone.model, config
+        return self.backbone.model, with_task(config, dataset)
 
-    def rebuild(self, config: RunConfig, dataset):
-        check_same_classes(config, dataset)
-        opts = self.options
-        opts.batch_size = resolve_batch_size(opts.batch_size, len(dataset.train))
+    def rebuild_model(self, config: RunConfig):
         # the weights come from the checkpoint: build the architecture only
-        self.backbone = create_backbone(config.backbone, "none", len(config.classes), opts.image_size)
+        n, size = len(config.classes), self.options.image_size
+        self.backbone = create_backbone(config.backbone, "none", n, size)
         self.backbone.weights = config.weights
         return self.backbone.model
 
-    def fit(self, folder, dataset, model, config, resume):
-        opts, started = self.options, time.perf_counter()
+    def preprocessing(self, config: RunConfig) -> tuple[dict, dict]:
+        """Training at the backbone's training resolution; validation as predictions will see images."""
+        return self.backbone.train_data_config, self.backbone.data_config
+
+    def own_callbacks(self) -> list:
+        return [FrozenBatchNorm()] if self.options.frozen_norms else []
+
+    def before_fit(self, folder, model, resume) -> None:
+        """The probe's weights, for WiSE-FT after training."""
+        opts = self.options
         if not resume and opts.head_init == "linear" and opts.wise < 1 and distributed.is_main():
-            save_state(folder.probe, {"model": model.state_dict()})  # for WiSE-FT
-        groups = coarse_groups(model)
-        train, valid = self._batches(dataset, opts)
-        if opts.mixup > 0:
-            train = MixedBatches(train, len(dataset.classes), opts.mixup, self.seed)
-        norms = [FrozenBatchNorm()] if opts.frozen_norms else []
-        monitor = MULTILABEL_MONITOR if dataset.multilabel else "val_loss"
-        loss, eval_loss = dataset_losses(dataset, opts.class_weights, opts.label_smoothing)
-        callbacks = default_callbacks(folder, self.progress, opts.patience, monitor, extra=self.callbacks)
-        trainer = Trainer(
-            model,
-            train,
-            valid,
-            optim=opts.optim(),
-            stages=parse_stages(opts.stages, len(groups), groups),
-            seed=self.seed,
-            loss=loss,
-            eval_loss=eval_loss,
-            callbacks=[*norms, *callbacks],
-            device=self.device,
-            multilabel=dataset.multilabel,
-        )
-        best = fit_epochs(trainer, folder, resume)
-        if best is None:
-            return None, {}
-        bb = self.backbone
-        info = {"backbone": bb.spec.name, "arch": bb.spec.arch, "weights": bb.weights}
-        thresholds = config.label_thresholds()
-        classifier = Classifier(bb.model.cpu().eval(), dataset.classes, bb.data_config, info, thresholds)
-        blended = self._wise(classifier, folder, dataset)
-        metrics = self._final_metrics(classifier, dataset)
-        if classifier.multilabel:
-            config.thresholds = [float(t) for t in classifier.thresholds]
-        if blended:
-            metrics["wise"] = blended
-        metrics.update(best=best, epochs=trainer.epoch, stopped=trainer.stop_reason)
-        metrics["seconds"] = {"fit": round(time.perf_counter() - started, 3)}
-        return classifier, metrics
+            save_state(folder.probe, {"model": model.state_dict()})
 
     def extract_options(self) -> dict:
         return {**super().extract_options(), "engine": self.options.engine}
-
-    def _batches(self, dataset, opts) -> tuple[Batches, Batches]:
-        """Augmented, shuffled training batches at the training resolution; validation batches as the
-        saved model will predict (inference preprocessing), so val_loss picks the best model for that."""
-        train_cfg, infer_cfg = self.backbone.train_data_config, self.backbone.data_config
-        n = len(dataset.train)
-        loader = {"batch_size": opts.batch_size, **loader_options(self.workers, n, opts.batch_size)}
-        loader["n_labels"] = len(dataset.classes) if dataset.multilabel else None
-        train = Batches(
-            dataset.train,
-            train_transform(train_cfg, opts.augment),
-            train_cfg,
-            shuffle=True,
-            drop_last=n > opts.batch_size and n % opts.batch_size == 1,
-            **loader,
-        )
-        return train, Batches(dataset.valid, eval_transform(infer_cfg), infer_cfg, **loader)
 
     def _probe_head(self, dataset) -> None:
         """Start the head as the linear strategy's fit on cached features, so fine-tuning starts
@@ -169,15 +101,15 @@ class FinetuneStrategy(Strategy):
             y = labels_of(dataset.train, features)
             load_head(bb.model, fit_linear_head(features.vectors, y, n, self.seed, self.progress))
 
-    def _wise(self, classifier: Classifier, folder, dataset) -> dict | None:
+    def after_fit(self, classifier: Classifier, folder, dataset) -> dict:
         """Blend the fine-tuned weights with the linear probe's they started from (WiSE-FT, Wortsman et
         al. 2022): w = a * fine-tuned + (1 - a) * probe, a = `wise`. Both share the pretrained start
         and the probe head, so the blend lies between them in one basin; it keeps the probe's
-        robustness and the fine-tuned features' gains. Returns what was done, with the fine-tuned-only
-        validation scores, or None (a random head has no probe; --wise 1; an older run)."""
+        robustness and the fine-tuned features' gains. Returns {'wise': what was done, with the
+        fine-tuned-only validation scores}, or {} (a random head has no probe; --wise 1; an older run)."""
         opts = self.options
         if opts.head_init != "linear" or opts.wise >= 1 or not folder.probe.is_file():
-            return None
+            return {}
         extractor = classifier.extractor(**self.extract_options())
         features = extractor([s.path for s in dataset.valid], desc="valid eval (fine-tuned only)")
         alone = split_scores(classifier, features, targets_of(classifier, dataset.valid, features))
@@ -190,19 +122,4 @@ class FinetuneStrategy(Strategy):
             }
         )
         classifier.weights_changed()
-        return {"fine_tuned_share": a, "fine_tuned_only": {"valid": alone}}
-
-    def _final_metrics(self, classifier: Classifier, dataset) -> dict:
-        """Loss and accuracy at the inference preprocessing, through the fast feature path
-        (multi-label: the thresholds chosen on validation, and the scores at them)."""
-        if classifier.multilabel:
-            return choose_thresholds(classifier, dataset, self.extract_options())
-        out, skipped = {}, []
-        extractor = classifier.extractor(**self.extract_options())
-        for split in ("train", "valid"):
-            samples = getattr(dataset, split)
-            features = extractor([s.path for s in samples], desc=f"{split} eval")
-            out[split] = split_scores(classifier, features, labels_of(samples, features))
-            skipped += [{"path": str(p), "reason": r} for p, r in features.errors]
-        out["skipped"] = skipped
-        return out
+        return {"wise": {"fine_tuned_share": a, "fine_tuned_only": {"valid": alone}}}

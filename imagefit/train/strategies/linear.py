@@ -29,6 +29,7 @@ from imagefit.train.heads import (
     load_head,
 )
 from imagefit.train.lifecycle import Strategy, backbone_config, saved_options
+from imagefit.train.options import DEFAULT_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class LinearStrategy(Strategy):
 
     @property
     def batch_size(self) -> int:
-        return 32 if self.options.batch_size is None else self.options.batch_size
+        return DEFAULT_BATCH if self.options.batch_size is None else self.options.batch_size
 
     def extract_options(self) -> dict:
         opts = self.options
