@@ -85,15 +85,18 @@ class EpochStrategy(Strategy):
         return {**super().extract_options(), "engine": "torch"}
 
     def read_data(self, data):
+        """The dataset, and the batch size it allows (at most its training images)."""
         dataset = super().read_data(data)
         self.options.batch_size = resolve_batch_size(self.options.batch_size, len(dataset.train))
         return dataset
 
     def rebuild(self, config: RunConfig, dataset) -> nn.Module:
+        """The model of a run being resumed, on the classes it started with."""
         check_same_classes(config, dataset)
         return self.rebuild_model(config)
 
     def fit(self, folder, dataset, model, config, resume):
+        """Train, keep the best epoch, score it; (None, {}) on a worker rank of a distributed run."""
         started = time.perf_counter()
         self.before_fit(folder, model, resume)
         trainer = self.trainer(folder, dataset, model, config)
