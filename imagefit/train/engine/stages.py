@@ -112,7 +112,7 @@ def parse_stages(spec: str, n_groups: int | None = None, groups: Groups | None =
         if epochs < 1:
             raise OptionError(f"stage {token!r} needs at least one epoch, got {epochs}")
         check_lr(lr, f"the lr of stage {token!r}")
-        depth = {"head": 0, "all": None}.get(kind, int(top or 0))
+        depth = 0 if kind == "head" else (None if kind == "all" else int(top))
         if n is not None:
             check_depth(depth, n)
         stages.append(Stage(token, epochs, lr, top_groups(depth, groups)))
@@ -131,7 +131,7 @@ def top_groups(depth: int | None, groups: Groups | None = None) -> Trainable:
     def pick(model: nn.Module) -> list[dict]:
         names = coarse_groups(model) if groups is None else groups
         check_depth(depth, len(names))
-        chosen = names[len(names) - 1 - (len(names) - 1 if depth is None else depth) :]
+        chosen = names if depth is None else names[len(names) - 1 - depth :]
         params = dict(model.named_parameters())
         out = []
         for i, group in enumerate(chosen):
