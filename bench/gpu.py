@@ -108,7 +108,7 @@ def extraction(device: torch.device, photos: list[Path], workers: int) -> dict:
 def finetune_steps(device: torch.device, batch: int, steps: int) -> list[dict]:
     """Images/s of the Trainer fine-tuning every layer, fp32 against automatic mixed precision."""
     from imagefit.models import create_backbone
-    from imagefit.train.loop import Trainer
+    from imagefit.train.engine.trainer import Trainer
 
     rows = []
     for precision in ("fp32", "auto"):

@@ -47,7 +47,7 @@ def scan_cost() -> None:
 
 
 def kill_stress(kills: int, seed: int = 0) -> None:
-    from imagefit.train.state import load_state
+    from imagefit.train.engine.state import load_state
 
     rng = random.Random(seed)
     root = Path(tempfile.mkdtemp(prefix="imagefit-kill-"))

@@ -7,8 +7,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from imagefit.models.small_cnn import SmallCNN
 from imagefit.train.callbacks import Callback
-from imagefit.train.loop import OptimSpec, Trainer, seed_everything
-from imagefit.train.stages import Stage
+from imagefit.train.engine.optim import OptimSpec
+from imagefit.train.engine.stages import Stage
+from imagefit.train.engine.trainer import Trainer, seed_everything
 
 TINY_SPEC = "conv4@3-bn-pool2-drop0.3-dense8-drop0.2"
 
@@ -36,7 +37,7 @@ def tiny_trainer(
 
 
 def two_stages(lr: float = 0.01) -> list[Stage]:
-    from imagefit.train.stages import prefix_groups
+    from imagefit.train.engine.stages import prefix_groups
 
     return [
         Stage("head", 2, lr, prefix_groups(("head", 1.0))),

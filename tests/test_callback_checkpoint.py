@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from imagefit.runs.folder import BEST, LAST
-from imagefit.train import state
 from imagefit.train.callbacks import Checkpoint, load_weights
-from imagefit.train.state import load_state
+from imagefit.train.engine import state
+from imagefit.train.engine.state import load_state
 from tests._training import StubTrainer, tiny_trainer
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from imagefit.errors import OptionError
 from imagefit.train.callbacks import EarlyStopping
-from imagefit.train.stages import Stage, prefix_groups
+from imagefit.train.engine.stages import Stage, prefix_groups
 from tests._training import StubTrainer, tiny_trainer
 
 

@@ -9,8 +9,9 @@ from click.testing import CliRunner
 
 from imagefit.cli import cli
 from imagefit.errors import OptionError
-from imagefit.train.class_weights import balanced_weights, check_class_weights, training_loss
-from imagefit.train.linear import fit_linear_head
+from imagefit.train.engine.class_weights import balanced_weights, training_loss
+from imagefit.train.heads import fit_linear_head
+from imagefit.train.options import TrainOptions
 from tests.conftest import make_folder
 
 
@@ -26,13 +27,13 @@ def test_balanced_weights_follow_n_over_k_times_count() -> None:
 def test_the_weighted_loss_is_the_weighted_mean_of_per_image_losses() -> None:
     torch.manual_seed(0)
     logits, y = torch.randn(6, 3), torch.tensor([0, 0, 0, 1, 2, 2])
-    loss = training_loss("auto", y.tolist(), 3)(logits, y)
+    loss = training_loss(y.tolist(), 3, balanced=True)(logits, y)
     w = torch.tensor(balanced_weights(y.tolist(), 3), dtype=torch.float32)[y]
     per_image = torch.nn.functional.cross_entropy(logits, y, reduction="none")
     assert float(loss) == pytest.approx(float((w * per_image).sum() / w.sum()), rel=1e-6)
-    assert float(training_loss("none", y.tolist(), 3)(logits, y)) == pytest.approx(float(per_image.mean()))
+    assert float(training_loss(y.tolist(), 3)(logits, y)) == pytest.approx(float(per_image.mean()))
     with pytest.raises(OptionError, match="class-weights"):
-        check_class_weights("inverse")
+        TrainOptions(class_weights="inverse")
 
 
 def test_a_balanced_linear_head_predicts_the_rare_class_more_often() -> None:

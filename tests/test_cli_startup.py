@@ -56,13 +56,13 @@ def test_the_package_names_stay_the_same_and_load_on_first_use() -> None:
         "import sys, imagefit, imagefit.train.options\n"
         "assert 'torch' not in sys.modules\n"
         "import imagefit.evaluate.report, imagefit.inference.imagenet\n"
-        "assert imagefit.train.__module__ == 'imagefit.train.strategies' and callable(imagefit.load)\n"
+        "assert imagefit.train.__module__ == 'imagefit.train.entry' and callable(imagefit.load)\n"
         "from imagefit.data import discover_dataset\n"
         "from imagefit.evaluate import report\n"
         "from imagefit.inference import imagenet\n"
-        "from imagefit.train import distributed\n"
+        "from imagefit.train.engine import distributed\n"
         "assert callable(report) and callable(imagenet)\n"
-        "assert distributed.__name__ == 'imagefit.train.distributed'\n"
+        "assert distributed.__name__ == 'imagefit.train.engine.distributed'\n"
         "assert 'create_backbone' in dir(imagefit.models)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

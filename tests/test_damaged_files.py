@@ -94,7 +94,7 @@ def test_a_pickle_that_runs_code_is_never_run(tmp_path: Path) -> None:
 
 
 def test_damaged_checkpoint_cannot_be_resumed_but_says_so(tmp_path: Path) -> None:
-    from imagefit.train.state import load_state, save_state
+    from imagefit.train.engine.state import load_state, save_state
 
     path = tmp_path / "last.safetensors"
     save_state(path, {"model": {"w": torch.ones(3)}, "position": {"epoch": 2}})

@@ -15,7 +15,8 @@ from safetensors.numpy import load_file
 
 from imagefit.features.cache import FeatureCache
 from imagefit.runs import read_history
-from imagefit.train import distributed, train
+from imagefit.train import train
+from imagefit.train.engine import distributed
 from tests.conftest import TINY_MODEL, make_folder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from imagefit.cli import cli
 from imagefit.errors import OptionError
 from imagefit.train import train
 from imagefit.train.callbacks import Callback
-from imagefit.train.stages import coarse_groups, parse_stages
+from imagefit.train.engine.stages import coarse_groups, parse_stages
 from tests.conftest import TINY_MODEL
 
 
@@ -232,7 +232,7 @@ def test_resuming_a_linear_run_is_a_clear_error(tmp_path: Path) -> None:
 def test_the_saved_weights_blend_the_fine_tuned_and_probe_weights(tiny_data: Path, tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    from imagefit.train.state import load_state
+    from imagefit.train.engine.state import load_state
 
     options = {"stages": "head:1:1e-2,top2:1:1e-3", "batch_size": 8, "workers": 0, "progress": False}
     run = train_finetune(tiny_data, TINY_MODEL, "none", tmp_path / "wise", wise=0.3, **options)
@@ -280,3 +280,13 @@ def test_an_option_the_strategy_does_not_take_is_refused_naming_those_that_do(
     ):
         train(tiny_data, strategy, out=tmp_path / "run", **{option: 3})
     assert not (tmp_path / "run").exists()
+
+
+def test_a_stage_deeper_than_the_model_fails_before_the_first_epoch() -> None:
+    from imagefit.train.engine.trainer import Trainer
+    from imagefit.train.options import FinetuneOptions
+
+    stages = FinetuneOptions(stages="head:1:1e-3,top99:1:1e-4").stage_plan()  # the model is not known yet
+    model = timm.create_model(TINY_MODEL, num_classes=2)
+    with pytest.raises(OptionError, match="top99 unfreezes 99 block groups but the model has"):
+        Trainer(model, [], None, stages=stages)

@@ -25,7 +25,7 @@ import pytest
 from imagefit.features.cache import FeatureCache
 from imagefit.runs import read_config, read_history
 from imagefit.train.callbacks import load_weights
-from imagefit.train.state import load_state
+from imagefit.train.engine.state import load_state
 from tests.conftest import TINY_MODEL, make_folder
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ def _lint(project: Path) -> subprocess.CompletedProcess:
 def test_the_layers_and_acyclic_packages_hold():
     result = _lint(ROOT)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "Contracts: 3 kept, 0 broken" in result.stdout
+    assert re.search(r"Contracts: [3-9] kept, 0 broken", result.stdout)  # the layers of train/ too
 
 
 def _copy(tmp_path: Path) -> Path:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from imagefit.train.linear import C_GRID, C_LADDER, LinearHead, fit_linear_head, search_c
+from imagefit.train.heads import C_GRID, C_LADDER, LinearHead, fit_linear_head, search_c
 
 # features of very different scales and offsets, as CNN features are: the scaler must be folded in
 _SCALES = np.array([1.0, 10.0, 0.1, 100.0, 3.0, 0.5])
@@ -161,7 +161,7 @@ def test_noise_labels_choose_a_c_below_the_old_grid() -> None:
 
 
 def test_the_heads_out_of_fold_probabilities_count_planted_label_errors() -> None:
-    from imagefit.train.linear import label_issue_count
+    from imagefit.train.heads import label_issue_count
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 40)

@@ -10,7 +10,7 @@ from imagefit.errors import DataError, OptionError
 from imagefit.maps.inputs.tileset import TileSet
 from imagefit.maps.training.crops import IGNORED, CropSource, PositionLoss, colour_jitter, position_targets
 from imagefit.maps.training.options import MapTrainOptions
-from imagefit.train.loop import count_correct, count_targets
+from imagefit.train.engine.trainer import count_correct, count_targets
 from tests._tiles import COLOURS, make_tiles
 
 VALUES = sorted(COLOURS)  # class index k has value VALUES[k]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from imagefit.train.class_weights import training_loss
-from imagefit.train.loop import count_correct, count_targets
-from imagefit.train.mixing import MixedBatches
+from imagefit.train.engine.class_weights import training_loss
+from imagefit.train.engine.mixing import MixedBatches
+from imagefit.train.engine.trainer import count_correct, count_targets
 
 
 def _batches(n_batches=3, n=6, classes=3):
@@ -53,7 +53,7 @@ def test_soft_targets_count_once_per_image_and_score_by_their_top_class():
 def test_label_smoothing_spreads_the_target_over_the_classes(weights):
     torch.manual_seed(0)
     logits, y = torch.randn(5, 4), torch.tensor([0, 1, 1, 2, 3])
-    loss = training_loss(weights, [0, 1, 1, 2, 3], 4, label_smoothing=0.2)
+    loss = training_loss([0, 1, 1, 2, 3], 4, weights == "auto", label_smoothing=0.2)
     w = torch.ones(4) if weights == "none" else torch.tensor([1.25, 0.625, 1.25, 1.25])
     target = torch.eye(4)[y] * 0.8 + 0.05
     per_image = -(w * target * logits.log_softmax(1)).sum(1)

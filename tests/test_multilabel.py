@@ -14,7 +14,8 @@ import imagefit
 from imagefit.cli import cli
 from imagefit.evaluate import evaluate
 from imagefit.evaluate.multilabel_metrics import multilabel_scores
-from imagefit.train.multilabel import best_thresholds, fit_multilabel_head, sigmoid
+from imagefit.train.heads import fit_multilabel_head, sigmoid
+from imagefit.train.multilabel.thresholds import best_thresholds
 from tests.conftest import COLOURS, TINY_MODEL, write_image
 
 TINY = {"model": TINY_MODEL, "weights": "none", "engine": "torch", "workers": 0, "progress": False}

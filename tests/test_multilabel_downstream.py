@@ -21,7 +21,7 @@ from imagefit.inference.tag_submission import tag_rows
 from imagefit.runs.quick import graph_path, predictor
 from imagefit.serve.app import create_app
 from imagefit.serve.model import ServedModel
-from imagefit.train.multilabel import sigmoid
+from imagefit.train.heads import sigmoid
 from tests._multilabel import LABELS, write_table
 from tests._serve import jpeg_bytes, post_files, request, running
 from tests.conftest import TINY_MODEL

@@ -12,10 +12,10 @@ import torch
 import imagefit
 from imagefit.runs.history import read_history
 from imagefit.train.callbacks.checkpoint import Checkpoint
-from imagefit.train.mixing import MixedBatches
-from imagefit.train.multilabel import best_thresholds
-from imagefit.train.multilabel_loss import MultiLabelLoss, multilabel_training_loss, positive_weights
-from imagefit.train.multilabel_scores import LabelScores, count_label_hits
+from imagefit.train.engine.mixing import MixedBatches
+from imagefit.train.multilabel.loss import MultiLabelLoss, multilabel_training_loss, positive_weights
+from imagefit.train.multilabel.scores import LabelScores, count_label_hits
+from imagefit.train.multilabel.thresholds import best_thresholds
 from tests._multilabel import LABELS, SETS, VALID, write_table
 from tests._training import InterruptAt, without_seconds
 from tests.conftest import TINY_MODEL
@@ -80,9 +80,9 @@ def test_positive_weights_are_negatives_over_positives_clipped() -> None:
     weights = positive_weights(sets, 3)
     assert weights[0] == pytest.approx(46 / 54) and weights[1] == pytest.approx(10.0)  # 96/4 clipped
     assert weights[2] == 1.0
-    loss = multilabel_training_loss("auto", sets, 3)
+    loss = multilabel_training_loss(sets, 3, balanced=True)
     assert torch.allclose(loss.pos_weight, torch.tensor(weights, dtype=torch.float32))
-    assert multilabel_training_loss(None, sets, 3).pos_weight is None
+    assert multilabel_training_loss(sets, 3).pos_weight is None
 
 
 def test_the_loss_is_binary_cross_entropy_with_weighted_positives_and_smoothing() -> None:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from imagefit.errors import ModelError
-from imagefit.train import state
-from imagefit.train.state import load_state, save_state
+from imagefit.train.engine import state
+from imagefit.train.engine.state import load_state, save_state
 
 
 def test_nested_state_round_trips_exactly(tmp_path):

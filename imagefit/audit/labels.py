@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from imagefit.errors import DataError
-from imagefit.train.linear import fit_linear_head, label_issue_count
+from imagefit.train.heads import fit_linear_head, label_issue_count
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from imagefit.audit.labels import LabelIssues, worst_first
 from imagefit.errors import DataError
-from imagefit.train.multilabel import FOLDS, fit_multilabel_head, out_of_fold
+from imagefit.train.heads import FOLDS, fit_multilabel_head, out_of_fold
 
 MIN_IMAGES = 2 * FOLDS  # the head's cross-validation needs this many labelled images
 

@@ -90,7 +90,7 @@ def stream(extractor: FeatureExtractor, paths: list[Path], chunk: int = CHUNK, d
 
 def _embed_shares(extractor: FeatureExtractor, paths: list[Path]) -> bool:
     """Under torchrun: each rank embeds its share into the store; True on the rank that goes on."""
-    from imagefit.train import distributed
+    from imagefit.train.engine import distributed
 
     if not distributed.init():
         return True

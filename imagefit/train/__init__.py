@@ -3,9 +3,9 @@
 from imagefit.lazy import lazy_exports
 
 _EXPORTS = {
-    "TrainResult": "imagefit.train.run",
-    "resume": "imagefit.train.strategies",
-    "train": "imagefit.train.strategies",
+    "TrainResult": "imagefit.train.lifecycle",
+    "resume": "imagefit.train.entry",
+    "train": "imagefit.train.entry",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 

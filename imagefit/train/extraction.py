@@ -12,7 +12,7 @@ from imagefit.data.images import warn_skipped
 from imagefit.errors import DataError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.inference.classifier import Classifier
-from imagefit.train import distributed
+from imagefit.train.engine import distributed
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,16 @@ Checks that need the training code (architectures, schedules, augmentation specs
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 from imagefit.errors import OptionError
 from imagefit.models.defaults import DEFAULT_BACKBONE
 
+if TYPE_CHECKING:
+    from imagefit.train.engine.optim import OptimSpec
+    from imagefit.train.engine.stages import Stage
+
+DEFAULT_BATCH = 32  # images per batch when --batch-size is not given (at most the training images)
 DEFAULT_STAGES = "head:1:2e-3,top2:2:1e-4,top4:2:5e-5"
 HEAD_INITS = ("linear", "random")
 CLASS_WEIGHTS = ("none", "auto")
@@ -24,7 +30,7 @@ class TrainOptions:
     """What every strategy takes."""
 
     valid_pct: float = 0.2  # share held out for validation when the data has no valid split
-    batch_size: int | None = None  # None: 32, or the training set's size when smaller
+    batch_size: int | None = None  # None: DEFAULT_BATCH, or the training set's size when smaller
     image_size: int | None = None  # None: the backbone's (scratch: from the images)
     class_weights: str | None = None  # auto: classes weighted n / (k * n_c) in training
     exclude: str | None = None  # a file listing images to leave out (paths, or a CSV such as audit.csv)
@@ -87,21 +93,24 @@ class EpochOptions(TrainOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         from imagefit.data.augment import parse_augment
-        from imagefit.train.mixing import check_mixing
+        from imagefit.train.engine.mixing import check_mixing
 
         self.optimizer = self.optimizer.lower()
-        self.optim()
+        self.optim()  # checks the optimiser, weight decay, momentum, schedule and warm-up
         parse_augment(self.augment)
         check_mixing(self.mixup, self.label_smoothing)
         if self.patience is not None and self.patience < 1:
             raise OptionError(f"--patience must be at least 1, got {self.patience}")
 
-    def optim(self, lr: float | None = None):
-        """The optimiser and schedule (an OptimSpec)."""
-        from imagefit.train.optim import OptimSpec
+    def optim(self) -> OptimSpec:
+        """The optimiser and schedule (an OptimSpec); the learning rates come with the stages."""
+        from imagefit.train.engine.optim import OptimSpec
 
-        lr = getattr(self, "lr", 1e-3) if lr is None else lr
-        return OptimSpec(self.optimizer, lr, self.weight_decay, self.momentum, self.schedule, self.warmup)
+        return OptimSpec(self.optimizer, None, self.weight_decay, self.momentum, self.schedule, self.warmup)
+
+    def stage_plan(self) -> list[Stage]:
+        """The stages to train (`Stage`s), each with its epochs and learning rate."""
+        raise NotImplementedError
 
 
 @dataclass
@@ -116,14 +125,22 @@ class ScratchOptions(EpochOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         from imagefit.models.small_cnn import parse_spec
+        from imagefit.train.engine.optim import check_lr
 
         parse_spec(self.arch)
         if not isinstance(self.epochs, int) or self.epochs < 1:
             raise OptionError(f"--epochs must be at least 1, got {self.epochs}")
+        check_lr(self.lr)
         if self.channels is not None:
             self.channels = int(self.channels)
         if self.channels not in (None, 1, 3):
             raise OptionError(f"--channels must be 1 (grayscale) or 3 (colour), got {self.channels}")
+
+    def stage_plan(self) -> list[Stage]:
+        """One stage of every parameter for `epochs` at `lr`."""
+        from imagefit.train.engine.stages import Stage
+
+        return [Stage("train", self.epochs, self.lr)]
 
 
 @dataclass
@@ -151,13 +168,13 @@ class FinetuneOptions(EpochOptions):
         if self.batch_size is not None and self.batch_size < 2:
             raise OptionError(f"--batch-size must be at least 2 to fine-tune, got {self.batch_size}")
         super().__post_init__()
+        self.stage_plan()  # checks the spec: each stage's kind, epochs and learning rate
 
-    def optim(self, lr: float | None = None):
-        """The optimiser; each stage brings its own learning rate."""
-        from imagefit.train.stages import parse_stages
+    def stage_plan(self) -> list[Stage]:
+        """The stages of `stages`, each unfreezing the top block groups of the model it trains."""
+        from imagefit.train.engine.stages import parse_stages
 
-        top = max(stage.lr for stage in parse_stages(self.stages, n_groups=99))
-        return super().optim(top if lr is None else lr)
+        return parse_stages(self.stages)
 
 
 STRATEGY_OPTIONS: dict[str, type[TrainOptions]] = {

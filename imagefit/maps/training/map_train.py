@@ -36,11 +36,11 @@ from imagefit.models.build import model_record
 from imagefit.models.dense_skips import add_dense_skips
 from imagefit.models.small_cnn import SmallCNN
 from imagefit.runs import RunConfig
+from imagefit.train.engine.optim import OptimSpec
+from imagefit.train.engine.stages import Stage, check_depth, coarse_groups, parse_stages, top_groups
+from imagefit.train.engine.trainer import Trainer, seed_everything
 from imagefit.train.epochs import default_callbacks, fit_epochs
-from imagefit.train.loop import Trainer, seed_everything
-from imagefit.train.optim import OptimSpec
-from imagefit.train.run import Strategy, TrainResult, run_training
-from imagefit.train.stages import Stage, coarse_groups, parse_stages, prefix_groups
+from imagefit.train.lifecycle import Strategy, TrainResult, run_training
 
 log = logging.getLogger(__name__)
 
@@ -156,14 +156,8 @@ def _stages(net: nn.Module, opts: MapTrainOptions) -> list[Stage]:
 def _top_stage(groups: list[list[str]], depth: int, epochs: int, lr: float) -> Stage:
     """The stage --stages writes `topN:EPOCHS:LR`: the last of the parameter `groups` at `lr`, the
     `depth` groups below it at rates falling to a tenth of it with depth, every other one frozen."""
-    name = f"top{depth}:{epochs}:{lr}"  # the stage's name in history.csv
-    if depth > len(groups) - 1:
-        raise OptionError(
-            f"stage {name!r} unfreezes {depth} block groups but the model has {len(groups) - 1}"
-        )
-    chosen = groups[len(groups) - 1 - depth :]
-    scales = [0.1 ** ((depth - i) / max(depth, 1)) for i in range(depth + 1)]
-    return Stage(name, epochs, lr, prefix_groups(*zip(chosen, scales, strict=True)))
+    check_depth(depth, len(groups))
+    return Stage(f"top{depth}:{epochs}:{lr}", epochs, lr, top_groups(depth, groups))  # named as in --stages
 
 
 def _data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_config: dict, seed: int):

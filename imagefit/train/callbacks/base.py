@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from imagefit.train.loop import Trainer
+    from imagefit.train.engine.trainer import Trainer
 
 
 class Callback:

@@ -10,7 +10,7 @@ from torch import nn
 
 from imagefit.runs.folder import BEST, LAST
 from imagefit.train.callbacks.base import Callback
-from imagefit.train.state import load_state, save_state
+from imagefit.train.engine.state import load_state, save_state
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The strategies by name, and the entry points: `train` a new run, `resume` an interrupted one."""
+"""The entry points: `train` a new run, `resume` an interrupted one."""
 
 from __future__ import annotations
 
@@ -6,28 +6,12 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from imagefit.errors import ModelError, OptionError
+from imagefit.errors import ModelError
 from imagefit.runs import read_config
-from imagefit.train import distributed
-from imagefit.train.finetune import FinetuneStrategy
-from imagefit.train.linear import LinearStrategy
+from imagefit.train.engine import distributed
+from imagefit.train.lifecycle import Strategy, TrainResult, run_training
 from imagefit.train.options import STRATEGY_OPTIONS, make_options, restore_options
-from imagefit.train.run import Strategy, TrainResult, run_training
-from imagefit.train.scratch import ScratchStrategy
-
-STRATEGY_CLASSES: dict[str, type[Strategy]] = {
-    "linear": LinearStrategy,
-    "scratch": ScratchStrategy,
-    "finetune": FinetuneStrategy,
-}
-STRATEGIES = tuple(STRATEGY_CLASSES)
-
-
-def strategy_class(name: str) -> type[Strategy]:
-    """The Strategy subclass of a strategy name."""
-    if name in STRATEGY_CLASSES:
-        return STRATEGY_CLASSES[name]
-    raise OptionError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+from imagefit.train.strategies.registry import strategy_class
 
 
 def train(

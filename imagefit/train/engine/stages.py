@@ -5,6 +5,9 @@ more blocks: each `Stage` names its epochs, its learning rate and a `trainable` 
 parameters (or parameter groups with their own rates) from the model. Everything else is frozen:
 `requires_grad` is off and the BatchNorm layers inside frozen parts stay in eval mode, so their
 running statistics do not move either.
+
+Stages are made in code (`Stage("top4", 5, 5e-4, top_groups(4))`) or read from a `--stages` spec
+by `parse_stages`, which checks each stage's epochs and rate; the Trainer takes the list.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from imagefit.errors import OptionError
-from imagefit.train.optim import check_lr
+from imagefit.train.engine.optim import check_lr
 
 Trainable = Callable[[nn.Module], Iterable[nn.Parameter] | Iterable[dict]]
+Groups = Sequence[Sequence[str]]  # parameter names per group, in network order, the classifier last
 
 
 @dataclass(frozen=True)
@@ -31,12 +35,6 @@ class Stage:
     epochs: int
     lr: float | None = None
     trainable: Trainable | None = None  # None: every parameter
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
-            raise OptionError(f"stage {self.name!r} needs at least one epoch, got {self.epochs}")
-        if self.lr is not None:
-            check_lr(self.lr, f"the lr of stage {self.name!r}")
 
 
 def prefix_groups(*groups: tuple[str | Sequence[str], float]) -> Trainable:
@@ -71,7 +69,6 @@ def param_groups(model: nn.Module, stage: Stage, lr: float) -> list[dict]:
         raise OptionError(f"stage {stage.name!r} trains no parameters: check its trainable layers")
     for group in groups:
         group.setdefault("lr", lr * group.get("lr_scale", 1.0))
-        check_lr(group["lr"], f"a parameter group's lr in stage {stage.name!r}")
     return groups
 
 
@@ -97,8 +94,13 @@ def _under(name: str, prefixes: tuple[str, ...]) -> bool:
 _STAGE = re.compile(r"^(head|top(\d+)|all):(\d+):([0-9.eE+-]+)$")
 
 
-def parse_stages(spec: str, n_groups: int, groups: list[list[str]] | None = None) -> list[Stage]:
-    """Stages from a spec; with `groups` (parameter names per coarse group), trainable pickers too."""
+def parse_stages(spec: str, n_groups: int | None = None, groups: Groups | None = None) -> list[Stage]:
+    """Stages from a `--stages` spec, `head|topN|all:EPOCHS:LR,...`, each one's epochs and rate checked.
+
+    Each stage trains the top of `groups` (None: the model's coarse groups, found when training
+    starts); knowing their number (`n_groups`, or `groups`), a stage deeper than the model fails here.
+    """
+    n = len(groups) if groups is not None else n_groups
     stages = []
     for token in [t.strip() for t in spec.split(",") if t.strip()]:
         m = _STAGE.match(token)
@@ -107,30 +109,43 @@ def parse_stages(spec: str, n_groups: int, groups: list[list[str]] | None = None
                 f"bad stage {token!r} in --stages: write head|topN|all:EPOCHS:LR, e.g. head:1:2e-3"
             )
         kind, top, epochs, lr = m.group(1), m.group(2), int(m.group(3)), float(m.group(4))
-        depth = 0 if kind == "head" else (n_groups - 1 if kind == "all" else int(top))
-        if depth > n_groups - 1:
-            raise OptionError(
-                f"stage {token!r} unfreezes {depth} block groups but the model has {n_groups - 1}"
-            )
-        stages.append(Stage(token, epochs, lr, _picker(groups, depth) if groups else None))
+        if epochs < 1:
+            raise OptionError(f"stage {token!r} needs at least one epoch, got {epochs}")
+        check_lr(lr, f"the lr of stage {token!r}")
+        depth = 0 if kind == "head" else (None if kind == "all" else int(top))
+        if n is not None:
+            check_depth(depth, n)
+        stages.append(Stage(token, epochs, lr, top_groups(depth, groups)))
     if not stages:
         raise OptionError("--stages is empty: give at least one stage, e.g. head:1:2e-3")
     return stages
 
 
-def _picker(groups: list[list[str]], depth: int):
-    """Trainable groups: the classifier at the stage rate, `depth` groups below at falling rates."""
-    chosen = groups[len(groups) - 1 - depth :]
+def top_groups(depth: int | None, groups: Groups | None = None) -> Trainable:
+    """A `Stage.trainable`: the classifier at the stage's rate and `depth` groups below it (None: all)
+    at rates falling geometrically to a tenth (discriminative rates).
 
-    def pick(model) -> list[dict]:
+    `groups` are parameter names per group, the classifier last; None: the model's `coarse_groups`.
+    """
+
+    def pick(model: nn.Module) -> list[dict]:
+        names = coarse_groups(model) if groups is None else groups
+        check_depth(depth, len(names))
+        chosen = names if depth is None else names[len(names) - 1 - depth :]
         params = dict(model.named_parameters())
         out = []
-        for i, names in enumerate(chosen):
+        for i, group in enumerate(chosen):
             scale = 0.1 ** ((len(chosen) - 1 - i) / max(1, len(chosen) - 1)) if len(chosen) > 1 else 1.0
-            out.append({"params": [params[n] for n in names], "lr_scale": scale})
+            out.append({"params": [params[name] for name in group], "lr_scale": scale})
         return out
 
     return pick
+
+
+def check_depth(depth: int | None, n_groups: int) -> None:
+    """A stage unfreezes at most the groups below the classifier."""
+    if depth is not None and depth > n_groups - 1:
+        raise OptionError(f"stage top{depth} unfreezes {depth} block groups but the model has {n_groups - 1}")
 
 
 def coarse_groups(model) -> list[list[str]]:

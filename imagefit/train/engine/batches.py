@@ -15,9 +15,9 @@ from imagefit.data.folders import Sample
 from imagefit.data.images import warn_skipped
 from imagefit.data.loader import ImageFiles, collate, default_workers
 from imagefit.data.transforms import decode_size
-from imagefit.errors import DataError, OptionError
+from imagefit.errors import DataError
 from imagefit.models.small_cnn import min_input_size, parse_spec
-from imagefit.train.distributed import distributed_loader
+from imagefit.train.engine.distributed import distributed_loader
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +85,6 @@ def multi_hot(label_sets: Sequence[Sequence[int]], n_labels: int) -> torch.Tenso
     for row, labels in enumerate(label_sets):
         targets[row, list(labels)] = 1.0
     return targets
-
-
-DEFAULT_BATCH = 32
-
-
-def resolve_batch_size(batch_size: int | None, n_train: int) -> int:
-    """The batch size to train with; one asked for that exceeds the training set is an error."""
-    if batch_size is None:
-        return max(1, min(DEFAULT_BATCH, n_train))
-    if batch_size > n_train:
-        raise OptionError(f"--batch-size {batch_size} is larger than the {n_train} training images: lower it")
-    return batch_size
 
 
 def auto_image_size(samples: Sequence[Sample], arch: str, sample: int = 64) -> int:

@@ -16,8 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from imagefit.train.class_weights import check_class_weights, training_loss
-
 POSITIVE_WEIGHT_RANGE = (0.1, 10.0)
 
 
@@ -47,20 +45,10 @@ class MultiLabelLoss(nn.Module):
 
 
 def multilabel_training_loss(
-    setting: str | None, label_sets: Sequence[Sequence[int]], n_labels: int, smoothing: float = 0.0
+    label_sets: Sequence[Sequence[int]], n_labels: int, balanced: bool = False, smoothing: float = 0.0
 ) -> MultiLabelLoss:
-    """The loss to train with: positive weights when `setting` is 'auto', plain otherwise."""
-    if check_class_weights(setting) == "none":
+    """The loss to train with: positive weights when `balanced` (`--class-weights auto`), plain otherwise."""
+    if not balanced:
         return MultiLabelLoss(smoothing=smoothing)
     weight = torch.tensor(positive_weights(label_sets, n_labels), dtype=torch.float32)
     return MultiLabelLoss(weight, smoothing)
-
-
-def dataset_losses(dataset, class_weights: str | None, smoothing: float = 0.0) -> tuple[nn.Module, nn.Module]:
-    """(training loss, validation loss) for a dataset: cross-entropy, or per-label binary cross-entropy."""
-    n = len(dataset.classes)
-    if dataset.multilabel:
-        sets = [s.label_set for s in dataset.train]
-        return multilabel_training_loss(class_weights, sets, n, smoothing), MultiLabelLoss()
-    labels = [s.label for s in dataset.train]
-    return training_loss(class_weights, labels, n, smoothing), nn.CrossEntropyLoss()

@@ -3,13 +3,12 @@
 `run_training` is the skeleton that every strategy (linear, scratch, finetune, and map-train)
 goes through: check the options, read the data, build the model and its config, prepare the run
 folder, fit (the strategy's own part), predict `DATA/test/`, save, report. A strategy is a
-`Strategy` subclass that overrides the hooks it needs; `train` and `resume` are the public
-entry points.
+`Strategy` subclass that overrides the hooks it needs (those that train for epochs start from
+`train.epochs.EpochStrategy`); `train` and `resume` (`train.entry`) are the public entry points.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -19,12 +18,8 @@ from typing import ClassVar
 from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
 from imagefit.runs import RunConfig, RunFolder, read_config, save_run, write_config
-from imagefit.train import distributed
-from imagefit.train.options import STRATEGY_OPTIONS, TrainOptions
-
-log = logging.getLogger(__name__)
-
-STRATEGIES = tuple(STRATEGY_OPTIONS)
+from imagefit.train.engine import distributed
+from imagefit.train.options import TrainOptions
 
 
 @dataclass

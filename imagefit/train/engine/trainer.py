@@ -23,18 +23,15 @@ from torch import nn
 from imagefit.errors import ModelError, OptionError
 from imagefit.runs.folder import CHECKPOINTS
 from imagefit.runs.folder import LAST as LAST_CHECKPOINT
-from imagefit.train import distributed
-from imagefit.train.multilabel_scores import LabelScores, count_label_hits
-from imagefit.train.optim import OptimSpec, make_optimizer, make_schedule
-from imagefit.train.stages import Stage, freeze_except, frozen_norms_to_eval, param_groups
-from imagefit.train.state import load_state
+from imagefit.train.engine import distributed
+from imagefit.train.engine.optim import OptimSpec, make_optimizer, make_schedule
+from imagefit.train.engine.stages import Stage, freeze_except, frozen_norms_to_eval, param_groups
+from imagefit.train.engine.state import load_state
+from imagefit.train.multilabel.scores import LabelScores, count_label_hits
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end", "on_batch_begin", "on_batch_end")
-
-__all__ = ["OptimSpec", "Stage", "Trainer", "make_optimizer", "make_schedule", "seed_everything"]
 
 
 def seed_everything(seed: int) -> None:
@@ -45,7 +42,10 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """Fits `model` on batches of (x, y) from `train_data`, stage by stage, validating each epoch."""
+    """Fits `model` on batches of (x, y) from `train_data`, stage by stage, validating each epoch.
+
+    `stages` are `Stage`s (see `parse_stages` for a spec string); None: one stage of `epochs`.
+    """
 
     def __init__(
         self,
@@ -89,6 +89,7 @@ class Trainer:
         self.stop_training = self.stop_stage = False
         self.stop_reason: str | None = None
         self._resumed = False
+        self._check_stages()
 
     @property
     def stage(self) -> Stage:
@@ -174,6 +175,16 @@ class Trainer:
         _set_rng_state(state["rng"])
         self._resumed = True
 
+    def _check_stages(self) -> None:
+        """Fail before training on a stage without a learning rate or one that picks no parameters."""
+        for stage in self.stages:
+            if stage.lr is None and self.optim.lr is None:
+                raise OptionError(f"stage {stage.name!r} has no learning rate, and the optimiser none")
+            param_groups(self.model, stage, self._stage_lr(stage))
+
+    def _stage_lr(self, stage: Stage) -> float:
+        return stage.lr if stage.lr is not None else self.optim.lr
+
     def _next_stage(self) -> None:
         self.stage_index += 1
         self.stage_epoch = 0
@@ -182,13 +193,12 @@ class Trainer:
 
     def _enter_stage(self) -> None:
         stage = self.stage
-        lr = stage.lr if stage.lr is not None else self.optim.lr
+        lr = self._stage_lr(stage)
         groups = param_groups(self.model, stage, lr)
         freeze_except(self.model, groups)
-        spec = self.optim
-        self.optimizer = make_optimizer(spec.name, groups, lr, spec.weight_decay, spec.momentum)
+        self.optimizer = make_optimizer(self.optim, groups, lr)
         steps = stage.epochs * _steps_per_epoch(self.train_data)
-        self.scheduler = make_schedule(spec.schedule, spec.warmup)(self.optimizer, steps)
+        self.scheduler = make_schedule(self.optim)(self.optimizer, steps)
         if distributed.active():  # rewrapped per stage: DDP tracks the parameters that train now
             ids = [self.device.index] if self.device.type == "cuda" else None
             self._ddp = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)

@@ -12,18 +12,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from imagefit.errors import OptionError
-
-CLASS_WEIGHTS = ("none", "auto")
-
-
-def check_class_weights(value: str | None) -> str:
-    """The setting, normalised; an unknown one is an OptionError."""
-    value = "none" if value is None else str(value).lower()
-    if value not in CLASS_WEIGHTS:
-        raise OptionError(f"--class-weights must be one of {', '.join(CLASS_WEIGHTS)}, got {value!r}")
-    return value
-
 
 def balanced_weights(labels: Sequence[int], n_classes: int) -> np.ndarray:
     """n / (k * n_c) for each class c present among `labels`; 0 for a class with no images."""
@@ -35,10 +23,11 @@ def balanced_weights(labels: Sequence[int], n_classes: int) -> np.ndarray:
 
 
 def training_loss(
-    setting: str | None, labels: Sequence[int], n_classes: int, label_smoothing: float = 0.0
+    labels: Sequence[int], n_classes: int, balanced: bool = False, label_smoothing: float = 0.0
 ) -> nn.Module:
-    """Cross-entropy, weighted by class when `setting` is 'auto', with optional label smoothing."""
-    if check_class_weights(setting) == "none":
+    """Cross-entropy, weighted by class when `balanced` (`--class-weights auto`), with optional label
+    smoothing."""
+    if not balanced:
         return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     weight = torch.tensor(balanced_weights(labels, n_classes), dtype=torch.float32)
     return nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)

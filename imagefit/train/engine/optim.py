@@ -23,20 +23,31 @@ Schedule = Callable[[torch.optim.Optimizer, int], LambdaLR]
 
 @dataclass(frozen=True)
 class OptimSpec:
-    """Which optimiser and schedule a run uses; checked when made, before any training."""
+    """Which optimiser and schedule a run uses; its settings are checked here, once, when it is made."""
 
     name: str = "adam"
-    lr: float = 1e-3
+    lr: float | None = 1e-3  # the rate of stages without their own; None: every stage brings one
     weight_decay: float = 0.0
     momentum: float = 0.9  # SGD and RMSprop
     schedule: str = "onecycle"
     warmup: float | None = None  # share of each stage's steps; None: the schedule's default
 
     def __post_init__(self) -> None:
-        _check_name(self.name)
-        check_lr(self.lr)
-        _check_hyper(self.weight_decay, self.momentum)
-        make_schedule(self.schedule, self.warmup)
+        key = str(self.name).lower()
+        if key not in OPTIMIZERS:
+            raise OptionError(f"unknown optimizer {self.name!r}: choose one of {', '.join(OPTIMIZERS)}")
+        object.__setattr__(self, "name", key)
+        if self.lr is not None:
+            check_lr(self.lr)
+        if not self.weight_decay >= 0:
+            raise OptionError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise OptionError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if self.schedule not in SCHEDULES:
+            raise OptionError(f"unknown schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}")
+        share = self.warmup
+        if share is not None and not (isinstance(share, int | float) and 0 <= share < 1):
+            raise OptionError(f"--warmup must be a share of the steps in [0, 1), got {share}")
 
 
 def check_lr(lr: float, what: str = "--lr") -> None:
@@ -46,41 +57,27 @@ def check_lr(lr: float, what: str = "--lr") -> None:
 
 
 def make_optimizer(
-    name: str,
-    param_groups: Iterable[torch.nn.Parameter] | Iterable[dict],
-    lr: float,
-    weight_decay: float = 0.0,
-    momentum: float = 0.9,
+    spec: OptimSpec, param_groups: Iterable[torch.nn.Parameter] | Iterable[dict], lr: float
 ) -> torch.optim.Optimizer:
-    """The optimiser `name` over parameters or parameter groups (a group's own 'lr' wins over `lr`)."""
-    name = _check_name(name)
-    check_lr(lr)
-    _check_hyper(weight_decay, momentum)
-    groups = list(param_groups)
-    for group in groups:
-        if isinstance(group, dict) and "lr" in group:
-            check_lr(group["lr"], "a parameter group's lr")
-    if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
-    return torch.optim.RMSprop(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    """The optimiser of `spec` over parameters or parameter groups (a group's own 'lr' wins over `lr`)."""
+    groups, decay, momentum = list(param_groups), spec.weight_decay, spec.momentum
+    if spec.name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=decay)
+    if spec.name == "adam":
+        return torch.optim.Adam(groups, lr=lr, weight_decay=decay)
+    if spec.name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=decay)
+    return torch.optim.RMSprop(groups, lr=lr, momentum=momentum, weight_decay=decay)
 
 
-def make_schedule(name: str, warmup: float | None = None) -> Schedule:
-    """A factory `(optimizer, total_steps) -> scheduler` for 'onecycle', 'cosine' or 'constant'.
+def make_schedule(spec: OptimSpec) -> Schedule:
+    """A factory `(optimizer, total_steps) -> scheduler` for the spec's 'onecycle', 'cosine' or 'constant'.
 
     Each is a LambdaLR over the optimiser's group lrs (so discriminative lrs keep their ratios),
     stepped once per batch. Its state is plain numbers, which checkpoints store without pickle.
     """
-    if name not in SCHEDULES:
-        raise OptionError(f"unknown schedule {name!r}: choose one of {', '.join(SCHEDULES)}")
-    share = DEFAULT_WARMUP[name] if warmup is None else warmup
-    if not (isinstance(share, int | float) and 0 <= share < 1):
-        raise OptionError(f"--warmup must be a share of the steps in [0, 1), got {warmup}")
-    curve = {"onecycle": _onecycle, "cosine": _cosine, "constant": _constant}[name]
+    share = DEFAULT_WARMUP[spec.schedule] if spec.warmup is None else spec.warmup
+    curve = {"onecycle": _onecycle, "cosine": _cosine, "constant": _constant}[spec.schedule]
 
     def build(optimizer: torch.optim.Optimizer, total_steps: int) -> LambdaLR:
         total = max(1, int(total_steps))
@@ -108,17 +105,3 @@ def _constant(step: int, warm: int, total: int) -> float:
 
 def _cos_between(start: float, end: float, t: float) -> float:
     return end + (start - end) * (1 + math.cos(math.pi * min(max(t, 0.0), 1.0))) / 2
-
-
-def _check_name(name: str) -> str:
-    key = str(name).lower()
-    if key not in OPTIMIZERS:
-        raise OptionError(f"unknown optimizer {name!r}: choose one of {', '.join(OPTIMIZERS)}")
-    return key
-
-
-def _check_hyper(weight_decay: float, momentum: float) -> None:
-    if not weight_decay >= 0:
-        raise OptionError(f"--weight-decay must be 0 or more, got {weight_decay}")
-    if not 0 <= momentum < 1:
-        raise OptionError(f"--momentum must be in [0, 1), got {momentum}")

@@ -1,0 +1,1 @@
+"""The training engine: the Trainer's loop, batches, mixing, optimisers and stages, saved state, DDP."""

@@ -1,0 +1,1 @@
+"""Multi-label training: the per-label loss, the scores of each epoch, and the per-label thresholds."""

@@ -1,0 +1,1 @@
+"""The strategies that `imagefit train --strategy` names: linear, scratch, finetune."""
