@@ -52,6 +52,7 @@ class Classifier:
         self.info = dict(info)
         # multi-label: sigmoid outputs, a label predicted from its threshold; None: softmax classes
         self.thresholds = None if thresholds is None else np.asarray(thresholds, np.float32)
+        self.familiarity = None  # a Familiarity when the run keeps one: predictions say which are unknown
         self._extractors: dict[tuple, FeatureExtractor] = {}
 
     @property
@@ -80,13 +81,17 @@ class Classifier:
         self._extractors.clear()
 
     @torch.inference_mode()
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """Softmax (multi-label: sigmoid) of the classifier head applied to pre-logits features."""
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """The classifier head applied to pre-logits features."""
         head = self.model.get_classifier()
         weight = next(head.parameters())  # on a GPU when an engine moved the model there
         x = torch.from_numpy(np.ascontiguousarray(features, np.float32)).to(weight.device)
-        logits = head(x).float()
-        return (logits.sigmoid() if self.multilabel else logits.softmax(-1)).cpu().numpy()
+        return head(x).float().cpu().numpy()
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Softmax (multi-label: sigmoid) of the classifier head applied to pre-logits features."""
+        logits = torch.from_numpy(self.logits(features))
+        return (logits.sigmoid() if self.multilabel else logits.softmax(-1)).numpy()
 
     def predict(self, inputs, tta: bool | str = False, **extract_options) -> Predictions:
         """Class probabilities for image files and folders; unreadable files are reported, not fatal.
@@ -104,7 +109,8 @@ class Classifier:
             return self.predict_images(inputs, **options)
         paths = collect_inputs(inputs)
         views = tta_views(tta)
-        preds = self.predictions_from(self.extractor(**extract_options)(paths, desc="predict"))
+        first = self.extractor(**extract_options)(paths, desc="predict")
+        preds = self.predictions_from(first)
         if len(views) == 1:
             return preds
         total = preds.probabilities.astype(np.float64)
@@ -114,7 +120,7 @@ class Classifier:
                 raise DataError(f"{features.errors[0][0]} decoded once but not again: is it changing?")
             total += self.probabilities(features.vectors)
         preds.probabilities = (total / len(views)).astype(np.float32)
-        return preds
+        return self.judged(preds, first.vectors)  # the image's own view, the averaged probabilities
 
     def predict_images(
         self,
@@ -138,11 +144,13 @@ class Classifier:
             except ImageReadError as exc:
                 errors.append((Path(name), str(exc)))
         extractor = self.extractor(engine, batch_size, 0, cache=False, progress=False)
-        probs = np.zeros((0, len(self.classes)), np.float32)
+        vectors = [np.zeros((0, extractor.dim), np.float32)]
         for start in range(0, len(tensors), batch_size):
             batch = torch.stack(tensors[start : start + batch_size])
-            probs = np.concatenate([probs, self.probabilities(extractor.engine(len(tensors), batch)(batch))])
-        return Predictions(self.classes, kept, probs, errors, self.thresholds)
+            vectors.append(extractor.engine(len(tensors), batch)(batch))
+        vectors = np.concatenate(vectors)
+        probs = self.probabilities(vectors)
+        return self.judged(Predictions(self.classes, kept, probs, errors, self.thresholds), vectors)
 
     def predictions_from(self, features: Features) -> Predictions:
         """Predictions for already extracted features."""
@@ -150,4 +158,12 @@ class Classifier:
         probs = self.probabilities(features.vectors) if kept else np.zeros((0, len(self.classes)))
         for path, reason in features.errors:
             warn_skipped(path, reason)
-        return Predictions(self.classes, kept, probs, features.errors, self.thresholds)
+        preds = Predictions(self.classes, kept, probs, features.errors, self.thresholds)
+        return self.judged(preds, features.vectors)
+
+    def judged(self, preds: Predictions, vectors: np.ndarray) -> Predictions:
+        """`preds` with each image's familiarity and unknown flag, when the run keeps a familiarity."""
+        if self.familiarity is not None and len(vectors):
+            preds.familiarity = self.familiarity.scores(vectors, preds.probabilities)
+            preds.unknown = self.familiarity.unknown(preds.familiarity)
+        return preds

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from imagefit.data.atomic import write_with
 from imagefit.errors import OptionError
+
+UNKNOWN = "unknown"  # the class written for an image unlike the training images, with reject
 
 
 @dataclass
@@ -26,6 +28,9 @@ class Predictions:
     probabilities: np.ndarray  # (n, n_classes)
     errors: list[tuple[Path, str]] = field(default_factory=list)
     thresholds: np.ndarray | None = None  # (n_classes,) for multi-label predictions
+    familiarity: np.ndarray | None = None  # (n,) higher = more like the training images; None: not judged
+    unknown: np.ndarray | None = None  # (n,) booleans: unlike the training images
+    reject: bool = False  # the class (labels) of an unknown image is "unknown"
 
     @property
     def multilabel(self) -> bool:
@@ -35,8 +40,15 @@ class Predictions:
     def labels(self) -> list:
         """The class of each image; multi-label: the list of labels of each image."""
         if self.multilabel:
-            return [[c for c, on in zip(self.classes, row, strict=True) if on] for row in self.decisions]
-        return [self.classes[i] for i in self.probabilities.argmax(1)]
+            labels = [[c for c, on in zip(self.classes, row, strict=True) if on] for row in self.decisions]
+        else:
+            labels = [self.classes[i] for i in self.probabilities.argmax(1)]
+        if self.reject and self.unknown is not None:
+            labels = [
+                ([UNKNOWN] if self.multilabel else UNKNOWN) if u else x
+                for x, u in zip(labels, self.unknown, strict=True)
+            ]
+        return labels
 
     @property
     def decisions(self) -> np.ndarray:
@@ -49,19 +61,24 @@ class Predictions:
             raise OptionError("--threshold applies to multi-label models; this one predicts one class")
         if not 0 < threshold < 1:
             raise OptionError(f"--threshold must be between 0 and 1, got {threshold}")
-        thresholds = np.full(len(self.classes), threshold, np.float32)
-        return Predictions(self.classes, self.paths, self.probabilities, self.errors, thresholds)
+        return replace(self, thresholds=np.full(len(self.classes), threshold, np.float32))
+
+    def rejecting(self, reject: bool = True) -> Predictions:
+        """The same predictions, with the class of each unknown image written as "unknown"."""
+        return replace(self, reject=reject)
 
     def rows(self) -> list[dict]:
-        """One dict per image: path, class, probability (multi-label: labels), then p_<class>."""
+        """One dict per image: path, class, probability (multi-label: labels), then familiarity and
+        unknown when the run judges them, then p_<class>."""
         out = []
-        labels = self.labels if self.multilabel else None
+        labels = self.labels
         for i, (path, probs) in enumerate(zip(self.paths, self.probabilities, strict=True)):
-            if labels is not None:
+            if self.multilabel:
                 row = {"path": str(path), "labels": " ".join(labels[i])}
             else:
-                best = int(probs.argmax())
-                row = {"path": str(path), "class": self.classes[best], "probability": float(probs[best])}
+                row = {"path": str(path), "class": labels[i], "probability": float(probs.max())}
+            if self.familiarity is not None:
+                row.update(familiarity=float(self.familiarity[i]), unknown=int(self.unknown[i]))
             row.update({f"p_{c}": float(p) for c, p in zip(self.classes, probs, strict=True)})
             out.append(row)
         return out
@@ -69,7 +86,8 @@ class Predictions:
     def to_csv(self, target: str | os.PathLike) -> None:
         """Write the rows as CSV (atomically)."""
         first = ["path", "labels"] if self.multilabel else ["path", "class", "probability"]
-        fields = [*first, *(f"p_{c}" for c in self.classes)]
+        judged = ["familiarity", "unknown"] if self.familiarity is not None else []
+        fields = [*first, *judged, *(f"p_{c}" for c in self.classes)]
 
         def write(tmp: Path) -> None:
             with open(tmp, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:

@@ -11,6 +11,7 @@ CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.json"
 HISTORY, CURVES, REPORT = "history.csv", "curves.png", "report.html"
 EVALUATION_DIR, EVALUATION = "evaluation", "evaluation.json"
 CHECKPOINTS, LAST, BEST = "checkpoints", "last.safetensors", "best.safetensors"
+FAMILIARITY = "familiarity.safetensors"  # training features and validation signals: unknown images
 PROBE = "probe.safetensors"  # the linear-probe weights fine-tuning started from (WiSE-FT)
 TEST_PREDICTIONS = "test_predictions.csv"
 MAPS = "maps"  # map runs: the validation map after every epoch
@@ -27,6 +28,7 @@ class RunFolder:
 
     config = property(lambda self: self.path / CONFIG)
     weights = property(lambda self: self.path / WEIGHTS)
+    familiarity = property(lambda self: self.path / FAMILIARITY)
     metrics = property(lambda self: self.path / METRICS)
     history = property(lambda self: self.path / HISTORY)
     curves = property(lambda self: self.path / CURVES)

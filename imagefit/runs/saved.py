@@ -12,7 +12,7 @@ from imagefit.errors import ModelError
 from imagefit.inference.classifier import Classifier
 from imagefit.models.build import build_model
 from imagefit.runs.config import RunConfig, read_config, write_config
-from imagefit.runs.folder import METRICS, WEIGHTS
+from imagefit.runs.folder import FAMILIARITY, METRICS, WEIGHTS
 
 
 def save_run(run_dir: str | Path, classifier: Classifier, config: RunConfig, metrics: dict) -> None:
@@ -23,6 +23,9 @@ def save_run(run_dir: str | Path, classifier: Classifier, config: RunConfig, met
     run_dir.mkdir(parents=True, exist_ok=True)
     meta = {"format": "imagefit", "arch": config.arch, "num_classes": str(len(config.classes))}
     write_with(run_dir / WEIGHTS, lambda p: save_model(classifier.model, str(p), metadata=meta))
+    if classifier.familiarity is not None:
+        classifier.familiarity.save(run_dir / FAMILIARITY)
+        config.familiarity = classifier.familiarity.record()
     write_config(run_dir, config)
     write_json(run_dir / METRICS, metrics)
 
@@ -48,7 +51,17 @@ def load(run_dir: str | Path) -> Classifier:
             "it is damaged or belongs to another model; train the run again"
         ) from exc
     info = {"backbone": config.backbone, "arch": config.arch, "run": str(run_dir)}
-    return Classifier(model, config.classes, config.data_config, info, config.label_thresholds())
+    classifier = Classifier(model, config.classes, config.data_config, info, config.label_thresholds())
+    if config.familiarity and (run_dir / FAMILIARITY).is_file():
+        from imagefit.inference.familiarity import Familiarity
+
+        try:
+            classifier.familiarity = Familiarity.load(run_dir / FAMILIARITY, config.familiarity)
+        except Exception as exc:  # safetensors: a damaged file only fails
+            raise ModelError(
+                f"{run_dir / FAMILIARITY} cannot be loaded ({_first_reason(exc)}): train the run again"
+            ) from exc
+    return classifier
 
 
 def predict(run_dir: str | Path, inputs, **options):
