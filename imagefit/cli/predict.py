@@ -36,6 +36,12 @@ from imagefit.cli.options import inference_options, model_option, weights_option
     help="Multi-label models: predict each label from this probability (default: the run's per-label "
     "thresholds, chosen for the best F1).",
 )
+@click.option(
+    "--reject",
+    is_flag=True,
+    help="Write the class of an image unlike the training images as 'unknown' (runs that keep a "
+    "familiarity; the CSV's familiarity and unknown columns are written either way).",
+)
 @click.option("--tta", is_flag=True, help="Average each image's probabilities with its mirror image's.")
 @click.option("--tta-crops", is_flag=True, help="Also average over the four corners zoomed in (6 views).")
 @inference_options
@@ -47,6 +53,7 @@ def predict(
     positive,
     clip,
     threshold,
+    reject,
     tta,
     tta_crops,
     batch_size,
@@ -76,6 +83,8 @@ def predict(
     )
     if threshold is not None:
         preds = preds.with_threshold(threshold)
+    if reject:
+        preds = preds.rejecting()
     if preds.multilabel:
         for path, labels in zip(preds.paths, preds.labels, strict=True):
             click.echo(f"{' '.join(labels)}\t{path}")

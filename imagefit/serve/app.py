@@ -41,7 +41,7 @@ def create_app(
 ) -> FastAPI:
     """The server's application: `model` behind a dynamic batcher, guarded by `limits` and `token`."""
     limits = limits or Limits()
-    batcher = Batcher(model.predict, limits.max_batch, limits.max_wait_ms / 1000, limits.queue)
+    batcher = Batcher(model.answers, limits.max_batch, limits.max_wait_ms / 1000, limits.queue)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -100,7 +100,12 @@ def _add_api(app: FastAPI, model: ServedModel, batcher: Batcher, limits: Limits)
         except TimeoutError:
             raise busy(f"no answer from the model within {limits.timeout_s:g} s; try again later") from None
         names = [Path(u.name) for u in uploads]
-        answer = Predictions(model.classes, names, np.stack(rows), thresholds=model.thresholds)
+        answer = Predictions(
+            model.classes, names, np.stack([p for p, _ in rows]), thresholds=model.thresholds
+        )
+        if model.classifier.familiarity is not None:
+            answer.familiarity = np.array([f for _, f in rows])
+            answer.unknown = model.classifier.familiarity.unknown(answer.familiarity)
         return JSONLine(answer_rows(answer))  # the rows of predict --csv, in input order
 
 

@@ -83,15 +83,24 @@ class ServedModel:
 
     def predict(self, pictures: list[Image.Image]) -> np.ndarray:
         """Class probabilities, one row per picture, computed in batches of the fixed sizes."""
-        rows, start = [], 0
+        rows = [probs for probs, _ in self.answers(pictures)]
+        return np.stack(rows) if rows else np.zeros((0, len(self.classes)), np.float32)
+
+    def answers(self, pictures: list[Image.Image]) -> list[tuple[np.ndarray, float | None]]:
+        """(class probabilities, familiarity or None) per picture, in batches of the fixed sizes."""
+        out, start = [], 0
         for size in split_batch(len(pictures), self.max_batch):
             chunk = pictures[start : start + size]
             preds = self.classifier.predict_images(chunk, engine=self.engine_option, batch_size=size)
             if preds.errors:
                 raise ModelError(preds.errors[0][1])
-            rows.append(preds.probabilities)
+            familiarity = preds.familiarity if preds.familiarity is not None else [None] * size
+            out += [
+                (row, None if f is None else float(f))
+                for row, f in zip(preds.probabilities, familiarity, strict=True)
+            ]
             start += size
-        return np.concatenate(rows) if rows else np.zeros((0, len(self.classes)), np.float32)
+        return out
 
     def describe(self) -> dict:
         """Classes, backbone, preprocessing and run format: what GET /model answers."""
@@ -102,6 +111,8 @@ class ServedModel:
             "preprocessing": config,
             "engine": self.engine_name,
         }
+        if self.classifier.familiarity is not None:
+            described["familiarity_threshold"] = round(self.classifier.familiarity.threshold, 6)
         if self.thresholds is not None:
             described["task"] = "multilabel"
             described["thresholds"] = {

@@ -36,7 +36,11 @@
       .map((k) => [k.slice(2), row[k]]).sort((a, b) => b[1] - a[1]).slice(0, TOP);
     // a multi-label run answers the labels predicted (each from its threshold) instead of one class
     const labels = row.labels ? (row.labels.join(", ") || "no label") : null;
-    node.querySelector(".top-class").textContent = labels ?? row.class;
+    const answer = labels ?? row.class;
+    // an image unlike the training images gets no confident class: the guess is shown as a guess
+    node.classList.toggle("unfamiliar", row.unknown === 1);
+    node.querySelector(".top-class").textContent = row.unknown === 1
+      ? `unlike the training images (closest: ${answer})` : answer;
     const list = node.querySelector(".bars");
     list.replaceChildren(...classes.map(([name, p]) => element("div", { class: "bar-row", "data-class": name },
       element("span", { class: "label", text: name }),
