@@ -40,6 +40,11 @@ def test_temperature_undoes_overconfidence():
     assert before > 0.1 and after < 0.03
 
 
+def test_a_separable_validation_set_never_sharpens():
+    z = np.array([[3.0, 0.0], [0.0, 2.0], [4.0, 1.0]])
+    assert fit_temperature(z, np.array([0, 1, 0])).temperature >= 1.0
+
+
 def test_ece_of_a_calibrated_model_is_small_and_of_a_wrong_one_large():
     z, y = sampled(seed=1)
     assert expected_calibration_error(softmax(z), y) < 0.03

@@ -198,6 +198,18 @@ def _on_off(value: object) -> str:
     help=_for("exclude", "leave out the images this file lists (paths, or a CSV such as audit.csv).", None),
 )
 @click.option(
+    "--calibrate/--no-calibrate",
+    default=None,
+    help=_for(
+        "calibrate", "fit a temperature (multi-label: per-label scaling) on the validation images", _on_off
+    ),
+)
+@click.option(
+    "--unknown-recall",
+    type=float,
+    help=_for("unknown_recall", "share of validation images the familiarity threshold keeps known"),
+)
+@click.option(
     "--resume",
     "resume_run",
     type=click.Path(path_type=Path),
@@ -256,5 +268,15 @@ def print_metrics(metrics: dict) -> None:
             )
         elif m.get("n"):
             click.echo(f"{split}: accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}  ({m['n']} images)")
+    trust = metrics.get("trust", {})
+    if "ece" in trust:
+        t = trust["calibration"]["temperature"]
+        click.echo(
+            f"calibrated: temperature {t:.3f}, ECE {trust['ece_uncalibrated']:.4f} -> {trust['ece']:.4f}"
+        )
+    if "valid_unknown_share" in trust:
+        click.echo(
+            f"unknown: {trust['valid_unknown_share']:.1%} of the validation images below the threshold"
+        )
     if metrics.get("skipped"):
         click.echo(f"skipped {len(metrics['skipped'])} unreadable image(s), listed in metrics.json")

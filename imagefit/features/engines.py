@@ -110,18 +110,20 @@ def export_onnx(
     net: torch.nn.Module,
     input_size: tuple[int, int, int],
     path: Path,
-    output: str = "features",
+    output: str | tuple[str, ...] = "features",
     dynamic_batch: bool = True,
     batch: int = 1,
     metadata: dict[str, str] | None = None,
     axes: dict | None = None,
 ) -> None:
-    """Write `net` as an ONNX graph (input 'images', one output) atomically, with optional metadata.
+    """Write `net` as an ONNX graph (input 'images'; one output, or several named by a tuple) atomically,
+    with optional metadata.
 
     `axes` names free axes of the input and output beyond the batch (e.g. height and width)."""
     dummy = torch.zeros(batch, *input_size, device=next(net.parameters()).device)  # where the net is
-    if axes is None:
-        axes = {"images": {0: "batch"}, output: {0: "batch"}} if dynamic_batch else None
+    outputs = [output] if isinstance(output, str) else list(output)
+    if axes is None and dynamic_batch:
+        axes = {name: {0: "batch"} for name in ["images", *outputs]}
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():
@@ -131,7 +133,7 @@ def export_onnx(
                 dummy,
                 str(tmp),
                 input_names=["images"],
-                output_names=[output],
+                output_names=outputs,
                 dynamic_axes=axes,
                 opset_version=17,
                 dynamo=False,

@@ -49,6 +49,12 @@ class OnnxClassifier:
         self.fixed_batch = self.session.get_inputs()[0].shape[0]
         thresholds = meta.get("imagefit_thresholds")
         self.thresholds = None if thresholds is None else np.asarray(json.loads(thresholds), np.float32)
+        self.familiarity = None  # the run's Familiarity, when the graph also answers its features
+
+    @property
+    def has_features(self) -> bool:
+        """Whether the graph answers the pre-logits features beside the logits."""
+        return len(self.session.get_outputs()) > 1
 
     @property
     def multilabel(self) -> bool:
@@ -82,6 +88,7 @@ class OnnxClassifier:
         from imagefit.data.loader import iterate_batches
 
         probs = np.zeros((len(paths), len(self.classes)), np.float32)
+        features: list[np.ndarray | None] = [None] * len(paths)
         ok = np.zeros(len(paths), bool)
         errors = []
         bar = tqdm(total=len(paths), desc="predict", unit="img", disable=not progress, leave=False)
@@ -89,12 +96,17 @@ class OnnxClassifier:
             errors.extend((paths[i], message) for i, message in batch.errors)
             if batch.images is not None:
                 rows = batch.indices.numpy()
-                probs[rows] = self.probabilities(self._run(batch.images.numpy()))
+                logits, vectors = self._run(batch.images.numpy())
+                probs[rows] = self.probabilities(logits)
+                for row, vector in zip(
+                    rows, vectors if vectors is not None else [None] * len(rows), strict=True
+                ):
+                    features[row] = vector
                 ok[rows] = True
             bar.update(len(batch.indices) + len(batch.errors))
         bar.close()
         kept = [p for p, good in zip(paths, ok, strict=True) if good]
-        return Predictions(self.classes, kept, probs[ok], errors, self.thresholds)
+        return self._judged(Predictions(self.classes, kept, probs[ok], errors, self.thresholds), features)
 
     def _predict_few(self, paths: list[Path]) -> Predictions:
         """A few images decoded and preprocessed with PIL and NumPy alone, one by one."""
@@ -107,15 +119,27 @@ class OnnxClassifier:
             except ImageReadError as exc:
                 errors.append((path, str(exc)))
         probs = np.zeros((0, len(self.classes)), np.float32)
+        answers = [self._run(np.stack([r])) for r in rows]
         if rows:
-            probs = np.concatenate([self.probabilities(self._run(np.stack([r]))) for r in rows])
-        return Predictions(self.classes, kept, probs, errors, self.thresholds)
+            probs = np.concatenate([self.probabilities(logits) for logits, _ in answers])
+        features = [None if vectors is None else vectors[0] for _, vectors in answers]
+        return self._judged(Predictions(self.classes, kept, probs, errors, self.thresholds), features)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(logits, features or None) of a batch."""
         n = len(x)
         if isinstance(self.fixed_batch, int) and n < self.fixed_batch:
             x = np.concatenate([x, np.zeros((self.fixed_batch - n, *x.shape[1:]), x.dtype)])
-        return self.session.run(None, {"images": x})[0][:n]
+        outputs = self.session.run(None, {"images": x})
+        return outputs[0][:n], (outputs[1][:n] if len(outputs) > 1 else None)
+
+    def _judged(self, preds: Predictions, features: list) -> Predictions:
+        """`preds` with familiarity and unknown flags, when the run keeps a familiarity."""
+        kept = [f for f in features if f is not None]
+        if self.familiarity is not None and kept:
+            preds.familiarity = self.familiarity.scores(np.stack(kept), preds.probabilities)
+            preds.unknown = self.familiarity.unknown(preds.familiarity)
+        return preds
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

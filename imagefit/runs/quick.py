@@ -16,6 +16,7 @@ from imagefit.data.preprocess import supports
 from imagefit.errors import ImagefitError
 from imagefit.features.locations import cache_root
 from imagefit.inference.onnx_classifier import OnnxClassifier, graph_metadata, is_onnx_model
+from imagefit.runs.familiarity import run_familiarity
 from imagefit.runs.folder import CONFIG, WEIGHTS
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,10 @@ def predictor(run_dir: str | Path, quick: bool = True):
     graph = graph_path(run_dir) if quick else None
     if graph is not None and graph.is_file():
         try:
-            return OnnxClassifier(graph)
+            classifier = OnnxClassifier(graph)
+            classifier.familiarity = run_familiarity(run_dir)
+            if classifier.familiarity is None or classifier.has_features:
+                return classifier
         except ImagefitError as exc:  # a damaged cache file: the run itself is still good
             log.warning("cached graph %s is unreadable (%s): using the run", graph, exc)
     from imagefit.runs.saved import load
@@ -61,8 +65,29 @@ def cache_graph(classifier, graph: Path) -> None:
 
     metadata = graph_metadata(classifier.classes, classifier.data_config, classifier.thresholds)
     input_size = tuple(classifier.data_config["input_size"])
+    net, outputs = classifier.model.eval(), "logits"
+    if classifier.familiarity is not None:  # the features too, for the run's familiarity
+        net, outputs = _with_features(net), ("logits", "features")
     try:
         graph.parent.mkdir(parents=True, exist_ok=True)
-        export_onnx(classifier.model.eval(), input_size, graph, "logits", True, 1, metadata)
+        export_onnx(net, input_size, graph, outputs, True, 1, metadata)
     except Exception as exc:  # the exporter or the disk refused: predictions go on in PyTorch
         log.warning("could not cache the run's graph for fast predictions (%s)", str(exc).splitlines()[0])
+
+
+def _with_features(model):
+    """`model` as a network answering (logits, pre-logits features)."""
+    from torch import nn
+
+    from imagefit.features.layers import Embedding
+
+    class LogitsAndFeatures(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = Embedding(model)
+
+        def forward(self, x):
+            features = self.embedding(x)
+            return model.get_classifier()(features), features
+
+    return LogitsAndFeatures().eval()

@@ -12,6 +12,7 @@ from imagefit.errors import ModelError
 from imagefit.inference.classifier import Classifier
 from imagefit.models.build import build_model
 from imagefit.runs.config import RunConfig, read_config, write_config
+from imagefit.runs.familiarity import run_familiarity
 from imagefit.runs.folder import FAMILIARITY, METRICS, WEIGHTS
 
 
@@ -52,15 +53,7 @@ def load(run_dir: str | Path) -> Classifier:
         ) from exc
     info = {"backbone": config.backbone, "arch": config.arch, "run": str(run_dir)}
     classifier = Classifier(model, config.classes, config.data_config, info, config.label_thresholds())
-    if config.familiarity and (run_dir / FAMILIARITY).is_file():
-        from imagefit.inference.familiarity import Familiarity
-
-        try:
-            classifier.familiarity = Familiarity.load(run_dir / FAMILIARITY, config.familiarity)
-        except Exception as exc:  # safetensors: a damaged file only fails
-            raise ModelError(
-                f"{run_dir / FAMILIARITY} cannot be loaded ({_first_reason(exc)}): train the run again"
-            ) from exc
+    classifier.familiarity = run_familiarity(run_dir, config.familiarity)
     return classifier
 
 

@@ -82,6 +82,29 @@ class Strategy:
         """How the trained classifier predicts the test and validation images after training."""
         return {"workers": self.workers, "progress": self.progress, "cache": False}
 
+    def trust(self, classifier: Classifier, dataset, config: RunConfig) -> dict:
+        """Calibrate the classifier on the validation images and fit its familiarity (which images are
+        unlike the training ones); the calibration and moved thresholds go into `config`."""
+        from imagefit.inference.trust import fit_trust
+        from imagefit.train.extraction import label_matrix, labels_of
+
+        if not getattr(dataset, "valid", None):
+            return {}
+        n, valid = len(dataset.classes), dataset.valid
+        targets = (
+            (lambda f: label_matrix(valid, f, n)) if dataset.multilabel else (lambda f: labels_of(valid, f))
+        )
+        opts = self.options
+        found = fit_trust(
+            classifier, [s.path for s in dataset.train], [s.path for s in valid], targets,
+            self.extract_options(), opts.calibrate, opts.unknown_recall, self.seed,
+        )  # fmt: skip
+        if found.calibration is not None:
+            config.calibration = found.calibration.to_dict()
+        if classifier.multilabel:
+            config.thresholds = [float(t) for t in classifier.thresholds]
+        return found.metrics
+
     def predict_test(self, folder: RunFolder, classifier: Classifier, dataset) -> None:
         """Predictions for the unlabelled DATA/test/ images, if there are any."""
         if getattr(dataset, "test", None):
@@ -116,6 +139,9 @@ def run_training(strategy: Strategy, data: str | Path, out: str | Path | None, r
     classifier, metrics = strategy.fit(folder, dataset, model, config, resume)
     if classifier is None:
         return TrainResult(folder.path, {}, None)  # a worker rank: rank 0 writes the run
+    trust = strategy.trust(classifier, dataset, config)
+    if trust:
+        metrics["trust"] = trust
     strategy.predict_test(folder, classifier, dataset)
     metrics["seconds"] = {**metrics.get("seconds", {}), "total": round(time.perf_counter() - started, 3)}
     save_run(folder.path, classifier, config, metrics)

@@ -40,6 +40,8 @@ class TrainOptions:
     label_col: str | None = None  # the table's column of labels; None: guessed (or one-hot columns)
     label_delim: str | None = None  # separator of several labels in a cell; none: one label; None: guessed
     task: str = "auto"  # auto: multi-label when an image has several labels; single; multilabel
+    calibrate: bool = True  # fit a temperature (multi-label: per-label scaling) on the validation images
+    unknown_recall: float = 0.95  # share of validation images kept known by the familiarity threshold
 
     def __post_init__(self) -> None:
         for name in ("images", "valid", "exclude"):
@@ -54,6 +56,8 @@ class TrainOptions:
             )
         if self.batch_size is not None and self.batch_size < 1:
             raise OptionError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not 0.5 <= self.unknown_recall < 1:
+            raise OptionError(f"--unknown-recall must be at least 0.5 and below 1, got {self.unknown_recall}")
         if self.image_size is not None and self.image_size < 8:
             raise OptionError(f"--image-size must be at least 8, got {self.image_size}")
 

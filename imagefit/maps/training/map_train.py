@@ -104,6 +104,10 @@ class MapStrategy(Strategy):
         }
         return Classifier(model, tileset.classes, data_config, {"run": str(folder.path)}), metrics
 
+    def trust(self, classifier, tileset, config) -> dict:
+        """Map runs judge their pixels when mapping, not images."""
+        return {}
+
     def predict_test(self, folder, classifier, tileset) -> None:
         """Map runs have no test images: `imagefit map` maps tiles."""
 
