@@ -50,7 +50,7 @@ def test_predict_csv_agrees_with_training_metrics(trained: Path, tiny_data: Path
     result = invoke("predict", trained, tiny_data / "valid", "--csv", out, "--engine", "torch", "-j", "0")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["path", "class", "probability", "p_blue", "p_red"]
+    assert list(rows[0]) == ["path", "class", "probability", "familiarity", "unknown", "p_blue", "p_red"]
     assert len(rows) == 8
     assert [r["path"] for r in rows] == sorted(r["path"] for r in rows)
     for r in rows:

@@ -131,9 +131,9 @@ def test_a_multilabel_run_predicts_label_sets_as_csv(shapes, runs) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(out.open()))
-    assert rows[0] == ["path", "labels", "p_blue", "p_green", "p_red"]
+    assert rows[0] == ["path", "labels", "familiarity", "unknown", "p_blue", "p_green", "p_red"]
     for row in rows[1:]:
-        probs = [float(v) for v in row[2:]]
+        probs = [float(v) for v in row[4:]]
         assert row[1].split() == [c for c, p in zip(LABELS, probs, strict=True) if p >= 0.5]
 
 

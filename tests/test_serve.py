@@ -158,17 +158,17 @@ def test_unknown_route_and_method_answer_json(server) -> None:
 
 
 def gated(model: ServedModel) -> tuple[ServedModel, threading.Event]:
-    """`model` whose predictions wait until the returned event is set."""
+    """`model` whose answers (what the batcher asks for) wait until the returned event is set."""
     gate = threading.Event()
-    inner = model.predict
+    inner = model.answers
 
-    def predict(pictures):
+    def answers(pictures):
         gate.wait(60)
         return inner(pictures)
 
     clone = object.__new__(ServedModel)
     clone.__dict__.update(model.__dict__)
-    clone.predict = predict
+    clone.answers = answers
     return clone, gate
 
 
