@@ -35,10 +35,11 @@ UCM = DATA / "ucmerced"
 
 
 def linear_run(data: Path, out: Path):
-    """A linear run on `data` (cached features), loaded as a Classifier."""
+    """A linear run on `data` (cached features), loaded as a Classifier with its logits uncalibrated:
+    the benchmark fits the calibration as training does (`fit_temperature`), to measure before and after."""
     import imagefit
 
-    imagefit.train(str(data), strategy="linear", out=out, progress=False)
+    imagefit.train(str(data), strategy="linear", out=out, progress=False, calibrate=False)  # calibrated here
     return imagefit.load(out)
 
 
@@ -176,12 +177,12 @@ def calibration_rows(scored: Scored) -> dict:
 
 def print_ood(title: str, table: dict[str, list[tuple[float, float]]]) -> None:
     print(f"\n{title}")
-    print(f"  {'method':<24}" + "".join(f"{'AUROC':>9}{'FPR@95':>9}" for _ in next(iter(table.values()))))
+    print(f"  {'method':<34}" + "".join(f"{'AUROC':>9}{'FPR@95':>9}" for _ in next(iter(table.values()))))
     for method, cells in table.items():
         line = "".join(f"{a:9.4f}{f:9.4f}" for a, f in cells)
         if len(cells) > 1:
             line += f"   mean AUROC {np.mean([a for a, _ in cells]):.4f}"
-        print(f"  {method:<24}{line}")
+        print(f"  {method:<34}{line}")
 
 
 def far(tmp: Path) -> None:
