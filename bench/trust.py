@@ -1,6 +1,6 @@
 """Does a run know what it does not know? Unknown-input scores and calibration on the shared photos.
 
-    python -m bench.trust [--near-seeds 0,1,2] [--skip-far] [--skip-near] [--out DIR]
+    python -m bench.trust [--near-seeds 0,1,2] [--skip-far] [--skip-near] [--finetune] [--out DIR]
 
 Linear runs (bundled EfficientNet-Lite0, cached features) are trained with `imagefit.train`, then:
 
@@ -34,12 +34,13 @@ from bench._common import DATA, DOGS_CATS
 UCM = DATA / "ucmerced"
 
 
-def linear_run(data: Path, out: Path):
-    """A linear run on `data` (cached features), loaded as a Classifier with its logits uncalibrated:
+def linear_run(data: Path, out: Path, strategy: str = "linear"):
+    """A run on `data` (linear: cached features), loaded as a Classifier with its logits uncalibrated:
     the benchmark fits the calibration as training does (`fit_temperature`), to measure before and after."""
     import imagefit
 
-    imagefit.train(str(data), strategy="linear", out=out, progress=False, calibrate=False)  # calibrated here
+    if not (out / "model.safetensors").is_file():  # calibrated here, not in training
+        imagefit.train(str(data), strategy=strategy, out=out, progress=False, calibrate=False)
     return imagefit.load(out)
 
 
@@ -235,6 +236,17 @@ def near(tmp: Path, seeds: list[int]) -> None:
     )
 
 
+def finetune(tmp: Path) -> None:
+    """Calibration of a finetune run (the defaults) on the UC Merced validation images."""
+    train, _ = split_paths(UCM, "train")
+    valid, y = split_paths(UCM, "valid")
+    dc_valid, _ = split_paths(DOGS_CATS, "valid")
+    scored = Scored(linear_run(UCM, tmp / "ucm-finetune", "finetune"), train, valid, y, dc_valid)
+    print("\nUC Merced finetune run, calibration on the validation images:", _fmt(calibration_rows(scored)))
+    table = {m: [ood_metrics(*pair)] for m, pair in scored.scores().items()}
+    print_ood("UC Merced finetune run, Dogs-vs-Cats photos as unknowns", table)
+
+
 def _fmt(row: dict) -> str:
     return ", ".join(f"{k} {v:.4f}" for k, v in row.items())
 
@@ -244,6 +256,7 @@ def main() -> None:
     parser.add_argument("--near-seeds", default="0,1,2")
     parser.add_argument("--skip-far", action="store_true")
     parser.add_argument("--skip-near", action="store_true")
+    parser.add_argument("--finetune", action="store_true", help="also a finetune run on UC Merced (slow)")
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary folder)")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -253,6 +266,8 @@ def main() -> None:
             far(root)
         if not args.skip_near:
             near(root, [int(s) for s in args.near_seeds.split(",")])
+        if args.finetune:
+            finetune(root)
 
 
 if __name__ == "__main__":
