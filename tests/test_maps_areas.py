@@ -92,3 +92,24 @@ def test_a_rotated_geographic_grid_says_why_it_has_no_hectares():
         _blobs(), KEY, Affine(0.0001, 0.00002, 55.2, 0.00002, -0.0001, 25.3), CRS.from_epsg(4326)
     )
     assert table.hectares is None and "rotated" in table.why and table.pixels.sum() > 0
+
+
+@pytest.mark.parametrize("crs", ["EPSG:4326", "EPSG:27700"])
+def test_unsure_pixels_have_their_own_row_and_the_classes_keep_theirs(crs):
+    from imagefit.maps.outputs.theme_map import UNSURE
+
+    index = _blobs()
+    geographic = crs == "EPSG:4326"
+    transform = from_origin(-1.5, 52.0, 0.001, 0.001) if geographic else from_origin(440000, 110000, 2, 2)
+    unsure = index.copy()
+    unsure[40:80, 60:100][index[40:80, 60:100] == 1] = UNSURE  # some Land left unsure
+    every = class_areas(index, KEY, transform, CRS.from_user_input(crs))
+    table = class_areas(unsure, KEY, transform, CRS.from_user_input(crs), unsure=True)
+    n = int((unsure == UNSURE).sum())
+    assert n > 100 and table.unsure_pixels == n and every.unsure is None
+    assert table.pixels.tolist() == [every.pixels[0], every.pixels[1] - n, every.pixels[2]]
+    assert table.hectares.sum() + table.unsure[1] == pytest.approx(every.hectares.sum())
+    rows = table.rows()
+    assert rows[-1]["class"] == "unsure" and rows[-1]["pixels"] == n
+    assert sum(r["share"] for r in rows) == pytest.approx(1, abs=1e-5)
+    assert (table + table).unsure_pixels == 2 * n

@@ -96,6 +96,8 @@ def given_map_options(ctx: click.Context) -> dict:
     given = given_params(ctx, RUN_ARGS)
     if given.pop("no_augment", False):
         given["augment"] = False
+    if given.pop("no_calibrate", False):
+        given["calibrate"] = False
     for name, read in READ.items():
         if name in given:
             given[name] = read(given[name])
@@ -162,6 +164,9 @@ def given_map_options(ctx: click.Context) -> dict:
 )
 @click.option("--balance", is_flag=True, help="Draw every class equally often.")
 @click.option("--no-augment", is_flag=True, help="No rotations or mirror images of patches.")
+@click.option(
+    "--no-calibrate", is_flag=True, help="No temperature fitted on the validation pixels after training."
+)
 @click.option("--ignore", help="Label value or colour to leave out (e.g. 0 or '#000000').")
 @click.option(
     "--roi", help=f"Validation map region x0,y0,x1,y1 (default: the first {VALID_ROI}x{VALID_ROI} pixels)."
@@ -190,6 +195,12 @@ def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, **_op
     v, vm = m["valid_patches"], m["valid_map"]
     click.echo(f"valid positions: accuracy {v['accuracy']:.4f}  loss {v['loss']:.4f}  ({v['n']} patches)")
     click.echo(f"valid map {vm['ref']}: pixel accuracy {vm['pixel_accuracy']:.4f}  mIoU {vm['miou']:.4f}")
+    if "trust" in m:
+        t = m["trust"]
+        click.echo(
+            f"calibration: temperature {t['temperature']:.3f}, "
+            f"ECE {t['ece_uncalibrated']:.4f} -> {t['ece']:.4f} ({t['pixels']} validation pixels)"
+        )
     click.echo(f"run folder: {result.run_dir}  (next: imagefit map {result.run_dir} TILE)")
 
 
@@ -222,15 +233,21 @@ def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, **_op
 @click.option(
     "--tta", is_flag=True, help="Decoders: average each window over its 8 rotations and mirrors (8x slower)."
 )
+@click.option(
+    "--min-confidence",
+    type=float,
+    default=None,
+    help="Leave pixels whose calibrated top class probability is below this (0-1) as no data: unsure.",
+)
 def map_command(run_dir, inputs, out, out_dir, png, truth, ignore, polygons, simplify, naive, roi, window,
-                engine, tta) -> None:  # fmt: skip
+                engine, tta, min_confidence) -> None:  # fmt: skip
     """Dense theme maps of INPUT tiles (files, folders, globs) with the patch classifier in RUN."""
     if out_dir is None and (len(inputs) > 1 or _many(inputs[0])):
         raise click.UsageError("several tiles (files, a folder or a glob pattern) need --out-dir DIR")
     if out_dir is not None and (out is not None or roi):
         raise click.UsageError("--out and --roi map a single TILE: leave out --out-dir")
     options = dict(truth=truth, ignore=_ignore(ignore), naive=naive, engine=engine, window=window, png=png)
-    options.update(polygons=polygons, simplify=simplify, tta=tta)
+    options.update(polygons=polygons, simplify=simplify, tta=tta, min_confidence=min_confidence)
     if out_dir is None:
         from imagefit.maps.mapping.tile import map_tile
 
@@ -258,6 +275,9 @@ def _echo_metrics(m: dict, what: str) -> None:
 
 
 def _echo_areas(areas) -> None:
+    if areas.unsure is not None:
+        shown = sum(r["share"] for r in areas.rows() if r["class"] == "unsure")
+        click.echo(f"unsure (below --min-confidence): {areas.unsure_pixels} pixels ({shown:.1%})")
     if areas.hectares is None:
         click.echo(f"areas in pixels, not hectares: {areas.why}")
         return

@@ -31,7 +31,8 @@ class RunConfig:
     model: dict = field(default_factory=dict)  # what rebuilds the architecture (models.build)
     task: str = "single"  # or "multilabel": sigmoid outputs, a label predicted from its threshold
     thresholds: list[float] = field(default_factory=list)  # per label, for a multi-label run
-    calibration: dict = field(default_factory=dict)  # folded into the weights; how to undo it
+    # classifiers: folded into the weights (how to undo it); map runs: applied to the logits when mapping
+    calibration: dict = field(default_factory=dict)
     familiarity: dict = field(default_factory=dict)  # threshold, recall, k (arrays: familiarity.safetensors)
     imagefit_version: str = __version__
     format_version: int = FORMAT_VERSION

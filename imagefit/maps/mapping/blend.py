@@ -16,7 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from imagefit.errors import OptionError
-from imagefit.maps.outputs.theme_map import NODATA
+from imagefit.maps.outputs.theme_map import CONFIDENCE_NODATA, NODATA, UNSURE, confidence_bytes
 
 OVERLAP = 96  # pixels shared by neighbouring windows (at least)
 CONTEXT = 32  # pixels beyond the region's edges that windows cover
@@ -24,21 +24,31 @@ ALIGN = 32  # window sides are multiples of this where they can be (the networks
 EDGE_WEIGHT = 0.02  # weight of a window's outermost pixels relative to its centre
 
 
-def blended_map(engine, read: Callable, region, patch: int, window: int) -> tuple[np.ndarray, int]:
-    """Class indices (rows, cols) of `region` and the number of windows, blended from `engine`'s.
+def blended_map(
+    engine, read: Callable, region, patch: int, window: int, min_confidence: float | None = None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Class indices (rows, cols) of `region`, their confidence bytes and the number of windows,
+    blended from `engine`'s; UNSURE where the top probability is below `min_confidence`.
 
     `read(top, left, height, width)` gives a normalised window in raster coordinates; `engine` its
     logits (classes, height - patch + 1, width - patch + 1), one per patch centred at each pixel.
     """
     index = np.full((region.height, region.width), NODATA, np.int16)
+    confidence = np.full((region.height, region.width), CONFIDENCE_NODATA, np.uint8)
     n = 0
     for n, lo, probs in blended_rows(engine, read, region, patch, window):  # noqa: B007 (n: read after)
-        index[lo : lo + probs.shape[1]] = probs.argmax(0)
-    return index, n
+        rows = slice(lo, lo + probs.shape[1])
+        top = probs.max(0)
+        index[rows] = probs.argmax(0)
+        if min_confidence is not None:
+            index[rows][top < min_confidence] = UNSURE
+        confidence[rows] = confidence_bytes(top)
+    return index, confidence, n
 
 
-def blended_rows(engine, read: Callable, region, patch: int, window: int):
-    """(windows so far, first row, probabilities (classes, rows, cols)) of rows as they are finished."""
+def blended_rows(engine, read: Callable, region, patch: int, window: int, probabilities: bool = True):
+    """(windows so far, first row, probabilities (classes, rows, cols)) of rows as they are finished;
+    without `probabilities`, the windows' logits blended instead (what calibration is fitted on)."""
     c, out = patch // 2, window - patch + 1
     if out <= OVERLAP:
         raise OptionError(f"window {window} is too small to blend: use at least {OVERLAP + patch + ALIGN}")
@@ -52,7 +62,7 @@ def blended_rows(engine, read: Callable, region, patch: int, window: int):
         lo, hi = max(top, 0), min(top + rside, height)
         for left in cols:
             x = read(region.row + top - c, region.col + left - c, rside + patch - 1, cside + patch - 1)
-            probs = softmax(engine(x))
+            probs = softmax(engine(x)) if probabilities else engine(x)
             if acc is None:
                 acc, total = np.zeros((len(probs), 0, width), np.float32), np.zeros((0, width), np.float32)
             if hi - base > total.shape[0]:

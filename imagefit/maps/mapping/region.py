@@ -23,9 +23,16 @@ import numpy as np
 from imagefit.errors import DataError, OptionError
 from imagefit.maps.inputs.rasters import RasterInfo, raster_info, read_image, read_valid
 from imagefit.maps.inputs.tileset import Roi
-from imagefit.maps.mapping.blend import blended_map
+from imagefit.maps.mapping.blend import blended_map, blended_rows
 from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
-from imagefit.maps.outputs.theme_map import NODATA, Region, ThemeMap
+from imagefit.maps.outputs.theme_map import (
+    CONFIDENCE_NODATA,
+    NODATA,
+    UNSURE,
+    Region,
+    ThemeMap,
+    confidence_bytes,
+)
 
 
 def region_of(info: RasterInfo, roi: Roi | None, patch: int) -> Region:
@@ -107,31 +114,62 @@ def iter_logits(
 
 def map_region(
     engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
-    bands: list[int] | None = None,
+    bands: list[int] | None = None, min_confidence: float | None = None,
 ) -> ThemeMap:  # fmt: skip
-    """The class of every pixel of a raster (or ROI), windows stitched (exact engines) or blended;
-    NODATA where the raster's nodata or mask says a pixel is not valid."""
+    """The class of every pixel of a raster (or ROI), windows stitched (exact engines) or blended, and
+    its confidence; NODATA where the raster's nodata or mask says a pixel is not valid, UNSURE where
+    the top class probability is below `min_confidence`."""
     info = raster_info(path)
     region = region_of(info, roi, patch)
     started = time.perf_counter()
     if getattr(engine, "exact", True):
-        index, n = stitched_map(engine, path, region, patch, mean, std, window, bands)
+        index, confidence, n = stitched_map(
+            engine, path, region, patch, mean, std, window, bands, min_confidence
+        )
     else:
-        index, n = blended_map(engine, WindowReader(path, info, mean, std, bands), region, patch, window)
+        read = WindowReader(path, info, mean, std, bands)
+        index, confidence, n = blended_map(engine, read, region, patch, window, min_confidence)
     valid = read_valid(path, (region.row, region.col, region.height, region.width), bands)
     if valid is not None:
         index[~valid] = NODATA
-    return ThemeMap(index, info, region, time.perf_counter() - started, n)
+        confidence[~valid] = CONFIDENCE_NODATA
+    seconds = time.perf_counter() - started
+    return ThemeMap(index, info, region, seconds, n, confidence=confidence, min_confidence=min_confidence)
 
 
 def stitched_map(
     engine, path: str | Path, region: Region, patch: int, mean, std, window: int,
-    bands: list[int] | None = None,
-) -> tuple[np.ndarray, int]:  # fmt: skip
-    """Class indices of `region` from an exact engine's blocks, and the number of blocks."""
+    bands: list[int] | None = None, min_confidence: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
+    """Class indices of `region` from an exact engine's blocks, their confidence bytes, and the number
+    of blocks; UNSURE where the top probability is below `min_confidence`."""
     index = np.full((region.height, region.width), NODATA, np.int16)
+    confidence = np.full((region.height, region.width), CONFIDENCE_NODATA, np.uint8)
     n = 0
     blocks_ = iter_logits(engine, path, region, patch, mean, std, window, bands=bands)
     for n, (r0, c0, logits) in enumerate(blocks_, 1):  # noqa: B007 (n: the count, read after)
-        index[r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits.argmax(0)
-    return index, n
+        at = (slice(r0, r0 + logits.shape[1]), slice(c0, c0 + logits.shape[2]))
+        top = 1 / np.exp(logits - logits.max(0, keepdims=True)).sum(0)  # the softmax's largest value
+        index[at] = logits.argmax(0)
+        if min_confidence is not None:
+            index[at][top < min_confidence] = UNSURE
+        confidence[at] = confidence_bytes(top)
+    return index, confidence, n
+
+
+def region_logits(
+    engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
+    bands: list[int] | None = None,
+) -> np.ndarray:  # fmt: skip
+    """The logits (classes, rows, cols) that mapping the raster (or ROI) takes its classes from:
+    an exact engine's stitched, another's blended as its probabilities are."""
+    region = region_of(raster_info(path), roi, patch)
+    if getattr(engine, "exact", True):
+        parts = list(iter_logits(engine, path, region, patch, mean, std, window, bands=bands))
+        out = np.zeros((len(parts[0][2]), region.height, region.width), np.float32)
+        for r0, c0, logits in parts:
+            out[:, r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits
+        return out
+    read = WindowReader(path, raster_info(path), mean, std, bands)
+    rows = blended_rows(engine, read, region, patch, window, probabilities=False)
+    return np.concatenate([logits for _, _, logits in rows], axis=1)

@@ -109,15 +109,33 @@ class DihedralEngine:
         return np.log(np.maximum(total / 8, 1e-12)).astype(np.float32)
 
 
-def make_engine(model: nn.Module, patch: int, naive: bool = False, engine: str = "auto", tta: bool = False):
+class TemperatureEngine:
+    """An engine's logits divided by a run's calibration temperature: the same classes, calibrated
+    probabilities after the softmax."""
+
+    def __init__(self, engine, temperature: float):
+        self.engine, self.temperature = engine, np.float32(temperature)
+        self.exact, self.margin, self.reduction = engine.exact, engine.margin, engine.reduction
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.engine(x) / self.temperature
+
+
+def make_engine(
+    model: nn.Module, patch: int, naive: bool = False, engine: str = "auto", tta: bool = False,
+    temperature: float | None = None,
+):  # fmt: skip
     """The engine that maps with `model`: naive, or dense through ONNX Runtime or PyTorch; with
-    `tta`, a decoder's windows are mapped in their 8 symmetries and averaged."""
+    `tta`, a decoder's windows are mapped in their 8 symmetries and averaged; with a `temperature`
+    (a calibrated run's), each view's logits are divided by it before any softmax."""
     if engine not in ENGINES:
         raise OptionError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if tta:
         if naive or patch != 1:
             raise OptionError("--tta applies to decoders (a class for every pixel), not patch classifiers")
-        return DihedralEngine(make_engine(model, patch, False, engine))
+        return DihedralEngine(make_engine(model, patch, False, engine, temperature=temperature))
+    if temperature is not None and temperature != 1:
+        return TemperatureEngine(make_engine(model, patch, naive, engine), temperature)
     if naive:
         return NaiveEngine(model, patch)
     on_cpu = next(model.parameters()).device.type == "cpu"

@@ -19,6 +19,7 @@ import numpy as np
 
 from imagefit.data.atomic import write_text
 from imagefit.maps.inputs.key import ThemeKey
+from imagefit.maps.outputs.theme_map import UNSURE
 
 SQUARE_METRES_PER_HECTARE = 10_000.0
 
@@ -32,23 +33,39 @@ class AreaTable:
     pixels: np.ndarray  # (classes,) int64
     hectares: np.ndarray | None = None  # (classes,) float64
     why: str = ""  # why there are no hectares
+    unsure: np.ndarray | None = None  # with a min_confidence: (pixels, hectares or NaN) left unsure
 
     def __add__(self, other: AreaTable) -> AreaTable:
         both = self.hectares is not None and other.hectares is not None
+        unsure = None
+        if self.unsure is not None or other.unsure is not None:
+            unsure = sum(u for u in (self.unsure, other.unsure) if u is not None)
         return AreaTable(
             self.names, self.values, self.pixels + other.pixels,
-            self.hectares + other.hectares if both else None, self.why or other.why,
+            self.hectares + other.hectares if both else None, self.why or other.why, unsure,
         )  # fmt: skip
 
+    @property
+    def unsure_pixels(self) -> int:
+        """Pixels left out of the classes as below the map's min_confidence (0 without one)."""
+        return 0 if self.unsure is None else int(self.unsure[0])
+
     def rows(self) -> list[dict]:
-        """One dict per class: class, value, pixels, share of the mapped pixels, and hectares if known."""
-        total = max(int(self.pixels.sum()), 1)
+        """One dict per class: class, value, pixels, share of the mapped pixels, and hectares if known;
+        with a min_confidence, a last row `unsure` (no value) of the pixels left out as unsure."""
+        total = max(int(self.pixels.sum()) + self.unsure_pixels, 1)
         out = []
         for k, (name, value) in enumerate(zip(self.names, self.values, strict=True)):
             row = {"class": name, "value": value, "pixels": int(self.pixels[k])}
             row["share"] = round(int(self.pixels[k]) / total, 6)
             if self.hectares is not None:
                 row["hectares"] = round(float(self.hectares[k]), 6)
+            out.append(row)
+        if self.unsure is not None:
+            row = {"class": "unsure", "value": "", "pixels": self.unsure_pixels}
+            row["share"] = round(self.unsure_pixels / total, 6)
+            if self.hectares is not None:
+                row["hectares"] = round(float(self.unsure[1]), 6)
             out.append(row)
         return out
 
@@ -110,22 +127,30 @@ def pixel_hectares(transform, crs) -> tuple[float | None, str]:
     return unit_area * factor * factor / SQUARE_METRES_PER_HECTARE, ""
 
 
-def class_areas(index: np.ndarray, key: ThemeKey, transform, crs) -> AreaTable:
-    """Pixels and hectares of each class in a map of class indices (negative: no data)."""
+def class_areas(index: np.ndarray, key: ThemeKey, transform, crs, unsure: bool = False) -> AreaTable:
+    """Pixels and hectares of each class in a map of class indices (negative: no data); with
+    `unsure`, those of the pixels left UNSURE too."""
     n = len(key.names)
-    pixels = np.bincount(index[index >= 0].ravel().astype(np.int64), minlength=n)[:n]
+    index = np.where(index == UNSURE, n, index) if unsure else index  # unsure: one more column
+    m = n + 1 if unsure else n
+    pixels = np.bincount(index[index >= 0].ravel().astype(np.int64), minlength=m)[:m]
+    hectares, why = None, ""
     if crs is not None and crs.is_geographic:
         per_row, why = row_hectares(transform, crs, index.shape[0])
-        if per_row is None:
-            return AreaTable(key.names, key.values, pixels, None, why)
-        rows = np.broadcast_to(np.arange(index.shape[0])[:, None], index.shape)
-        valid = index >= 0
-        cells = np.bincount(rows[valid] * n + index[valid].astype(np.int64), minlength=index.shape[0] * n)
-        hectares = per_row @ cells.reshape(index.shape[0], n).astype(np.float64)
-        return AreaTable(key.names, key.values, pixels, hectares, "")
-    per_pixel, why = pixel_hectares(transform, crs)
-    hectares = None if per_pixel is None else pixels * per_pixel
-    return AreaTable(key.names, key.values, pixels, hectares, why)
+        if per_row is not None:
+            rows = np.broadcast_to(np.arange(index.shape[0])[:, None], index.shape)
+            valid = index >= 0
+            cells = np.bincount(rows[valid] * m + index[valid].astype(np.int64), minlength=index.shape[0] * m)
+            hectares = per_row @ cells.reshape(index.shape[0], m).astype(np.float64)
+    else:
+        per_pixel, why = pixel_hectares(transform, crs)
+        hectares = None if per_pixel is None else pixels * per_pixel
+    left_out = None
+    if unsure:
+        left_out = np.array([pixels[n], np.nan if hectares is None else hectares[n]])
+    return AreaTable(
+        key.names, key.values, pixels[:n], None if hectares is None else hectares[:n], why, left_out
+    )
 
 
 def polygon_hectares(geometry: np.ndarray, crs) -> np.ndarray | None:

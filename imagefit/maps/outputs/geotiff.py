@@ -4,7 +4,8 @@ The GeoTIFF keeps the key's label values, as UInt16 (or Byte when every value an
 one byte), because a map in the labels' own values compares directly with the label rasters, the
 key file and a vector layer's attribute. Its colour table and attribute table are described in
 `imagefit.maps.outputs.legend`; internal overviews use mode resampling so that zoomed-out views show
-classes, never averages of label values.
+classes, never averages of label values. Beside it, the map's confidence is a Byte GeoTIFF on the
+same grid (averaged overviews).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from imagefit.data.atomic import write_text, write_with
 from imagefit.maps.inputs.key import ThemeKey
 from imagefit.maps.outputs.legend import aux_xml, colour_table, qgis_style
-from imagefit.maps.outputs.theme_map import ThemeMap
+from imagefit.maps.outputs.theme_map import CONFIDENCE_NODATA, ThemeMap
 
 OVERVIEW_MIN = 128  # overviews halve the map down to about this many pixels on its longer side
 
@@ -41,20 +42,48 @@ def write_geotiff(theme_map: ThemeMap, key: ThemeKey, path: str | Path) -> Path:
     """Label values as a tiled, compressed GeoTIFF with the source's CRS and transform, a colour table,
     mode-resampled internal overviews; the classes as a raster attribute table (`.aux.xml`) and a
     QGIS style (`.qml`) beside it."""
+    from rasterio.enums import Resampling
+
+    dtype, nodata = map_values(key)
+    values = key.decode(theme_map.index, nodata).astype(dtype)
+
+    def describe(ds) -> None:
+        ds.write_colormap(1, colour_table(key, nodata))
+        ds.update_tags(1, **{f"class_{v}": name for name, v in zip(key.names, key.values, strict=True)})
+
+    path = Path(path)
+    _write_band(theme_map, values, nodata, path, Resampling.mode, describe)
+    write_text(path.with_name(path.name + ".aux.xml"), aux_xml(key))
+    write_text(path.with_suffix(".qml"), qgis_style(key))
+    return path
+
+
+def write_confidence(theme_map: ThemeMap, path: str | Path) -> Path:
+    """The map's confidence (round(255 * calibrated top class probability), 0 where the tile has no
+    data) as a Byte GeoTIFF on the map's grid, tiled and compressed as the map is."""
+    from rasterio.enums import Resampling
+
+    def describe(ds) -> None:
+        ds.update_tags(1, meaning="round(255 * calibrated probability of the mapped class)")
+
+    path = Path(path)
+    _write_band(theme_map, theme_map.confidence, CONFIDENCE_NODATA, path, Resampling.average, describe)
+    return path
+
+
+def _write_band(theme_map: ThemeMap, values, nodata: int, path: Path, resampling, describe) -> None:
+    """One band of the map's region, with the source's CRS and transform, and internal overviews."""
     import rasterio
     import rasterio.errors
-    from rasterio.enums import Resampling
     from rasterio.windows import Window, transform
 
     region, source = theme_map.region, theme_map.source
-    dtype, nodata = map_values(key)
     profile = {
         "driver": "GTiff", "height": region.height, "width": region.width, "count": 1,
-        "dtype": dtype, "nodata": nodata, "compress": "deflate", "tiled": True,
+        "dtype": values.dtype.name, "nodata": nodata, "compress": "deflate", "tiled": True,
         "blockxsize": 256, "blockysize": 256, "crs": source.crs,
         "transform": transform(Window(region.col, region.row, region.width, region.height), source.transform),
     }  # fmt: skip
-    values = key.decode(theme_map.index, nodata).astype(dtype)
 
     def write(tmp: Path) -> None:
         with warnings.catch_warnings():  # a source without georeferencing gives a plain TIFF
@@ -62,15 +91,10 @@ def write_geotiff(theme_map: ThemeMap, key: ThemeKey, path: str | Path) -> Path:
             ds = rasterio.open(tmp, "w", **profile)
         with ds:
             ds.write(values, 1)
-            ds.write_colormap(1, colour_table(key, nodata))
-            ds.update_tags(1, **{f"class_{v}": name for name, v in zip(key.names, key.values, strict=True)})
+            describe(ds)
             factors = overview_factors(region.height, region.width)
             if factors:
-                ds.build_overviews(factors, Resampling.mode)
-                ds.update_tags(ns="rio_overview", resampling="mode")
+                ds.build_overviews(factors, resampling)
+                ds.update_tags(ns="rio_overview", resampling=resampling.name)
 
-    path = Path(path)
     write_with(path, write)
-    write_text(path.with_name(path.name + ".aux.xml"), aux_xml(key))
-    write_text(path.with_suffix(".qml"), qgis_style(key))
-    return path

@@ -8,7 +8,8 @@ as it maps: fully convolutionally on random crops of the tiles, every patch posi
 target (`imagefit.maps.training.crops`), validated on fixed crops of the validation tile. A
 segmentation decoder (`--model unet|fpn|deeplabv3plus`, on the bundled Lite0 encoder) trains the
 same way with every pixel of a crop its own target (`imagefit.maps.training.decoder`). After every
-epoch the DisplayMap callback draws the validation tile's ROI map.
+epoch the DisplayMap callback draws the validation tile's ROI map; after training, a temperature is
+fitted on that ROI's labelled pixels (`imagefit.maps.training.calibrate`).
 The run folder is a normal imagefit run (config.json, model.safetensors, metrics.json, history.csv,
 checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
 """
@@ -27,6 +28,7 @@ from imagefit.errors import OptionError
 from imagefit.inference.classifier import Classifier
 from imagefit.maps.inputs.tileset import Roi, TileSet
 from imagefit.maps.mapping.dense_networks import DenseBackbone, DenseDecoder
+from imagefit.maps.training.calibrate import calibrate_map
 from imagefit.maps.training.crops import CropBatches, CropSource, PositionLoss, fixed_crop_batches
 from imagefit.maps.training.decoder import DecoderLoss, decoder_groups
 from imagefit.maps.training.display_map import DisplayMap
@@ -104,9 +106,21 @@ class MapStrategy(Strategy):
         }
         return Classifier(model, tileset.classes, data_config, {"run": str(folder.path)}), metrics
 
-    def trust(self, classifier, tileset, config) -> dict:
-        """Map runs judge their pixels when mapping, not images."""
-        return {}
+    def trust(self, classifier, tileset: TileSet, config) -> dict:
+        """A temperature fitted on the validation region's labelled pixels (unless --no-calibrate),
+        kept in `config.calibration`: `imagefit map` divides the logits by it."""
+        opts = self.options
+        if not opts.calibrate:
+            return {}
+        data_config = config.data_config
+        found, metrics = calibrate_map(
+            classifier.model, tileset, self.valid_ref, self.roi, opts.patch, data_config, self.seed
+        )
+        if found is not None:
+            config.calibration = found.to_dict()
+            log.info("calibration: temperature %.3f, ECE %.4f -> %.4f", found.temperature,
+                     metrics["ece_uncalibrated"], metrics["ece"])  # fmt: skip
+        return metrics
 
     def predict_test(self, folder, classifier, tileset) -> None:
         """Map runs have no test images: `imagefit map` maps tiles."""

@@ -46,6 +46,7 @@ class MapTrainOptions:
     optimizer: str = "adamw"
     balance: bool = False
     augment: bool = True
+    calibrate: bool = True  # fit a temperature on the validation tile's pixels after training
     ignore: int | str | None = None  # a label value, or a colour '#RRGGBB' with a colour key
     valid_patches: int = 2000  # small CNNs; backbones validate on valid_patches // 64 crops
     roi: tuple | None = None  # validation map region; None: the first VALID_ROI x VALID_ROI pixels
