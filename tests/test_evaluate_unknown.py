@@ -124,6 +124,8 @@ def test_a_bad_unknown_folder_is_named(runs, tmp_path: Path, case: str) -> None:
     result = evaluate(run, data, "--out", tmp_path / "ev", "--unknown", folder)
     assert result.exit_code == 2, result.output
     assert str(folder) in result.output and "--unknown" in result.output
+    reason = {"missing": "does not exist", "empty": "holds no image", "not images": "holds no image"}
+    assert reason.get(case, "could be read") in result.output
     assert not (tmp_path / "ev" / "evaluation.json").exists()
 
 

@@ -57,7 +57,8 @@ def unknown_images(classifier, folder: str | os.PathLike, run: str | os.PathLike
         )
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"--unknown {folder} is not a folder: give a folder of images of no training class")
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise DataError(f"--unknown {folder} {what}: give a folder of images of no training class")
     found = list_images(folder)
     if not found:
         raise DataError(f"--unknown {folder} holds no image files (.jpg, .png, ...)")
