@@ -52,10 +52,16 @@ def evaluate(run_dir, data, out, split, n_images, seed, unknown, batch_size, wor
         workers=workers,
         engine=engine,
     )
-    top_k = "".join(f"  top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items())
-    click.echo(f"accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}{top_k}  ({m['n']} images)")
-    click.echo(confusion_text(m["confusion_matrix"], m["classes"]))
-    for name, stats in m["per_class"].items():
+    if m.get("task") == "multilabel":
+        click.echo(
+            f"samples-F1 {m['samples_f1']:.4f}  micro-F1 {m['micro_f1']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
+            f"mAP {m['mAP']:.4f}  exact match {m['exact_match']:.4f}  ({m['n']} images)"
+        )
+    else:
+        top_k = "".join(f"  top-{k} {v:.4f}" for k, v in m["top_k_accuracy"].items())
+        click.echo(f"accuracy {m['accuracy']:.4f}  loss {m['loss']:.4f}{top_k}  ({m['n']} images)")
+        click.echo(confusion_text(m["confusion_matrix"], m["classes"]))
+    for name, stats in (m.get("per_class") or m.get("per_label") or {}).items():
         click.echo(
             f"{name}: precision {stats['precision']:.3f}  recall {stats['recall']:.3f}  "
             f"f1 {stats['f1']:.3f}  support {stats['support']}"
