@@ -161,3 +161,22 @@ def test_features_of_a_multilabel_run_are_its_pre_logits(trained, tmp_path: Path
     expected = classifier.extractor(**QUIET)(files).vectors
     assert [Path(p).name for p in data.paths] == [f.name for f in files]
     np.testing.assert_allclose(data.vectors, expected, atol=1e-5)
+
+
+def test_evaluate_command_prints_a_multilabel_run_s_scores(trained, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from imagefit.cli import cli
+
+    run, _ = trained
+    table = run.parent / "images" / "tags.csv"
+    result = CliRunner().invoke(
+        cli, ["evaluate", str(run), str(table), "--out", str(tmp_path / "ev"), "--engine", "torch", "-j", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "ev" / "evaluation.json").read_text())
+    assert (
+        f"mAP {saved['mAP']:.4f}" in result.output
+        and f"samples-F1 {saved['samples_f1']:.4f}" in result.output
+    )
+    assert all(f"{label}: precision" in result.output for label in saved["classes"])

@@ -96,7 +96,8 @@ def test_training_writes_a_self_contained_report(linear_run: Path) -> None:
     evaluation = json.loads((linear_run / "evaluation" / "evaluation.json").read_text())
     galleries = [g for g in evaluation["galleries"].values() if g["file"]]
     images = _images(page)
-    assert len(images) == 1 + len(galleries)  # confusion matrix and galleries; a linear run has no curves
+    # confusion matrix, galleries, reliability and coverage; a linear run has no learning curves
+    assert len(images) == 1 + len(galleries) + 2
     shown = Image.open(linear_run / "evaluation" / "confusion.png")
     assert images[0].size == shown.size and images[0].tobytes() == shown.convert(images[0].mode).tobytes()
     assert not (linear_run / "curves.png").exists() and "has no epochs" in text

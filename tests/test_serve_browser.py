@@ -121,3 +121,30 @@ def test_mark_a_finding_relabel_and_download_fixes(browser, tmp_path: Path) -> N
         "train/red/red_07.jpg,relabel,blue",
         "train/blue/odd.jpg,keep,",
     ]
+
+
+@pytest.mark.realdata
+@pytest.mark.skipif(not DOGS_CATS.is_dir(), reason=f"real data not found at {DOGS_CATS}")
+def test_an_image_unlike_the_training_photos_is_shown_as_such(browser, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    model = ServedModel.from_run(dogs_cats_run(tmp_path), engine="torch", max_batch=4)
+    cat = DOGS_CATS / "valid" / "cats" / "cat.4101.jpg"
+    aerial = SHARED_DATA / "ucmerced" / "valid" / "harbor" / "harbor93.jpg"
+    judged = model.classifier.predict([cat, aerial], engine="torch", workers=0, progress=False)
+    assert judged.familiarity[1] < judged.familiarity[0]  # an aerial harbour is less like the cat photos
+    model.classifier.familiarity.threshold = float(judged.familiarity.mean())  # between the two
+    with running(create_app(model)) as (port, _):
+        browser.get(f"http://127.0.0.1:{port}/")
+        wait_for(lambda: "cats, dogs" in browser.find_element(By.ID, "model-line").text)
+        browser.find_element(By.ID, "files").send_keys(f"{cat}\n{aerial}")
+        done = wait_for(
+            lambda: len(cards := browser.find_elements(By.CSS_SELECTOR, ".result.done")) == 2 and cards
+        )
+        shown = {c.find_element(By.CSS_SELECTOR, ".name").text: c for c in done}
+        assert shown["cat.4101.jpg"].find_element(By.CSS_SELECTOR, ".top-class").text == "cats"
+        assert "unfamiliar" not in shown["cat.4101.jpg"].get_attribute("class")
+        text = shown["harbor93.jpg"].find_element(By.CSS_SELECTOR, ".top-class").text
+        assert text.startswith("unlike the training images (closest: ")
+        assert "unfamiliar" in shown["harbor93.jpg"].get_attribute("class")
+        browser.save_screenshot(str(tmp_path.parent / "unfamiliar-page.png"))

@@ -11,7 +11,7 @@ from imagefit.inference.calibration import (
     fit_temperature,
 )
 from imagefit.inference.classifier import Classifier
-from imagefit.inference.familiarity import Familiarity, energy, ranks
+from imagefit.inference.familiarity import Familiarity, conformal_threshold, energy, ranks
 from imagefit.inference.predictions import Predictions
 from imagefit.inference.trust import fold_calibration
 
@@ -150,3 +150,10 @@ def test_predictions_write_familiarity_and_reject_unknown(tmp_path):
     lines = (tmp_path / "p.csv").read_text().splitlines()
     assert lines[0] == "path,class,probability,familiarity,unknown,p_cat,p_dog"
     assert lines[2].startswith("b.jpg,unknown,0.800000,0.010000,1,")
+
+
+def test_the_threshold_keeps_the_recall_and_too_few_images_call_nothing_unknown():
+    known = np.arange(1, 101) / 100.0  # 100 known scores 0.01 ... 1.00
+    assert conformal_threshold(known, 0.95) == pytest.approx(0.05)  # k = floor(101 * 0.05) = 5
+    assert conformal_threshold(known[:10], 0.95) == 0.0  # 10 images cannot support 95 %
+    assert conformal_threshold(known[:19], 0.95) == pytest.approx(0.01)

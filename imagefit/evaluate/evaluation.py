@@ -16,6 +16,8 @@ from imagefit.data.tables import is_table
 from imagefit.errors import DataError, OptionError
 from imagefit.evaluate.galleries import SELECTORS, confusion_figure, save_gallery, titles_for
 from imagefit.evaluate.metrics import confusion_text, evaluation_metrics
+from imagefit.evaluate.trust_evaluation import trust_evaluation, unknown_evaluation, unknown_images
+from imagefit.inference.calibration import Calibration
 from imagefit.inference.predictions import Predictions
 from imagefit.runs import load, read_config
 from imagefit.runs.folder import CONFIG, EVALUATION, EVALUATION_DIR, REPORT
@@ -32,25 +34,32 @@ def evaluate(
     split: str = "valid",
     n_images: int = 8,
     seed: int = 0,
+    unknown: str | os.PathLike | None = None,
     **predict_options,
 ) -> dict:
     """Evaluate the classifier in `run_dir` on the labelled images of `data`; write into `out`.
 
     `data` is a dataset folder with train/ (its `split` is used, re-split as in training when it
     has no valid/ folder), the folder the run was trained on in any layout (its `split`, as in
-    training), or another folder of class folders (all its images). Predictions go through
-    the feature cache, so evaluating unchanged files again does no forward pass. Writes
-    evaluation.json, predictions.csv, the figures and a self-contained report.html.
+    training), or another folder of class folders (all its images). `unknown` is a folder of
+    images of no training class: how well the run's familiarity tells them from the evaluated
+    ones. Predictions go through the feature cache, so evaluating unchanged files again does no
+    forward pass. Writes evaluation.json, predictions.csv, the figures and a self-contained report.html.
     """
     run_dir = Path(run_dir)
     classifier = load(run_dir)
     multilabel = getattr(classifier, "multilabel", False)
+    strangers = unknown_images(classifier, unknown, run_dir) if unknown is not None else None
     labelled = labelled_sets(data, classifier.classes, split, run_dir, multilabel)
     preds = classifier.predict(list(labelled), **predict_options)
     if not preds.paths:
         raise DataError(f"none of the {len(labelled)} images in {data} could be read")
     out = Path(out) if out is not None else _default_out(run_dir)
     record = {"run": str(run_dir), "data": str(data), "split": split}
+    if strangers is not None:
+        judged = classifier.predict(strangers, **predict_options)
+        threshold = classifier.familiarity.threshold
+        record.update(unknown_evaluation(preds, judged, threshold, unknown, out))
     if multilabel:
         from imagefit.evaluate.multilabel_evaluation import write_multilabel_evaluation
 
@@ -60,7 +69,7 @@ def evaluate(
         metrics = write_multilabel_evaluation(preds, y, out, n_images, **record)
     else:
         y_true = np.array([labelled[str(p)][0] for p in preds.paths], dtype=int)
-        metrics = write_evaluation(preds, y_true, out, n_images, seed, **record)
+        metrics = write_evaluation(preds, y_true, out, n_images, seed, _temperature(run_dir), **record)
     from imagefit.evaluate.report import write_report
 
     write_report(run_dir, metrics, out / REPORT)
@@ -68,11 +77,19 @@ def evaluate(
 
 
 def write_evaluation(
-    preds: Predictions, y_true: np.ndarray, out: str | os.PathLike, n_images: int = 8, seed: int = 0, **record
+    preds: Predictions,
+    y_true: np.ndarray,
+    out: str | os.PathLike,
+    n_images: int = 8,
+    seed: int = 0,
+    temperature: float | None = None,
+    **record,
 ) -> dict:
-    """Write predictions.csv, the confusion matrix, the galleries and evaluation.json into `out`.
+    """Write predictions.csv, the confusion matrix, the galleries, the trust figures and
+    evaluation.json into `out`.
 
-    `record` (run, data, split, ...) is stored in evaluation.json with the metrics.
+    `temperature` is the one folded into the run's weights (None: uncalibrated); `record` (run,
+    data, split, ...) is stored in evaluation.json with the metrics.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -93,6 +110,7 @@ def write_evaluation(
         confusion_table="confusion.txt",
         predictions="predictions.csv",
         galleries=_galleries(preds, y_true, out, n_images, seed),
+        **trust_evaluation(preds, y_true, out, temperature),
     )
     write_json(out / EVALUATION, metrics)
     return metrics
@@ -174,6 +192,14 @@ def _trained_on(run_dir: Path | None) -> Path | None:
         return None
     data = read_config(run_dir).data
     return Path(data).resolve() if data else None
+
+
+def _temperature(run_dir: Path) -> float | None:
+    """The temperature folded into a single-label run's weights; None when it has none."""
+    if not (run_dir / CONFIG).is_file():
+        return None
+    calibration = Calibration.from_dict(read_config(run_dir).calibration)
+    return None if calibration is None or calibration.scales is not None else calibration.temperature
 
 
 def _default_out(run_dir: Path) -> Path:

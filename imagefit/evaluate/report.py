@@ -88,6 +88,9 @@ def write_report(run_dir: str | os.PathLike, evaluation: dict | None, out: str |
         body += [_evaluation_section(evaluation), _confusion_section(evaluation, folder)]
         body.append(_galleries_section(evaluation, folder))
         links += ["evaluation", "confusion", "galleries"]
+    if evaluation is not None and _TRUST_KEYS & set(evaluation):
+        body.append(_trust_section(evaluation, Path(evaluation.get("out") or out.parent)))
+        links.append("trust")
     body += [_skipped_section(metrics, evaluation), _config_section(config, run_dir)]
     write_text(out, _page(run_dir, config, links, "\n".join(body)))
     return out
@@ -165,11 +168,21 @@ def _summary(config: dict, metrics: dict, evaluation: dict | None) -> str:
             )
             if m.get("n"):
                 cards.append(_card(f"{score:.2%}", f"{split} {name} ({m['n']} images)"))
+    cards += _trust_cards(evaluation or {})
     classes = config.get("classes") or (evaluation or {}).get("classes") or []
     cards.append(_card(str(len(classes)), "classes"))
     if metrics.get("epochs"):
         cards.append(_card(str(metrics["epochs"]), "epochs"))
     return f'<section id="summary"><h2>Summary</h2><div class="cards">{"".join(cards)}</div></section>'
+
+
+def _trust_cards(ev: dict) -> list[str]:
+    cards = []
+    if "ece" in ev:
+        cards.append(_card(f"{ev['ece']:.4f}", "calibration error (ECE)"))
+    if "ood_auroc" in ev:
+        cards.append(_card(f"{ev['ood_auroc']:.3f}", f"AUROC against {ev['n_unknown']} unknown images"))
+    return cards
 
 
 def _flatten(obj, prefix: str = "") -> list[tuple[str, str]]:
@@ -326,9 +339,51 @@ def _galleries_section(ev: dict, folder: Path) -> str:
     return "".join(parts) + "</section>"
 
 
+_TRUST_KEYS = {"ece", "ood_auroc"}
+TRUST_SCORES = (
+    ("expected calibration error (15 bins, top label)", "ece"),
+    ("the same before calibration", "ece_uncalibrated"),
+    ("evaluated images called unknown", "known_unknown_share"),
+    ("AUROC of familiarity, evaluated against unknown images", "ood_auroc"),
+    ("unknown images as familiar as 95 % of the evaluated (FPR at 95 % TPR)", "ood_fpr_at_95tpr"),
+    ("unknown images called unknown at the run's threshold", "ood_unknown_share"),
+    ("unknown images", "n_unknown"),
+)
+
+
+def _trust_section(ev: dict, folder: Path) -> str:
+    """Calibration, accuracy against coverage and unknown images, as far as the evaluation measured them."""
+    rows = "".join(
+        f"<tr><td>{escape(name)}</td>{_num(ev[key])}</tr>" for name, key in TRUST_SCORES if key in ev
+    )
+    parts = ['<section id="trust"><h2>Trust</h2>', f'<table id="trust-scores">{rows}</table>']
+    if ev.get("reliability_figure"):
+        parts.append(
+            '<h3 id="reliability">Reliability</h3><p>Accuracy per confidence bin against the diagonal '
+            "(a calibrated model lies on it); below, the images in each bin.</p>"
+            + _image(folder / ev["reliability_figure"], "reliability diagram")
+        )
+    if ev.get("coverage_figure"):
+        parts.append(
+            f'<h3 id="coverage">Accuracy against coverage</h3><p>The images kept from the highest '
+            f"{escape(ev.get('coverage_by', 'familiarity'))} down: the accuracy of those kept, if the "
+            "run could set the others aside.</p>"
+            + _image(folder / ev["coverage_figure"], "accuracy against coverage")
+        )
+    if ev.get("familiarity_figure"):
+        parts.append(
+            f'<h3 id="familiarity">Unknown images</h3><p>Familiarity of the evaluated images and of the '
+            f"images of {escape(str(ev.get('unknown', '')))}; below the dashed threshold the run calls an "
+            "image unknown.</p>"
+            + _image(folder / ev["familiarity_figure"], "familiarity of known and unknown images")
+        )
+    return "".join(parts) + "</section>"
+
+
 def _skipped_section(metrics: dict, evaluation: dict | None) -> str:
     skipped = {s["path"]: s["reason"] for s in metrics.get("skipped", [])}
-    skipped.update({s["path"]: s["reason"] for s in (evaluation or {}).get("skipped", [])})
+    for key in ("skipped", "unknown_skipped"):
+        skipped.update({s["path"]: s["reason"] for s in (evaluation or {}).get(key, [])})
     if not skipped:
         return '<section id="skipped"><h2>Skipped files</h2><p>None: every image was read.</p></section>'
     items = "".join(

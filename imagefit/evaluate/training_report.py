@@ -14,6 +14,7 @@ from imagefit.evaluate.evaluation import write_evaluation
 from imagefit.evaluate.multilabel_evaluation import write_multilabel_evaluation
 from imagefit.evaluate.report import EVALUATION_DIR, REPORT, write_report
 from imagefit.inference.classifier import Classifier, Predictions
+from imagefit.runs import read_config
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,13 @@ def _evaluate_valid(run_dir: Path, classifier, dataset: Dataset, n_images: int, 
             y[row, list(by_path[str(path)])] = 1
         return write_multilabel_evaluation(preds, y, run_dir / EVALUATION_DIR, n_images, **record)
     y_true = np.array([by_path[str(p)][0] for p in preds.paths], dtype=int)
-    return write_evaluation(preds, y_true, run_dir / EVALUATION_DIR, n_images, **record)
+    temperature = (read_config(run_dir).calibration or {}).get("temperature")
+    return write_evaluation(preds, y_true, run_dir / EVALUATION_DIR, n_images, 0, temperature, **record)
 
 
 def _predictions(classifier: Classifier, samples: Sequence[Sample], options: dict) -> Predictions:
     features = classifier.extractor(**options)([s.path for s in samples], desc="valid report")
     kept = [p for p, ok in zip(features.paths, features.ok, strict=True) if ok]
     probs = classifier.probabilities(features.vectors) if kept else np.zeros((0, len(classifier.classes)))
-    return Predictions(classifier.classes, kept, probs, features.errors, classifier.thresholds)
+    preds = Predictions(classifier.classes, kept, probs, features.errors, classifier.thresholds)
+    return classifier.judged(preds, features.vectors)

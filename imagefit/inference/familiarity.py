@@ -15,9 +15,12 @@ An image is unknown below the threshold that keeps `recall` of the validation im
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 SIGNALS = ("knn", "msp")
 DEFAULT_RECALL = 0.95
@@ -66,6 +69,20 @@ def combine(p: list[np.ndarray], how: str) -> np.ndarray:
     return (p[0] + p[1]) / 2.0
 
 
+def conformal_threshold(known: np.ndarray, recall: float) -> float:
+    """The k-th lowest of the known images' scores, k = floor((n + 1) (1 - recall)): a new known image
+    falls below it with probability at most 1 - recall. With too few known images (k = 0) nothing
+    can be called unknown at that recall, and the threshold is 0."""
+    k = int(np.floor((len(known) + 1) * (1.0 - recall) + 1e-9))
+    if k == 0:
+        log.warning(
+            "%d validation images are too few to call any image unknown at recall %g: give at least %d",
+            len(known), recall, int(np.ceil(1.0 / (1.0 - recall))) - 1,
+        )  # fmt: skip
+        return 0.0
+    return float(np.sort(known)[k - 1])
+
+
 @dataclass
 class Familiarity:
     """What a run keeps to judge new images: training features, validation images' signals, a threshold."""
@@ -100,8 +117,7 @@ class Familiarity:
         valid_knn = np.sort(knn_similarity(index, valid_features, k))
         valid_msp = np.sort(max_probability(valid_probs))
         made = cls(np.asarray(train_features, np.float32), valid_knn, valid_msp, 0.0, recall, k, how)
-        scores = made.scores(valid_features, valid_probs)
-        made.threshold = float(np.quantile(scores, 1.0 - recall, method="lower"))
+        made.threshold = conformal_threshold(made.scores(valid_features, valid_probs), recall)
         return made
 
     def signals(self, features: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
