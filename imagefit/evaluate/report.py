@@ -357,26 +357,20 @@ def _trust_section(ev: dict, folder: Path) -> str:
         f"<tr><td>{escape(name)}</td>{_num(ev[key])}</tr>" for name, key in TRUST_SCORES if key in ev
     )
     parts = ['<section id="trust"><h2>Trust</h2>', f'<table id="trust-scores">{rows}</table>']
-    if ev.get("reliability_figure"):
-        parts.append(
-            '<h3 id="reliability">Reliability</h3><p>Accuracy per confidence bin against the diagonal '
-            "(a calibrated model lies on it); below, the images in each bin.</p>"
-            + _image(folder / ev["reliability_figure"], "reliability diagram")
-        )
-    if ev.get("coverage_figure"):
-        parts.append(
-            f'<h3 id="coverage">Accuracy against coverage</h3><p>The images kept from the highest '
-            f"{escape(ev.get('coverage_by', 'familiarity'))} down: the accuracy of those kept, if the "
-            "run could set the others aside.</p>"
-            + _image(folder / ev["coverage_figure"], "accuracy against coverage")
-        )
-    if ev.get("familiarity_figure"):
-        parts.append(
-            f'<h3 id="familiarity">Unknown images</h3><p>Familiarity of the evaluated images and of the '
-            f"images of {escape(str(ev.get('unknown', '')))}; below the dashed threshold the run calls an "
-            "image unknown.</p>"
-            + _image(folder / ev["familiarity_figure"], "familiarity of known and unknown images")
-        )
+    by, unknown = escape(ev.get("coverage_by", "familiarity")), escape(str(ev.get("unknown", "")))
+    figures = [
+        ("reliability_figure", "reliability", "Reliability", "Accuracy per confidence bin against the "
+         "diagonal (a calibrated model lies on it); below, the images in each bin.", "reliability diagram"),
+        ("coverage_figure", "coverage", "Accuracy against coverage", f"The images kept from the highest {by} "
+         "down: the accuracy of those kept, if the run could set the others aside.",
+         "accuracy against coverage"),
+        ("familiarity_figure", "familiarity", "Unknown images", f"Familiarity of the evaluated images and of "
+         f"the images of {unknown}; below the dashed threshold the run calls an image unknown.",
+         "familiarity of known and unknown images"),
+    ]  # fmt: skip
+    for key, anchor, title, text, alt in figures:
+        if ev.get(key):
+            parts.append(f'<h3 id="{anchor}">{title}</h3><p>{text}</p>' + _image(folder / ev[key], alt))
     return "".join(parts) + "</section>"
 
 
