@@ -157,3 +157,14 @@ def test_the_threshold_keeps_the_recall_and_too_few_images_call_nothing_unknown(
     assert conformal_threshold(known, 0.95) == pytest.approx(0.05)  # k = floor(101 * 0.05) = 5
     assert conformal_threshold(known[:10], 0.95) == 0.0  # 10 images cannot support 95 %
     assert conformal_threshold(known[:19], 0.95) == pytest.approx(0.01)
+
+
+def test_with_max_an_image_is_unknown_only_when_both_signals_are_low():
+    train, valid, far = clusters(2)
+    rng = np.random.default_rng(5)
+    probs_valid = softmax(rng.normal(0, 3, (len(valid), 3)))
+    fam = Familiarity.fit(train, valid, probs_valid, how="max")
+    sure = np.tile([0.98, 0.01, 0.01], (len(far), 1))  # far features, a confident label
+    unsure = np.full((len(far), 3), 1 / 3)  # far features, no label near
+    assert not fam.unknown(fam.scores(far, sure)).any()
+    assert fam.unknown(fam.scores(far, unsure)).all()

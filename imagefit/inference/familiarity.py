@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 SIGNALS = ("knn", "msp")
 DEFAULT_RECALL = 0.95
 DEFAULT_K = 1  # the nearest training image: measured best on near unknowns (bench.trust)
-COMBINATIONS = ("fisher", "min", "mean")
+COMBINATIONS = ("fisher", "min", "mean", "max")
 DEFAULT_COMBINATION = "fisher"
 
 
@@ -60,12 +60,15 @@ def p_values(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def combine(p: list[np.ndarray], how: str) -> np.ndarray:
-    """One familiarity from the signals' p-values: Fisher's method (`fisher`), the lowest, or the mean."""
+    """One familiarity from the signals' p-values: Fisher's method (`fisher`), the lowest, the mean, or
+    the highest (`max`: unknown only when both signals are unusually low)."""
     if how == "fisher":  # the chi-squared (4 degrees of freedom) p-value of -2 ln(p1 p2)
         q = p[0] * p[1]
         return q * (1.0 - np.log(q))
     if how == "min":
         return np.minimum(p[0], p[1])
+    if how == "max":
+        return np.maximum(p[0], p[1])
     return (p[0] + p[1]) / 2.0
 
 

@@ -20,7 +20,7 @@ from imagefit.inference.calibration import (
     fit_label_scaling,
     fit_temperature,
 )
-from imagefit.inference.familiarity import DEFAULT_RECALL, Familiarity
+from imagefit.inference.familiarity import DEFAULT_COMBINATION, DEFAULT_RECALL, Familiarity
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,10 @@ def fit_trust(
     reference = _reference_paths(train_paths, seed)
     train = extractor(reference, desc="train (familiarity)")
     probs = classifier.probabilities(valid.vectors)
-    familiarity = Familiarity.fit(train.vectors, valid.vectors, probs, recall)
+    # multi-label: an image is unknown when every label is far below its threshold *and* its features are
+    # far from the training images' (an image of none of the labels can be a known one)
+    how = "max" if classifier.multilabel else DEFAULT_COMBINATION
+    familiarity = Familiarity.fit(train.vectors, valid.vectors, probs, recall, how=how)
     classifier.familiarity = familiarity
     scores = familiarity.scores(valid.vectors, probs)
     metrics["valid_unknown_share"] = float(familiarity.unknown(scores).mean())
