@@ -8,6 +8,7 @@ from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DOGS_CATS = DATA / "dogs-vs-cats"
+TILES = DATA / "aerial-tiles"
 
 
 def offline_env() -> dict[str, str]:
@@ -36,3 +37,16 @@ def peak_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def map_workspace(threads: int, prefix: str) -> Path:
+    """Offline, `threads` torch threads, the aerial tiles checked: a new work folder for a maps benchmark."""
+    import tempfile
+
+    import torch
+
+    os.environ.update(offline_env())
+    torch.set_num_threads(threads)
+    if not TILES.is_dir():
+        raise SystemExit(f"real data not found at {TILES}")
+    return Path(tempfile.mkdtemp(prefix=prefix))

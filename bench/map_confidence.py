@@ -16,16 +16,13 @@ run without its temperature (as runs mapped before calibration), side by side.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench._common import DATA, offline_env
+from bench._common import TILES, map_workspace
 
-TILES = DATA / "aerial-tiles"
 VALID = "T3P01"
 TRAIN = [f"T1P0{p}" for p in range(1, 10)]  # tile 1: enough for a brief run, quick to read
 
@@ -76,15 +73,9 @@ def judge(run_dir: Path, ref: str, out: Path, thresholds: list[float], label: st
 
 def main() -> None:
     args = _arguments()
-    os.environ.update(offline_env())
-    import torch
-
+    tmp = map_workspace(args.threads, "imagefit-bench-confidence-")
     from imagefit.maps.training.map_train import train_map
 
-    torch.set_num_threads(args.threads)
-    if not TILES.is_dir():
-        raise SystemExit(f"real data not found at {TILES}")
-    tmp = Path(tempfile.mkdtemp(prefix="imagefit-bench-confidence-"))
     started = time.perf_counter()
     run = train_map(
         TILES, args.train.split(","), VALID, out=tmp / "run", ignore=0, balance=True, progress=False,

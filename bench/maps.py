@@ -29,19 +29,16 @@ tile is that large (at most 2149x1479), so the mosaics mirror tile T8P01's real 
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bench._common import DATA, offline_env
+from bench._common import TILES, map_workspace
 
-TILES = DATA / "aerial-tiles"
 VALID = "T3P01"
 TRAIN = [f"T{t}P0{p}" for t in (1, 2, 3, 4, 5, 8) for p in range(1, 10) if f"T{t}P0{p}" != VALID]
 TEST = [f"T6P0{p}" for p in range(1, 10)]
@@ -234,13 +231,9 @@ def _decoder_options(args: argparse.Namespace) -> dict:
 
 def main() -> None:
     args = _arguments()
-    os.environ.update(offline_env())
+    tmp = map_workspace(args.threads, "imagefit-bench-maps-")
     import torch
 
-    torch.set_num_threads(args.threads)
-    if not TILES.is_dir():
-        raise SystemExit(f"real data not found at {TILES}")
-    tmp = Path(tempfile.mkdtemp(prefix="imagefit-bench-maps-"))
     print(f"torch threads {torch.get_num_threads()}; work folder {tmp}; load {load()}", flush=True)
     names = [n for n in args.models.split(",") if n]
     runs = dict(item.split("=", 1) for item in args.run)
