@@ -49,3 +49,21 @@ def make_tiles(root: Path, refs=("A1", "A2", "B1"), size=(60, 80), ext=".png", k
 def write_labels(path: Path, labels: np.ndarray) -> None:
     """A 16-bit grey PNG of label values."""
     Image.fromarray(labels.astype(np.uint16)).save(path)
+
+
+TINY_MAP_TRAIN = ["--patch", "12", "--model", "conv8@3-pool2-dense16", "--epochs", "2", "--steps", "25",
+                  "--batch-size", "32"]  # fmt: skip
+
+
+def train_tiny_map_run(root: Path) -> tuple[Path, Path, str]:
+    """Tiles A1, A2, B1 under ROOT/tiles and a tiny map run trained on them by the CLI in ROOT/run:
+    (tiles, run, the command's output)."""
+    from click.testing import CliRunner
+
+    from imagefit.cli import cli
+
+    tiles = make_tiles(root / "tiles", refs=("A1", "A2", "B1"), size=(70, 90))
+    args = ["map-train", str(tiles), "--train", "A1,A2", "--valid", "B1", "--out", str(root / "run")]
+    result = CliRunner().invoke(cli, ["-q", *args, *TINY_MAP_TRAIN])
+    assert result.exit_code == 0, result.output
+    return tiles, root / "run", result.output

@@ -13,20 +13,14 @@ from rasterio.transform import from_origin
 
 from imagefit.cli import cli
 from imagefit.maps.outputs.metrics import map_metrics
-from tests._tiles import label_raster, make_tiles, rgb_of, write_labels
-
-SPEC = "conv8@3-pool2-dense16"
-TRAIN = ["--patch", "12", "--model", SPEC, "--epochs", "2", "--steps", "25", "--batch-size", "32"]
+from tests._tiles import TINY_MAP_TRAIN, label_raster, rgb_of, train_tiny_map_run, write_labels
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("maps")
-    tiles = make_tiles(root / "tiles", refs=("A1", "A2", "B1"), size=(70, 90))
-    args = ["map-train", str(tiles), "--train", "A1,A2", "--valid", "B1", "--out", str(root / "run"), *TRAIN]
-    result = CliRunner().invoke(cli, ["-q", *args])
-    assert result.exit_code == 0, result.output
-    return root, tiles, root / "run", result.output
+    tiles, run, output = train_tiny_map_run(root)
+    return root, tiles, run, output
 
 
 def test_map_train_writes_a_run_folder_with_history_and_a_map_per_epoch(trained):
@@ -146,9 +140,9 @@ def test_bad_input_is_one_line_and_exit_code_2(trained, tmp_path):
     cases = {
         "are 10x10 but tile": ["map", str(run), tile, "--truth", str(tmp_path / "small-theme.png")],
         "missing key file": ["map-train", str(tmp_path / "nokey"), "--train", "A1", "--valid", "A2"],
-        "ref 'Z1' has no image": ["map-train", str(tiles), "--train", "Z1", "--valid", "A2", *TRAIN],
+        "ref 'Z1' has no image": ["map-train", str(tiles), "--train", "Z1", "--valid", "A2", *TINY_MAP_TRAIN],
         "patch size 200 is larger than tile A1": [
-            "map-train", str(tiles), "--train", "A1", "--valid", "A2", *TRAIN, "--patch", "200",
+            "map-train", str(tiles), "--train", "A1", "--valid", "A2", *TINY_MAP_TRAIN, "--patch", "200",
         ],
         "ROI (0,0)-(400,20) is not inside": ["map", str(run), tile, "--roi", "0,0,400,20"],
         "is not a run folder": ["map", str(tmp_path), tile],

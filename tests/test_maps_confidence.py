@@ -13,20 +13,15 @@ from click.testing import CliRunner
 from rasterio.transform import from_origin
 
 from imagefit.cli import cli
-from tests._tiles import label_raster, make_tiles, rgb_of, write_labels
+from tests._tiles import label_raster, rgb_of, train_tiny_map_run, write_labels
 
-SPEC = "conv8@3-pool2-dense16"
-TRAIN = ["--patch", "12", "--model", SPEC, "--epochs", "2", "--steps", "25", "--batch-size", "32"]
 TRANSFORM = from_origin(440000.0, 110000.0, 0.25, 0.25)  # 0.25 m pixels
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("confidence")
-    tiles = make_tiles(root / "tiles", refs=("A1", "A2", "B1"), size=(70, 90))
-    args = ["map-train", str(tiles), "--train", "A1,A2", "--valid", "B1", "--out", str(root / "run"), *TRAIN]
-    result = CliRunner().invoke(cli, ["-q", *args])
-    assert result.exit_code == 0, result.output
+    _, run, output = train_tiny_map_run(root)
     labels = label_raster(80, 100, seed=7)
     rgb = np.maximum(rgb_of(labels, 7), 1)  # 0 is the tile's no-data value...
     rgb[:6, :10] = 0  # ...of this corner only
@@ -35,7 +30,7 @@ def trained(tmp_path_factory):
     with rasterio.open(tile, "w", crs="EPSG:27700", transform=TRANSFORM, **profile) as ds:
         ds.write(rgb.transpose(2, 0, 1))
     write_labels(root / "SU4012-theme.png", labels)
-    return root, root / "run", tile, labels, result.output
+    return root, run, tile, labels, output
 
 
 def _map(run, tile, out, *extra):
