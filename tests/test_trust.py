@@ -11,7 +11,7 @@ from imagefit.inference.calibration import (
     fit_temperature,
 )
 from imagefit.inference.classifier import Classifier
-from imagefit.inference.familiarity import Familiarity, conformal_threshold, energy, ranks
+from imagefit.inference.familiarity import Familiarity, conformal_threshold, energy, p_values
 from imagefit.inference.predictions import Predictions
 from imagefit.inference.trust import fold_calibration
 
@@ -134,8 +134,8 @@ def test_familiarity_saved_and_loaded_gives_the_same_scores(tmp_path):
     assert again.scores(far, probs[:100]) == pytest.approx(fam.scores(far, probs[:100]), abs=1e-3)
 
 
-def test_ranks_and_energy():
-    assert list(ranks(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 2.0, 5.0]))) == [0.0, 0.5, 1.0]
+def test_p_values_and_energy():
+    assert list(p_values(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 2.0, 5.0]))) == [0.2, 0.6, 1.0]
     assert energy(np.array([[0.0, 0.0]]))[0] == pytest.approx(np.log(2))
 
 

@@ -49,11 +49,6 @@ def knn_similarity(reference, features: np.ndarray, k: int = DEFAULT_K) -> np.nd
     return 1.0 - distances[:, k - 1].astype(np.float64)
 
 
-def ranks(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The share of `reference` (sorted) at or below each value."""
-    return np.searchsorted(reference, values, side="right") / max(len(reference), 1)
-
-
 def p_values(reference: np.ndarray, values: np.ndarray) -> np.ndarray:
     """How unusually low each value is among `reference` (sorted): (count at or below + 1) / (n + 1)."""
     return (np.searchsorted(reference, values, side="right") + 1.0) / (len(reference) + 1.0)
