@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from imagefit.cli.options import default_of, given_params
+from imagefit.cli.options import default_of, given_params, track_option, track_value
 from imagefit.maps.mapping.defaults import DEFAULT_WINDOW, ENGINES
 from imagefit.maps.training.options import KIND_DEFAULTS, MONITORS, TRAINED_BLOCKS, VALID_ROI, MapTrainOptions
 
@@ -87,7 +87,7 @@ def _path_option(name: str, help: str, **kwargs):
     return click.option(name, type=click.Path(path_type=Path), default=None, help=help, **kwargs)
 
 
-RUN_ARGS = ("tiles", "train_refs", "valid_ref", "out", "seed")  # not MapTrainOptions fields
+RUN_ARGS = ("tiles", "train_refs", "valid_ref", "out", "seed", "track")  # not MapTrainOptions fields
 READ = {"bands": _bands, "roi": _roi, "ignore": _ignore}  # option values as MapTrainOptions takes them
 
 
@@ -180,8 +180,9 @@ def given_map_options(ctx: click.Context) -> dict:
 @click.option("--monitor", type=click.Choice(MONITORS), help=_help("monitor", "Keep the epoch best by this"))
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@track_option
 @click.pass_context
-def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, **_options) -> None:
+def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, track, **_options) -> None:
     """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt).
 
     Or on images and labels as they come: --images DIR with --labels DIR (paired by name) or
@@ -190,7 +191,9 @@ def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, **_op
     from imagefit.maps.training.map_train import train_map
 
     options = given_map_options(ctx)
-    result = train_map(tiles, _refs(train_refs), valid_ref, out=out, seed=seed, **options)
+    result = train_map(
+        tiles, _refs(train_refs), valid_ref, out=out, seed=seed, track=track_value(track), **options
+    )
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]
     click.echo(f"valid positions: accuracy {v['accuracy']:.4f}  loss {v['loss']:.4f}  ({v['n']} patches)")

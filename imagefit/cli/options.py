@@ -65,3 +65,18 @@ workers_option = click.option(
 def inference_options(command):
     """--batch-size, --workers and --engine: how images are decoded and run through the model."""
     return batch_option(workers_option(engine_option(command)))
+
+
+track_option = click.option(
+    "--track",
+    multiple=True,
+    metavar="mlflow[:URI]|tensorboard[:DIR]|none",
+    help="Log the run's parameters, metrics per epoch and files to MLflow (default store: mlruns/ beside "
+    "the run folder) or TensorBoard (default: tensorboard/ beside it); repeat for both "
+    "(default: $IMAGEFIT_TRACK, else none).",
+)
+
+
+def track_value(track: tuple[str, ...]) -> tuple[str, ...] | None:
+    """--track as the library takes it: the specs given, or None for $IMAGEFIT_TRACK's."""
+    return track or None

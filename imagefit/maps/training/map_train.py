@@ -17,6 +17,7 @@ checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from imagefit.models.build import model_record
 from imagefit.models.dense_skips import add_dense_skips
 from imagefit.models.small_cnn import SmallCNN
 from imagefit.runs import RunConfig
+from imagefit.train.callbacks.tracking import trackers
 from imagefit.train.engine.optim import OptimSpec
 from imagefit.train.engine.stages import Stage, check_depth, coarse_groups, parse_stages, top_groups
 from imagefit.train.engine.trainer import Trainer, seed_everything
@@ -64,6 +66,11 @@ class MapStrategy(Strategy):
         self.roi = self.options.roi or _default_roi(tileset, self.valid_ref)
         return tileset
 
+    def summary(self, tileset: TileSet) -> dict:
+        """The classes, bands and the tiles that train and validate."""
+        tiles = {"train_tiles": ",".join(self.train_refs), "valid_tile": self.valid_ref}
+        return {"classes": len(tileset.classes), "bands": tileset.bands, **tiles}
+
     def build(self, data, tileset: TileSet):
         seed_everything(self.seed)
         model, _, config = _model_and_config(
@@ -84,7 +91,8 @@ class MapStrategy(Strategy):
             net = DenseBackbone(model, opts.patch)
             source, batches, valid_batches = _crop_data(tileset, opts, train, valid, data_config, seed)
         display = DisplayMap(tileset, valid, self.roi, opts.patch, data_config, folder.maps)
-        callbacks = default_callbacks(folder, self.progress, monitor=opts.monitor, extra=[display])
+        extra = [display, *self.callbacks]
+        callbacks = default_callbacks(folder, self.progress, monitor=opts.monitor, extra=extra)
         trainer = Trainer(
             net, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr),
             stages=_stages(net, opts),
@@ -132,14 +140,17 @@ class MapStrategy(Strategy):
 def train_map(
     tiles: str | Path | None, train: list[str] | None = None, valid: str | None = None,
     out: str | Path | None = None, seed: int = 0, progress: bool = True, device: str | None = None,
-    **options,
+    callbacks: Sequence = (), track: str | Sequence[str] | None = None, **options,
 ) -> TrainResult:  # fmt: skip
     """Train a patch classifier on tiles `train`, validated (and mapped each epoch) on tile `valid`
     (defaults: the last ref validates, every other trains); `tiles` is the seeds' folder, or None
-    with `images`/`labels`, `pairs` or `vector` options saying where the tiles are."""
+    with `images`/`labels`, `pairs` or `vector` options saying where the tiles are. `track` logs the
+    run as `imagefit.train` does (None: $IMAGEFIT_TRACK)."""
+    callbacks = [*callbacks, *trackers(track)]
     strategy = MapStrategy(
-        MapTrainOptions(**options), train, valid, seed=seed, progress=progress, device=device
-    )
+        MapTrainOptions(**options), train, valid, seed=seed, progress=progress, device=device,
+        callbacks=callbacks,
+    )  # fmt: skip
     return run_training(strategy, tiles, out)
 
 
