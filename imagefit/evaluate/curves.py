@@ -88,6 +88,8 @@ def overlaid_curves(
     if not any(histories.values()) and not finals:
         return None
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     names = list(dict.fromkeys([*histories, *finals]))
@@ -103,6 +105,7 @@ def overlaid_curves(
             final = (finals.get(name) or {}).get(valid_key)
             if not rows and final is not None:
                 ax.axhline(final, color=colour, linestyle=":", label=f"{name}, validation (no epochs)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.set_title(label)

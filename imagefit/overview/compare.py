@@ -1,8 +1,8 @@
 """`imagefit compare`: runs side by side on one self-contained HTML page.
 
 The page holds the runs' scores in one table, their learning curves overlaid on shared axes (a run
-without epochs, such as a linear one, as a dotted line at its validation value), the options in
-which they differ, and their confusion matrices side by side. Figures are embedded PNGs and the
+without epochs, such as a linear one, as a dotted line at its validation value), their confusion
+matrices side by side, and the settings in which they differ. Figures are embedded PNGs and the
 style is the report's, so the page opens anywhere, offline, as report.html does.
 """
 
@@ -51,8 +51,8 @@ def compare(runs: Sequence[str | os.PathLike], out: str | os.PathLike = "compare
     body = [
         _scores_section(summaries, paths),
         _curves_section(paths, names, summaries),
-        _differences_section(paths, names),
         _confusion_section(paths, names),
+        _differences_section(paths, names),
     ]
     out = Path(out)
     write_text(out, _page(names, "\n".join(body)))
@@ -158,7 +158,7 @@ def _confusion_section(paths: list[Path], names: list[str]) -> str:
 
 def _page(names: list[str], body: str) -> str:
     title = f"imagefit compare: {', '.join(names)}"
-    nav = "".join(f'<a href="#{a}">{a}</a>' for a in ("scores", "curves", "differences", "confusion"))
+    nav = "".join(f'<a href="#{a}">{a}</a>' for a in ("scores", "curves", "confusion", "differences"))
     stamp = time.strftime("%Y-%m-%d %H:%M")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'

@@ -10,6 +10,7 @@ the config is text; TensorBoard has no artifact store, so the text `files` lists
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from imagefit.train.callbacks.base import Callback
@@ -62,6 +63,7 @@ class TensorBoardTracker(Callback):
         files = "\n".join(f"- {path}" for path in run_files(logs["run_dir"]))
         self.writer.add_text("files", f"status {logs.get('status', 'FINISHED')}\n\n{files}")
         self.writer.close()
+        logging.getLogger(__name__).info("tracked in TensorBoard: %s", self.writer.log_dir)
         self.writer = None
 
 
