@@ -12,6 +12,7 @@ _EXPORTS = {
     "Predictions": "imagefit.inference",
     "TrainResult": "imagefit.train",
     "check": "imagefit.data.check",
+    "demo": "imagefit.demo",
     "create_backbone": "imagefit.models",
     "imagenet": "imagefit.inference",
     "load": "imagefit.runs",
