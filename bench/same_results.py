@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench._common import DOGS_CATS, offline_env
+from bench._digits import write_digits
 
 
 def _imagefit(*args: str) -> float:
@@ -36,8 +37,7 @@ def run(out: Path) -> None:
     _imagefit("predict", str(out / "linear"), str(DOGS_CATS / "valid"), "--csv", str(out / "valid.csv"))
     print(f"linear run: {seconds:.1f} s")
     digits = Path(tempfile.mkdtemp(prefix="imagefit-same-")) / "digits"
-    code = "import sys; from imagefit.demo import write_digits; write_digits(sys.argv[1], size=28)"
-    subprocess.run([sys.executable, "-c", code, str(digits)], check=True, env=offline_env())
+    write_digits(digits, size=28)
     scratch = ["--strategy", "scratch", "--arch", "larger_model", "--image-size", "28", "--channels", "1"]
     seconds = _imagefit(
         "train", str(digits), *scratch, "--epochs", "2", "--seed", "0", "--out", str(out / "scratch")

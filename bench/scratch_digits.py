@@ -37,7 +37,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from imagefit.demo import write_digits
+    from bench._digits import write_digits
     from imagefit.train import train
 
     tmp = Path(tempfile.mkdtemp(prefix="imagefit-bench-scratch-"))

@@ -13,6 +13,7 @@ _EXPORTS = {
     "TrainResult": "imagefit.train",
     "check": "imagefit.data.check",
     "compare": "imagefit.overview",
+    "demo": "imagefit.demo",
     "create_backbone": "imagefit.models",
     "imagenet": "imagefit.inference",
     "list_runs": "imagefit.overview",

@@ -1,7 +1,8 @@
-"""imagefit check and demo: a dataset folder's problems, and a first run on generated digits."""
+"""imagefit check and demo: a dataset folder's problems; a first run on the images shipped with it."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -51,23 +52,14 @@ def check(data, fix, quarantine, quick, images, workers) -> None:
 
 @click.command()
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("demo"), show_default=True)
-@click.option("--epochs", type=int, default=12, show_default=True, help="Epochs of the CNN from scratch.")
-def demo(out: Path, epochs: int) -> None:
-    """A small CNN from scratch beside transfer on scikit-learn's digits; ImageNet top-5 of sample photos."""
-    from imagefit.demo import WHY_SCRATCH
-    from imagefit.demo import demo as make_demo
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+def demo(out: Path, no_progress: bool) -> None:
+    """A first run on real images shipped with imagefit: classify aerial photos, map an aerial image."""
+    # idle OpenMP threads yield their core instead of spinning: much faster steps on a busy machine
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from imagefit.demo import demo as run_demo
 
-    result = make_demo(out, epochs=epochs)
-    click.echo(
-        f"dataset: {out / 'digits'} (scikit-learn's 1,797 handwritten 8x8 digits as PNG class folders)"
-    )
-    runs = {"scratch": "from scratch (larger_model, 28 px)", "transfer": "transfer (linear, Lite0)"}
-    for key, name in runs.items():
-        res = getattr(result, key)
-        accuracy = res.metrics["valid"]["accuracy"]
-        click.echo(f"{name:<36} valid accuracy {accuracy:.4f}  ({result.seconds[key]:.0f} s, {res.run_dir})")
-    click.echo(WHY_SCRATCH)
-    for item in result.photos:
-        top = ", ".join(f"{p['name'].split(',')[0]} {p['probability']:.2f}" for p in item["predictions"])
-        click.echo(f"imagenet {Path(item['path']).name}: {top}")
-    click.echo(f"next: imagefit train YOUR_FOLDER, imagefit imagenet YOUR_PHOTOS (runs under {out})")
+    result = run_demo(out, progress=not no_progress, say=click.echo)
+    click.echo(f"done in {result.seconds['total']:.0f} s; everything is under {out}/. Next, try:")
+    for command in result.next_commands():
+        click.echo(f"  {command}")

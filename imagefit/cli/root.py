@@ -54,7 +54,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": (
         "imagefit.cli.data",
         "demo",
-        "A small CNN from scratch beside transfer on scikit-learn's digits; ImageNet top-5 of sample photos.",
+        "A first run on real images shipped with imagefit: classify aerial photos, map an aerial image.",
     ),
     "evaluate": (
         "imagefit.cli.evaluate",
