@@ -161,3 +161,36 @@ def test_a_store_records_its_precision_with_its_first_vectors(tmp_path: Path) ->
     assert len(VectorStore(old, "fp32").get(["22" * 16])) == 1
     with pytest.raises(PrecisionMismatch):
         VectorStore(old, "bf16").put(["33" * 16], vectors[:1])
+
+
+def _record(choice: str, agreement: float) -> dict:
+    from imagefit.features.autotune import machine_fingerprint
+
+    verdict = {"precision": "bf16", "images_per_s": 90.0, "agreement": agreement, "score": 1.0}
+    fp32 = {"precision": "fp32", "images_per_s": 50.0, "agreement": None, "score": None}
+    engines = {choice: {**verdict, "eligible": True}, "openvino": {**fp32, "eligible": True}}
+    return {"choice": choice, "machine": machine_fingerprint(), "engines": engines, "fp32_score": 1.0}
+
+
+def test_predict_and_serve_use_the_judged_engine_unless_forbidden(run: Path, tmp_path: Path) -> None:
+    from imagefit.serve.model import ServedModel
+
+    judged = tmp_path / "run"
+    judged.mkdir()
+    for name in ("config.json", "model.safetensors", JUDGE_IMAGES):
+        (judged / name).write_bytes((run / name).read_bytes())
+    (judged / ENGINES_FILE).write_text(json.dumps(_record("openvino-bf16", 0.9975)))
+    served = ServedModel.from_run(judged, max_batch=2)
+    assert served.engine_name == "openvino-bf16"
+    described = served.describe()
+    assert described["engine"] == "openvino-bf16" and described["engine_agreement"] == 0.9975
+    assert ServedModel.from_run(judged, "no-openvino-bf16", max_batch=2).engine_name == "openvino"
+    images = sorted((run.parent / "data" / "valid").rglob("*.jpg"))
+    csv, features = tmp_path / "p.csv", tmp_path / "cache" / "features"  # own_cache's
+    for engine, precision in (("auto", "bf16"), ("no-openvino-bf16", "fp32")):
+        args = ["predict", str(judged), *map(str, images), "--engine", engine, "--csv", str(csv)]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert len(csv.read_text().splitlines()) == len(images) + 1
+        made = {d.name.endswith("-bf16") for d in features.iterdir()}
+        assert (True in made) if precision == "bf16" else made == {True, False}, (engine, made)

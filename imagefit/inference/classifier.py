@@ -104,6 +104,10 @@ class Classifier:
 
     def weights_changed(self) -> None:
         """Drop the memoised extractors (their engines hold the old weights)."""
+        self.release_engines()
+
+    def release_engines(self) -> None:
+        """Drop the memoised extractors and the memory their engines hold."""
         self._extractors.clear()
 
     @torch.inference_mode()

@@ -71,7 +71,7 @@ def judge_engines(
     `truth`: class indices, or a 0/1 matrix for a multi-label run), judge the reduced-precision ones,
     and return the record: each engine's verdict, the fp32 score and the automatic choice.
 
-    `judge_all`: judge every reduced-precision engine, also those slower than fp32 (benchmarks)."""
+    `judge_all`: judge every engine, fp32 ones and those slower than fp32 too (benchmarks)."""
     started = time.perf_counter()
     engines = list(engines or candidates())
     reference = classifier.extractor("auto", batch_size, cache=True, progress=False)(
@@ -96,14 +96,16 @@ def judge_engines(
     fastest_fp32 = max((verdicts[n].images_per_s or 0 for n in built if precision_of(n) == "fp32"), default=0)
     for name in built:
         verdict = verdicts[name]
-        if verdict.precision == "fp32":
+        if verdict.precision == "fp32" and not judge_all:
             verdict.eligible, verdict.reason = True, "fp32"
         elif not judge_all and (verdict.images_per_s or 0) <= fastest_fp32:
             verdict.reason = "not judged: no faster than fp32"
-    judged = [n for n in built if verdicts[n].precision != "fp32" and not verdicts[n].reason]
+    judged = [n for n in built if not verdicts[n].reason]
     outputs = _run_all({n: built[n] for n in judged}, kept, classifier.data_config, batch_size, len(kept))
     for name, vectors in outputs.items():
         _judge(verdicts[name], classifier, vectors, fp32, truth, reference_score)
+    built.clear()
+    classifier.release_engines()  # the judged engines' buffers; the chosen one is built again on use
     eligible = [v for v in verdicts.values() if v.eligible and v.images_per_s]
     choice = max(eligible, key=lambda v: v.images_per_s).engine if eligible else "auto"
     seconds = round(time.perf_counter() - started, 1)

@@ -56,10 +56,24 @@ def read_engines(run_dir: str | Path) -> dict | None:
 
 def judge_run(run_dir: str | Path, classifier, batch_size: int = 32) -> dict | None:
     """Judge the run's engines on its validation images and write RUN/engines.json; None when the
-    images are gone (a warning says so) or too few to judge."""
+    images are gone (a warning says so)."""
     run_dir = Path(run_dir)
+    inputs = judge_inputs(run_dir, classifier)
+    if inputs is None:
+        return None
+    record = judge_engines(classifier, *inputs, batch_size=batch_size)
+    record.update(machine=machine_fingerprint(), calibration=inputs[2].digest if inputs[2] else None)
     try:
-        images = json.loads((run_dir / JUDGE_IMAGES).read_text(encoding="utf-8"))
+        write_json(run_dir / ENGINES_FILE, record)
+    except WriteError as exc:
+        log.warning("%s: the engines are judged again next time", exc)
+    return record
+
+
+def judge_inputs(run_dir: Path, classifier) -> tuple[list[Path], np.ndarray, Calibration | None] | None:
+    """(validation images, their labels, calibration set) recorded by training; None when gone."""
+    try:
+        images = json.loads((Path(run_dir) / JUDGE_IMAGES).read_text(encoding="utf-8"))
         paths = [Path(v["path"]) for v in images["valid"]]
         missing = [p for p in paths if not p.is_file()]
     except (OSError, ValueError, KeyError, TypeError):
@@ -69,14 +83,7 @@ def judge_run(run_dir: str | Path, classifier, batch_size: int = 32) -> dict | N
         log.warning("the validation images of %s are not all there (%s): fp32 is used", run_dir, missing[:1])
         return None
     truth = _truth(images, len(classifier.classes))
-    calibration = run_calibration([Path(p) for p in images["calibration"]], classifier.data_config)
-    record = judge_engines(classifier, paths, truth, calibration, batch_size=batch_size)
-    record.update(machine=machine_fingerprint(), calibration=calibration.digest if calibration else None)
-    try:
-        write_json(run_dir / ENGINES_FILE, record)
-    except WriteError as exc:
-        log.warning("%s: the engines are judged again next time", exc)
-    return record
+    return paths, truth, run_calibration([Path(p) for p in images["calibration"]], classifier.data_config)
 
 
 def _truth(images: dict, n_classes: int) -> np.ndarray:
@@ -138,11 +145,12 @@ def resolve_engine(run_dir: str | Path, classifier, value: str, n_images: int, b
     """The engine a run predicts `n_images` with for `--engine value`: forced, or the judged choice
     (judged now when none is recorded on this machine and the job is large enough to pay for it)."""
     engine, forbid = engine_request(value)
+    record = read_engines(run_dir)
     if engine != "auto":
         if engine in {"onnx-int8", "openvino-int8"}:
             classifier.calibration = _calibration_of(run_dir, classifier)
+        classifier.judgement = record  # what the forced engine keeps, when it was judged
         return engine
-    record = read_engines(run_dir)
     if record is None and n_images >= JUDGE_WORTH:
         try:
             record = judge_run(run_dir, classifier, batch_size)
