@@ -21,7 +21,16 @@ from imagefit.errors import ModelError
 from imagefit.evaluate.curves import learning_curves
 from imagefit.evaluate.galleries import GALLERIES
 from imagefit.runs import read_config, read_history
-from imagefit.runs.folder import CONFIG, CURVES, EVALUATION, EVALUATION_DIR, HISTORY, METRICS, REPORT
+from imagefit.runs.folder import (
+    CONFIG,
+    CURVES,
+    ENGINES_FILE,
+    EVALUATION,
+    EVALUATION_DIR,
+    HISTORY,
+    METRICS,
+    REPORT,
+)
 from imagefit.version import __version__
 
 log = logging.getLogger(__name__)
@@ -91,6 +100,10 @@ def write_report(run_dir: str | os.PathLike, evaluation: dict | None, out: str |
     if evaluation is not None and _TRUST_KEYS & set(evaluation):
         body.append(_trust_section(evaluation, Path(evaluation.get("out") or out.parent)))
         links.append("trust")
+    engines = _read_json(run_dir / ENGINES_FILE)
+    if engines.get("engines"):
+        body.append(_engines_section(engines))
+        links.append("engines")
     body += [_skipped_section(metrics, evaluation), _config_section(config, run_dir)]
     write_text(out, _page(run_dir, config, links, "\n".join(body)))
     return out
@@ -376,6 +389,31 @@ def _trust_section(ev: dict, folder: Path) -> str:
         if ev.get(key):
             parts.append(f'<h3 id="{anchor}">{title}</h3><p>{text}</p>' + image_tag(folder / ev[key], alt))
     return "".join(parts) + "</section>"
+
+
+def _engines_section(record: dict) -> str:
+    """The run's engines judged on its validation images: speed, agreement with fp32, score."""
+    metric = record.get("metric", "accuracy")
+    names = ("engine", "precision", "agreement", metric, "images/s", "eligible")
+    head = "<tr>" + "".join(f"<th>{escape(n)}</th>" for n in names) + "</tr>"
+    rows = []
+    for name, v in record["engines"].items():
+        agreement = "—" if v.get("agreement") is None else f"{v['agreement']:.2%}"
+        score = record.get("fp32_score") if v.get("precision") == "fp32" else v.get("score")
+        verdict = "yes" if v.get("eligible") else escape(v.get("reason") or "no")
+        rows.append(
+            f"<tr><td>{escape(name)}</td><td>{escape(v.get('precision', ''))}</td>"
+            f'<td class="num">{agreement}</td>'
+            f"{_num(score)}{_num(v.get('images_per_s'), 1)}<td>{verdict}</td></tr>"
+        )
+    note = (
+        f"Judged on {record.get('images')} validation images: an engine is eligible when its predictions "
+        f"equal fp32's on at least {record['thresholds']['agreement']:.1%} of them and its {metric} drops "
+        f"by less than {100 * record['thresholds']['max_drop']:.1f} points. Chosen: "
+        f"<b>{escape(record.get('choice', 'auto'))}</b>."
+    )
+    table = f'<table id="engines-table">{head}{"".join(rows)}</table>'
+    return f'<section id="engines"><h2>Engines</h2><p>{note}</p>{table}</section>'
 
 
 def _skipped_section(metrics: dict, evaluation: dict | None) -> str:

@@ -124,10 +124,26 @@ class Strategy:
         from imagefit.evaluate.training_report import training_report
         from imagefit.runs.quick import cache_graph, graph_path
 
+        self.judge_engines(folder, classifier, dataset)
         training_report(folder.path, classifier, dataset, **self.extract_options())
         graph = graph_path(folder.path)
         if graph is not None and not graph.is_file():
             cache_graph(classifier, graph)
+
+    def judge_engines(self, folder: RunFolder, classifier: Classifier, dataset) -> None:
+        """Record the images that judge the run's engines; judge them now when the validation split
+        is large enough to tell 99.5 % agreement (else on the first large prediction or serve)."""
+        import torch
+
+        from imagefit.runs.engines import judge_run, write_judge_images
+        from imagefit.runs.folder import JUDGE_WORTH
+
+        options = self.extract_options()
+        if options.get("engine") != "auto" or not getattr(dataset, "valid", None):
+            return  # a network trained from scratch, or an engine the user chose, runs as it is
+        write_judge_images(folder.path, dataset, classifier.multilabel)
+        if len(dataset.valid) >= JUDGE_WORTH and not torch.cuda.is_available():
+            judge_run(folder.path, classifier, options.get("batch_size", 32))
 
 
 def run_training(strategy: Strategy, data: str | Path, out: str | Path | None, resume: bool = False):
