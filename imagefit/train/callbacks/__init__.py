@@ -1,5 +1,5 @@
 """Callbacks for the training loop: checkpoints, early stopping, history CSV, progress bars, NaN guard,
-BatchNorm kept in inference mode."""
+BatchNorm kept in inference mode, a time budget."""
 
 from imagefit.lazy import lazy_exports
 
@@ -11,6 +11,7 @@ _EXPORTS = {
     "HistoryCSV": "imagefit.train.callbacks.history",
     "NaNGuard": "imagefit.train.callbacks.nan_guard",
     "ProgressBar": "imagefit.train.callbacks.progress",
+    "TimeBudget": "imagefit.train.callbacks.time_budget",
     "load_weights": "imagefit.train.callbacks.checkpoint",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
