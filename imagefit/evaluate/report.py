@@ -404,7 +404,7 @@ def _engines_section(record: dict) -> str:
         rows.append(
             f"<tr><td>{escape(name)}</td><td>{escape(v.get('precision', ''))}</td>"
             f'<td class="num">{agreement}</td>'
-            f"{_num(score)}{_num(v.get('images_per_s'), 1)}<td>{verdict}</td></tr>"
+            f"{number_cell(score)}{number_cell(v.get('images_per_s'), 1)}<td>{verdict}</td></tr>"
         )
     note = (
         f"Judged on {record.get('images')} validation images: an engine is eligible when its predictions "

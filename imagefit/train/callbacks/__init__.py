@@ -1,5 +1,5 @@
 """Callbacks for the training loop: checkpoints, early stopping, history CSV, progress bars, NaN guard,
-BatchNorm kept in inference mode, and experiment tracking (MLflow, TensorBoard)."""
+BatchNorm kept in inference mode, a time budget, and experiment tracking (MLflow, TensorBoard)."""
 
 from imagefit.lazy import lazy_exports
 
@@ -13,6 +13,7 @@ _EXPORTS = {
     "NaNGuard": "imagefit.train.callbacks.nan_guard",
     "ProgressBar": "imagefit.train.callbacks.progress",
     "TensorBoardTracker": "imagefit.train.callbacks.tensorboard_tracker",
+    "TimeBudget": "imagefit.train.callbacks.time_budget",
     "load_weights": "imagefit.train.callbacks.checkpoint",
     "trackers": "imagefit.train.callbacks.tracking",
 }
