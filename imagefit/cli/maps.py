@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
@@ -298,16 +299,14 @@ def map_command(run_dir, inputs, out, out_dir, png, truth, ignore, polygons, sim
         raise click.UsageError("--out and --roi map a single TILE: leave out --out-dir")
     options = dict(truth=truth, ignore=_ignore(ignore), naive=naive, engine=engine, window=window, png=png)
     options.update(polygons=polygons, simplify=simplify, tta=tta, min_confidence=min_confidence)
+    shown = logging.getLogger("imagefit").isEnabledFor(logging.INFO)
     if out_dir is None:
         from imagefit.maps.mapping.tile import map_tile
 
-        _echo_tile(map_tile(run_dir, inputs[0], out, roi=_roi(roi), **options))
+        _echo_tile(map_tile(run_dir, inputs[0], out, roi=_roi(roi), progress=shown, **options))
     else:
-        import logging
-
         from imagefit.maps.mapping.many_tiles import map_tiles
 
-        shown = logging.getLogger("imagefit").isEnabledFor(logging.INFO)
         _echo_tiles(map_tiles(run_dir, list(inputs), out_dir, progress=shown, **options))
 
 
@@ -335,8 +334,8 @@ def _echo_areas(areas) -> None:
 
 
 def _echo_tile(result) -> None:
-    tm = result.theme_map
-    rate = tm.index.size / max(tm.seconds, 1e-9)
+    tm = result.streamed
+    rate = tm.region.height * tm.region.width / max(tm.seconds, 1e-9)
     click.echo(
         f"mapped {tm.region.width}x{tm.region.height} pixels in {tm.seconds:.1f} s ({rate:,.0f} pixels/s)"
     )
