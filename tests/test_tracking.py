@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -16,7 +17,10 @@ from imagefit.train.callbacks.tracking import parse_track
 from tests._tiles import TINY_MAP_TRAIN, make_tiles
 from tests.conftest import TINY
 
-pytest.importorskip("mlflow", reason="the mlflow extra is not installed: pip install 'imagefit[mlflow]'")
+needs_mlflow = pytest.mark.skipif(
+    importlib.util.find_spec("mlflow") is None,
+    reason="the mlflow extra is not installed: pip install 'imagefit[mlflow]'",
+)
 SCRATCH = ["--strategy", "scratch", "--arch", "conv8@3-pool2-dense16", "--image-size", "24", "-j", "0"]
 FILES = {"config.json", "metrics.json", "history.csv", "report.html", "curves.png"}
 
@@ -34,6 +38,7 @@ def mlflow_runs(store: Path) -> tuple[object, list]:
     return client, client.search_runs([experiment.experiment_id])
 
 
+@needs_mlflow
 def test_train_logs_params_every_epoch_metrics_and_files_to_mlflow(tiny_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "runs" / "scratch-1"
     result = invoke(
@@ -64,6 +69,7 @@ def test_train_logs_params_every_epoch_metrics_and_files_to_mlflow(tiny_data: Pa
     assert Path(copy).read_bytes() == (run / "config.json").read_bytes()
 
 
+@needs_mlflow
 def test_a_resumed_run_continues_its_mlflow_run(tiny_data: Path, tmp_path: Path) -> None:
     store, run = tmp_path / "store", tmp_path / "run"
     track = ["--track", f"mlflow:{store}"]  # a folder: its SQLite database and artifacts
@@ -76,6 +82,7 @@ def test_a_resumed_run_continues_its_mlflow_run(tiny_data: Path, tmp_path: Path)
     assert [m.step for m in client.get_metric_history(runs[0].info.run_id, "val_loss")] == [1, 2]
 
 
+@needs_mlflow
 def test_the_environment_variable_tracks_a_linear_run(tiny_data: Path, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("IMAGEFIT_TRACK", f"mlflow:{tmp_path / 'store'}")
     run = tmp_path / "linear"
@@ -90,6 +97,7 @@ def test_the_environment_variable_tracks_a_linear_run(tiny_data: Path, tmp_path,
     assert "val_loss" not in logged  # a linear run has no epochs
 
 
+@needs_mlflow
 def test_map_train_tracks_its_epochs_and_map_scores(tmp_path: Path) -> None:
     tiles = make_tiles(tmp_path / "tiles", refs=("A1", "A2", "B1"), size=(70, 90))
     args = ["map-train", tiles, "--train", "A1,A2", "--valid", "B1", "--out", tmp_path / "maprun"]
