@@ -145,3 +145,13 @@ def test_readme_serve_and_curl_example_answers_on_the_demo_run(demo_dir: tuple[P
     assert [row["class"] for row in rows] == [p.parent.name for p in sent]  # each photo's own class
     assert all(row["probability"] > 0.5 and row["unknown"] == 0 for row in rows), rows
     assert code == 0 and '"POST /predict HTTP/1.1" 200' in "".join(lines)
+
+
+def test_python_name_is_the_demo_function() -> None:
+    import importlib
+
+    import imagefit
+
+    tour = importlib.import_module("imagefit.demo.tour")  # binding the submodule keeps the function
+    assert imagefit.demo is tour.demo
+    assert callable(imagefit.demo)
