@@ -1,12 +1,16 @@
 """Feature-extraction throughput, end to end from JPEG files: imagefit vs a plain PyTorch + PIL loop.
 
-    python -m bench.extract [--limit 500] [--batch-size 32] [--engine auto] [--sweep]
+    nice -n 5 python -m bench.extract [--limit 500] [--batch-size 32] [--runs DIR] [--sweep]
 
-Both paths use the same backbone and the same preprocessing record; the baseline is timm's model in
-eager fp32 NCHW with full-size PIL decoding in one process. Prints where imagefit's time goes
-(decoding and preprocessing alone, the engine alone on decoded batches), images/s of each path and
-the ratio. `--sweep` also tries every split of the two cores between decode workers and engine
-threads.
+Both paths use the same backbone (EfficientNet-Lite0) and preprocessing record (288 px); the
+baseline is timm's model in eager fp32 NCHW with full-size PIL decoding in one process. imagefit's
+automatic engine is that of a Dogs-vs-Cats linear run (trained first, or reused from
+DIR/dogs-vs-cats as bench.infer leaves it): the fastest engine judged eligible on the run's
+validation images. Prints the CPU flags, the decode-only ceiling (PIL with reduced-size DCT
+decoding, in 0, 1 and 2 worker processes), the engine alone on decoded batches, imagefit end to
+end with 0 and 1 decode workers, the run-less fp32 automatic engine, the baseline, the ratio and
+the load average. `--sweep` also tries every split of the cores between decode workers and
+engine threads.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,12 +58,13 @@ def engine_only(engine, batches: list[torch.Tensor]) -> float:
     return sum(len(x) for x in batches) / (time.perf_counter() - start)
 
 
-def extractor(model, data_config, files, batch_size, engine, workers=None):
+def extractor(model, data_config, files, batch_size, engine, workers=None, calibration=None):
     """An extractor whose engine is built (and, for 'auto', measured) on a real batch."""
     from imagefit.data import iterate_batches
     from imagefit.features import FeatureExtractor
 
-    ex = FeatureExtractor(model, data_config, engine, batch_size, workers, cache=False, progress=False)
+    options = {"cache": False, "progress": False, "calibration": calibration}
+    ex = FeatureExtractor(model, data_config, engine, batch_size, workers, **options)
     sample = next(iterate_batches(files[:batch_size], data_config, batch_size, 0)).images
     ex.engine(len(files), sample)
     return ex, sample
@@ -71,23 +77,38 @@ def end_to_end(ex, files) -> tuple[float, np.ndarray]:
     return len(files) / (time.perf_counter() - start), features.vectors
 
 
-def sweep(model, cfg, files, batch_size, engine) -> None:
+def sweep(model, cfg, files, batch_size, engine, calibration=None) -> None:
     cores = os.cpu_count() or 2
     for threads in range(1, cores + 1):
         for workers in range(0, cores + 1):
             torch.set_num_threads(threads)
-            ex, _ = extractor(model, cfg, files, batch_size, engine, workers)
+            ex, _ = extractor(model, cfg, files, batch_size, engine, workers, calibration)
             rate, _ = end_to_end(ex, files)
             print(f"  engine threads {threads}, decode workers {workers}: {rate:6.1f} images/s")
     torch.set_num_threads(cores)
+
+
+def run_engine(runs: Path | None, n_images: int) -> tuple[object, str, object]:
+    """(classifier, its automatic engine, calibration) of a Dogs-vs-Cats linear run."""
+    from bench.infer import trained_run
+    from imagefit.runs import load
+
+    run = trained_run("dogs-vs-cats", runs or Path(tempfile.mkdtemp(prefix="imagefit-bench-runs-")))
+    classifier = load(run)
+    engine = classifier.engine_for("auto", n_images)
+    verdict = (classifier.judgement or {}).get("engines", {}).get(engine, {})
+    fp32 = (classifier.judgement or {}).get("fp32_score")
+    print(f"run {run}: automatic engine {engine} (agreement with fp32 {verdict.get('agreement')}, "
+          f"validation accuracy {verdict.get('score')}, fp32 {fp32})")  # fmt: skip
+    return classifier, engine, classifier.calibration
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--engine", default="auto")
-    parser.add_argument("--image-size", type=int, default=None, help="default: the registry's (288)")
+    parser.add_argument("--engine", default=None, help="default: the run's automatic engine")
+    parser.add_argument("--runs", type=Path, default=None, help="a folder holding (or to keep) the run")
     parser.add_argument("--sweep", action="store_true")
     parser.add_argument("--no-baseline", action="store_true", help="imagefit's figures only")
     args = parser.parse_args()
@@ -95,29 +116,40 @@ def main() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
 
     from imagefit.data import iterate_batches
-    from imagefit.models import create_backbone
+    from imagefit.features.machine import shown_flags
 
-    backbone = create_backbone(image_size=args.image_size)
     files = dogs_cats_files("train")[: args.limit]
-    cfg, model = backbone.data_config, backbone.model
+    classifier, engine_name, calibration = run_engine(args.runs, len(files))
+    engine_name = args.engine or engine_name
+    cfg, model = classifier.data_config, classifier.model
     size, threads, load = cfg["input_size"][1:], torch.get_num_threads(), os.getloadavg()[0]
-    print(f"{len(files)} JPEGs, {backbone.spec.name} at {size}, {threads} threads, load {load:.2f}")
-    ex, _ = extractor(model, cfg, files, args.batch_size, args.engine)
-    engine = ex.engine(len(files))
+    print(f"{len(files)} JPEGs at {size}, {threads} threads, {os.cpu_count()} cores, load {load:.2f}")
+    print(f"CPU flags: {shown_flags()}")
+    rates = {w: decode_only(files, cfg, args.batch_size, w) for w in (0, 1, 2)}
+    print("decode + preprocess only (PIL, reduced-size DCT): "
+          + ", ".join(f"{r:.1f} images/s with {w} workers" for w, r in rates.items()))  # fmt: skip
     batches = [b.images for b in iterate_batches(files[:256], cfg, args.batch_size)]
-    pooled, alone = (decode_only(files, cfg, args.batch_size, w) for w in (None, 0))
-    print(f"decode + preprocess only: {pooled:7.1f} images/s (default workers), {alone:7.1f} (main process)")
-    print(f"engine only ({engine.name}, decoded batches): {engine_only(engine, batches):7.1f} images/s")
-    ours, a = end_to_end(ex, files)
-    print(f"imagefit ({engine.name} engine, draft decode, default workers): {ours:7.1f} images/s")
+    ours = {}
+    for workers in (0, 1):
+        ex, _ = extractor(model, cfg, files, args.batch_size, engine_name, workers, calibration)
+        if workers == 0:
+            alone = engine_only(ex.engine(1), batches)
+            print(f"engine only ({engine_name}, decoded batches): {alone:7.1f} images/s")
+        ours[workers], a = end_to_end(ex, files)
+        print(f"imagefit end to end ({engine_name}, {workers} decode workers): {ours[workers]:7.1f} images/s")
+    fp32, _ = extractor(model, cfg, files, args.batch_size, "auto")
+    fp32_rate, _ = end_to_end(fp32, files)
+    print(f"imagefit end to end, run-less fp32 choice ({fp32.engine(1).name}): {fp32_rate:7.1f} images/s")
     if args.sweep:
-        sweep(model, cfg, files, args.batch_size, engine.name)
+        sweep(model, cfg, files, args.batch_size, engine_name, calibration)
     if args.no_baseline:
         return
     base, b = baseline(model, cfg, files, args.batch_size)
+    best = max(ours.values())
     print(f"baseline (eager fp32 NCHW, full PIL decode, 1 process):   {base:7.1f} images/s")
     cos = np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    print(f"ratio imagefit / baseline: {ours / base:.2f}x   (feature cosine similarity min {cos.min():.4f})")
+    print(f"ratio imagefit ({engine_name}, best workers) / baseline: {best / base:.2f}x at {best:.1f} "
+          f"images/s (feature cosine similarity min {cos.min():.4f})")  # fmt: skip
     print(f"load {os.getloadavg()[0]:.2f}")
 
 

@@ -44,6 +44,7 @@ def judge(run_dir: Path, ref: str, out: Path, thresholds: list[float], label: st
 
     from imagefit.maps.inputs.key import ThemeKey
     from imagefit.maps.inputs.labels import read_labels
+    from imagefit.maps.mapping.streaming import picture_index
     from imagefit.maps.mapping.tile import load_map_run, map_tile
 
     started = time.perf_counter()
@@ -53,7 +54,7 @@ def judge(run_dir: Path, ref: str, out: Path, thresholds: list[float], label: st
     labels = read_labels(truth, key)
     with rasterio.open(result.confidence) as ds:
         p = ds.read(1).astype(np.float64) / 255
-    index = result.theme_map.index
+    index = picture_index(result.files[0], key, max_side=1 << 20)  # the whole map
     scored = (labels >= 0) & (index >= 0)
     right = scored & (index == labels)
     wrong = scored & ~right

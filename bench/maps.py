@@ -3,6 +3,8 @@
     python -m bench.maps [--models unet,fcn,larger_model] [--skip-quality] [--skip-speed]
         [--threads 2] [--run NAME=RUN ...] [--tta] [--epochs-decoder N --steps-decoder N ...]
         [--splits tile6,random0,...] [--seeds 0,1,...]
+    python -m bench.maps --methods default,fixmatch [--protocol tile6|random] [--seeds 0,1]
+        [--budget MINUTES] [--tta] [--json FILE]
 
 Quality (the protocol of the models published on this dataset): each model trains on every image of
 tiles 1-5 and 8 but one (T3P01, held out for validation and the per-epoch map), then maps all 9
@@ -20,6 +22,18 @@ images held out at random (seed N) from all 63 images, 1 for validation, the oth
 `--seeds 0,1,...` trains the decoder once per seed and prints the mean and range of its scores
 (one seed on one held-out scene is a noisy figure).
 
+Methods (`--methods`, the decoder only, no speed part): today's default and the new ones side by
+side in one run, on each split, for each seed, every run given the same `--budget` of training
+minutes: `default` (today's: trained on the split's training images, validated on its one image,
+best epoch by val_acc), `pooled` (several held-out images of several tiles chosen by map-train,
+pooled, best epoch by their mIoU), `fixmatch` and `mean-teacher` (pooled, plus the split's test
+images as `--unlabelled` input: their pixels, never their labels). Printed per seed and as the
+mean of the seeds: pixel accuracy, mIoU(6), per-class IoU and training minutes; `--json FILE`
+writes them all. `--protocol tile6` is `--splits tile6`, `--protocol random` `--splits random0,random1`.
+Targets (issue 28, mean of two seeds, at most 60 minutes of training each on 2 cores): tile 6 >=
+0.87 pixel accuracy and >= 0.56 mIoU, random images >= 0.867 pixel accuracy. `bench/maps_gpu.sh`
+runs the whole comparison on a GPU.
+
 Speed: `larger_model` maps a 2000x2000 region densely (ONNX Runtime and PyTorch) and a sampled
 200x200 region patch by patch (the naive reference); then a 4000x4000 tile is mapped end to end
 (read, map, GeoTIFF) by `larger_model` and by the decoder (overlapping windows blended). No real
@@ -29,6 +43,7 @@ tile is that large (at most 2149x1479), so the mosaics mirror tile T8P01's real 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import subprocess
 import time
@@ -50,7 +65,7 @@ class Split:
 
     name: str
     train: list[str]
-    valid: str
+    valid: str | list[str]
     test: list[str]
 
 
@@ -194,6 +209,84 @@ def _scores(confusion: np.ndarray) -> dict:
     return {"pixel_accuracy": tp.sum() / confusion.sum(), "miou": float(iou.mean()), "iou": iou.tolist()}
 
 
+METHODS = ("default", "pooled", "fixmatch", "mean-teacher")
+TODAY = {"model": "unet", "epochs": 4, "monitor": "val_acc"}  # map-train's decoder defaults before issue 28
+TARGETS = {"tile 6": (0.87, 0.56), "random": (0.867, None)}  # pixel accuracy, mIoU: mean of two seeds
+
+
+def method_run(method: str, split: Split, budget: float | None) -> tuple[Split, dict]:
+    """The split (its validation images) and map-train options of a method."""
+    from imagefit.maps.training.refs import choose_valid
+
+    options = dict(TODAY) if method == "default" else {"model": "unet"}
+    if budget is not None:
+        options["budget"] = budget
+    if method == "default":
+        return split, options
+    pool = sorted([*split.train, *([split.valid] if isinstance(split.valid, str) else split.valid)])
+    valid = choose_valid(pool)
+    chosen = Split(split.name, [r for r in pool if r not in valid], valid, split.test)
+    if method in ("fixmatch", "mean-teacher"):
+        options.update(
+            unlabelled=tuple(str(TILES / "3band" / f"{ref}.jpg") for ref in split.test), semi=method
+        )
+    return chosen, options
+
+
+def compare_methods(args: argparse.Namespace, tmp: Path) -> dict:
+    """Every method on every split and seed, side by side; the means of the seeds; the targets."""
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise SystemExit(f"--methods: unknown {', '.join(sorted(unknown))} (of {', '.join(METHODS)})")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    table: dict[str, dict[str, list[dict]]] = {}
+    for split in _splits(args.splits):
+        for method in methods:
+            run_split, options = method_run(method, split, args.budget)
+            options.update(_decoder_options(args))  # --steps-decoder etc., for every method alike
+            valid = run_split.valid if isinstance(run_split.valid, str) else ",".join(run_split.valid)
+            print(f"{split.name} / {method}: train {len(run_split.train)} images, valid {valid}", flush=True)
+            for seed in seeds:
+                label = f"{method}-{split.name.replace(' ', '')}-seed{seed}"
+                _, rows = quality(label, tmp, args.threads, None, args.tta, run_split, seed=seed, **options)
+                for row_label, row in rows.items():
+                    key = method + (" --tta" if row_label.endswith("--tta") else "")
+                    table.setdefault(split.name, {}).setdefault(key, []).append({"seed": seed, **row})
+    _print_comparison(table)
+    return table
+
+
+def _print_comparison(table: dict[str, dict[str, list[dict]]]) -> None:
+    print(f"\nside by side (load {load()}); {PUBLISHED}")
+    for split, by_method in table.items():
+        target = TARGETS["tile 6" if split == "tile 6" else "random"]
+        for method, rows in by_method.items():
+            for r in rows:
+                print(
+                    f"  {split:16s} {method:22s} seed {r['seed']}: pixel accuracy {r['pixel_accuracy']:.4f}  "
+                    f"mIoU(6) {r['miou']:.4f}  train {r['train_wall'] / 60:.1f} min"
+                )
+            mean = _mean_row(rows)
+            reached = mean["pixel_accuracy"] >= target[0] and (target[1] is None or mean["miou"] >= target[1])
+            wanted = f">= {target[0]} acc" + (f", >= {target[1]} mIoU" if target[1] else "")
+            print(
+                f"  {split:16s} {method:22s} mean of {len(rows)}: "
+                f"pixel accuracy {mean['pixel_accuracy']:.4f}  "
+                f"mIoU(6) {mean['miou']:.4f}  train {mean['train_wall'] / 60:.1f} min  "
+                f"(target {wanted}: {'reached' if reached else 'not reached'})\n"
+                f"      mean IoU per class: {'  '.join(f'{v:.3f}' for v in mean['iou'])}",
+                flush=True,
+            )
+
+
+def _mean_row(rows: list[dict]) -> dict:
+    """The mean over seeds of every score (per-class IoU class by class)."""
+    out = {k: float(np.mean([r[k] for r in rows])) for k in ("pixel_accuracy", "miou", "train_wall")}
+    out["iou"] = np.mean([r["iou"] for r in rows], axis=0).tolist()
+    return out
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="unet,fcn,larger_model", help="comma-separated, in this order")
@@ -209,6 +302,14 @@ def _arguments() -> argparse.Namespace:
         "held out at random from every tile, seed N: the published U-Net's protocol; decoder only)",
     )
     parser.add_argument("--seeds", default="0", help="the decoder's training seeds, comma-separated")
+    parser.add_argument(
+        "--methods", default=None, help=f"compare the decoder's methods: {', '.join(METHODS)}"
+    )
+    parser.add_argument(
+        "--protocol", choices=("tile6", "random"), default=None, help="tile6, or random: random0,random1"
+    )
+    parser.add_argument("--budget", type=float, default=None, help="--methods: minutes of training per run")
+    parser.add_argument("--json", type=Path, default=None, help="--methods: write the scores to this file")
     for name in ("epochs", "steps", "crop", "batch-size", "lr", "dice", "stages", "jitter"):
         parser.add_argument(f"--{name}-decoder", default=None, help=f"the decoder's --{name}")
     return parser.parse_args()
@@ -235,6 +336,14 @@ def main() -> None:
     import torch
 
     print(f"torch threads {torch.get_num_threads()}; work folder {tmp}; load {load()}", flush=True)
+    if args.protocol:
+        args.splits = "tile6" if args.protocol == "tile6" else "random0,random1"
+    if args.methods:
+        table = compare_methods(args, tmp)
+        if args.json:
+            args.json.write_text(json.dumps(table, indent=1))
+            print(f"wrote {args.json}")
+        return
     names = [n for n in args.models.split(",") if n]
     runs = dict(item.split("=", 1) for item in args.run)
     options = {**MODELS, "unet": {**MODELS["unet"], **_decoder_options(args)}}

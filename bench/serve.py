@@ -1,13 +1,17 @@
 """`imagefit serve` under load on 127.0.0.1: one sequential client against 16 concurrent ones.
 
-    python -m bench.serve [--seconds 60] [--clients 16] [--per-class 100] [--run RUN]
+    nice -n 5 python -m bench.serve [--seconds 60] [--clients 16] [--per-class 500] [--run RUN]
+                                    [--fp32 openvino]
 
-Trains a Dogs-vs-Cats linear run on a subset of the shared photos (or takes --run), measures
+Trains a Dogs-vs-Cats linear run on a subset of the shared photos (or takes --run; with 500 per
+class, 500 validation photos, enough for training to judge its engines), measures
 bench.extract's end-to-end images/s of the same backbone in this process, then starts the server
 in a subprocess and posts real JPEGs from the valid split (one per request, multipart, persistent
 connections), first from one client, then from --clients at once, each phase bounded by
 --seconds and --max-requests. Prints requests/s, images/s, latency percentiles, errors, the
-server's RSS, and the load average beside each figure (the machine is shared).
+server's RSS, and the load average beside each figure (the machine is shared). Then the same run
+is served again with the fp32 engine `--fp32` and driven by --clients once more, for its images/s
+and p95 latency beside the automatic (judged) engine's.
 """
 
 from __future__ import annotations
@@ -57,9 +61,9 @@ def extract_rate(files: list[Path]) -> tuple[float, str]:
     return rate, ex.engine(len(files)).name
 
 
-def start_server(run: Path, log_path: Path) -> tuple[subprocess.Popen, int]:
+def start_server(run: Path, log_path: Path, engine: str = "auto") -> tuple[subprocess.Popen, int]:
     env = {**offline_env(), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "imagefit", "serve", str(run), "--port", "0"]
+    command = [sys.executable, "-m", "imagefit", "serve", str(run), "--port", "0", "--engine", engine]
     log = open(log_path, "w")  # noqa: SIM115 (the server writes to it until it ends)
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 600
@@ -148,7 +152,7 @@ def phase(port: int, bodies: list, clients: int, seconds: float, max_requests: i
 
 def show(name: str, r: dict) -> None:
     print(
-        f"{name:<14} {r['requests']:6d} requests in {r['wall']:5.1f} s: {r['rps']:6.1f} requests/s = "
+        f"{name:<14}\n  {r['requests']:6d} requests in {r['wall']:5.1f} s: {r['rps']:6.1f} requests/s = "
         f"{r['rps']:6.1f} images/s, latency p50 {r['p50']:6.1f} ms p95 {r['p95']:6.1f} ms "
         f"p99 {r['p99']:6.1f} ms, errors {r['errors']} (5xx {r['5xx']}) {r['kinds'] or ''} "
         f"load {r['load']:.2f}"
@@ -160,7 +164,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="per phase")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--max-requests", type=int, default=20_000, help="per phase")
-    parser.add_argument("--per-class", type=int, default=100, help="training photos per class")
+    parser.add_argument("--per-class", type=int, default=500, help="training photos per class")
+    parser.add_argument("--fp32", default="openvino", help="the fp32 engine served for comparison")
     parser.add_argument("--run", type=Path, default=None, help="serve this run instead of training one")
     parser.add_argument("--extract-images", type=int, default=300)
     args = parser.parse_args()
@@ -194,7 +199,19 @@ def main() -> None:
     print(f"{args.clients} clients / 1 client: {many['rps'] / one['rps']:.2f}x images/s; "
           f"under load / bench.extract: {many['rps'] / rate:.0%}")  # fmt: skip
     served = re.findall(r"serving with the (\S+) engine", (work / "server.log").read_text())
-    print(f"server engine: {served[0] if served else '?'}; load {os.getloadavg()[0]:.2f} at the end")
+    chosen = served[0] if served else "?"
+    print(f"server engine: {chosen}; load {os.getloadavg()[0]:.2f} at the end")
+    proc, port = start_server(run, work / "server-fp32.log", args.fp32)
+    try:
+        phase(port, bodies, args.clients, min(5.0, args.seconds), args.max_requests)  # warm-up
+        fp32 = phase(port, bodies, args.clients, args.seconds, args.max_requests)
+    finally:
+        proc.terminate()
+        proc.wait(120)
+    show(f"{args.clients} clients, {args.fp32} (fp32)", fp32)
+    ratio, load = many["rps"] / fp32["rps"], os.getloadavg()[0]
+    print(f"{args.clients} clients, {chosen} (automatic) / {args.fp32} (fp32): {ratio:.2f}x images/s, "
+          f"p95 {many['p95']:.0f} ms vs {fp32['p95']:.0f} ms; load {load:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -80,3 +80,27 @@ def train_tiny_run(place: Path) -> Path:
     result = CliRunner().invoke(cli, ["train", str(place / "data"), "--out", str(place / "run"), *TINY])
     assert result.exit_code == 0, result.output
     return place / "run"
+
+
+_COGS_SEEN: set[Path] = set()
+
+
+@pytest.fixture(autouse=True)
+def _maps_are_valid_cogs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """After every maps test: each map and confidence GeoTIFF it wrote (X-map.tif, X-confidence.tif)
+    is a valid Cloud-Optimized GeoTIFF by rio-cogeo's validation; a map carries a colour table."""
+    yield
+    if not request.module.__name__.rpartition(".")[2].startswith("test_maps"):
+        return
+    import rasterio
+    from rio_cogeo.cogeo import cog_validate
+
+    base = tmp_path_factory.getbasetemp()
+    written = [p for pattern in ("*-map.tif", "*-confidence.tif") for p in base.rglob(pattern)]
+    for path in sorted(set(written) - _COGS_SEEN):
+        _COGS_SEEN.add(path)
+        valid, errors, _ = cog_validate(str(path), quiet=True)
+        assert valid, f"{path} is not a valid COG: {errors}"
+        if path.name.endswith("-map.tif"):
+            with rasterio.open(path) as ds:
+                assert ds.colormap(1), f"{path} has no colour table"

@@ -95,6 +95,7 @@ def test_small_jobs_do_not_measure(backbone, tiny_data: Path) -> None:
 
 def test_forced_and_unknown_engines(backbone) -> None:
     named = {"eager", "channels_last", "bf16", "onnx", "openvino", "openvino-bf16", "torch", "auto"}
+    named |= {"onnx-int8", "openvino-int8"}  # calibrated on a run's images: judged per run
     assert named == set(ENGINES)
     ex = FeatureExtractor(backbone.model, backbone.data_config, "bf16", 4, 0, cache=False, progress=False)
     assert ex.engine(1000).name == "bf16"

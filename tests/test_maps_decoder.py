@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from imagefit.maps.inputs.rasters import raster_info
-from imagefit.maps.mapping.blend import blended_rows, window_starts, window_weight
+from imagefit.maps.mapping.blend import blended_blocks, window_starts, window_weight
 from imagefit.maps.mapping.dense_networks import DenseDecoder
 from imagefit.maps.mapping.region import WindowReader, map_region
 from imagefit.maps.outputs.theme_map import NODATA, Region
@@ -117,8 +117,9 @@ def test_a_decoder_run_trains_saves_loads_and_maps_every_pixel(trained, tmp_path
         assert torch.allclose(loaded.model(x), run.classifier.model.eval()(x), atol=1e-5)
     truth = tiles / "theme" / "B1-theme.png"
     result = map_tile(run.run_dir, tiles / "3band" / "B1.png", tmp_path / "B1.tif", truth=truth, window=128)
-    assert result.theme_map.index.shape == (128, 160) and (result.theme_map.index != NODATA).all()
-    assert result.theme_map.windows > 4 and result.metrics["pixel_accuracy"] > 0.8
+    streamed = result.streamed
+    assert (streamed.region.height, streamed.region.width) == (128, 160) and streamed.mapped == 128 * 160
+    assert streamed.windows > 4 and result.metrics["pixel_accuracy"] > 0.8
 
 
 def test_many_blended_windows_map_as_one_window_does(trained):
@@ -140,7 +141,11 @@ def test_many_blended_windows_map_as_one_window_does(trained):
 
 def blended_probabilities(engine, read, region: Region, patch: int, window: int) -> np.ndarray:
     """The blended class probabilities (classes, rows, cols) of a (small) region."""
-    return np.concatenate([p for _, _, p in blended_rows(engine, read, region, patch, window)], axis=1)
+    out = None
+    for _, r0, c0, p in blended_blocks(engine, read, region, patch, window):
+        out = np.zeros((len(p), region.height, region.width), np.float32) if out is None else out
+        out[:, r0 : r0 + p.shape[1], c0 : c0 + p.shape[2]] = p
+    return out
 
 
 def _unblended(engine, read, region: Region, side: int) -> np.ndarray:

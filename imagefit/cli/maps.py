@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
 
-from imagefit.cli.options import default_of, given_params
+from imagefit.cli.options import default_of, given_params, track_option, track_value
 from imagefit.maps.mapping.defaults import DEFAULT_WINDOW, ENGINES
-from imagefit.maps.training.options import KIND_DEFAULTS, MONITORS, TRAINED_BLOCKS, VALID_ROI, MapTrainOptions
+from imagefit.maps.training.options import (
+    KIND_DEFAULTS,
+    MONITORS,
+    SEMI_METHODS,
+    TRAINED_BLOCKS,
+    VALID_ROI,
+    MapTrainOptions,
+)
 
 
 def _refs(values: tuple[str, ...]) -> list[str]:
@@ -87,7 +95,7 @@ def _path_option(name: str, help: str, **kwargs):
     return click.option(name, type=click.Path(path_type=Path), default=None, help=help, **kwargs)
 
 
-RUN_ARGS = ("tiles", "train_refs", "valid_ref", "out", "seed")  # not MapTrainOptions fields
+RUN_ARGS = ("tiles", "train_refs", "valid_ref", "out", "seed", "track")  # not MapTrainOptions fields
 READ = {"bands": _bands, "roi": _roi, "ignore": _ignore}  # option values as MapTrainOptions takes them
 
 
@@ -113,7 +121,11 @@ def given_map_options(ctx: click.Context) -> dict:
     help="Training refs: A B C, A,B,C or repeated (default: all but --valid).",
 )
 @click.option(
-    "--valid", "valid_ref", default=None, help="Validation ref, mapped after every epoch (default: the last)."
+    "--valid",
+    "valid_ref",
+    multiple=True,
+    help="Validation refs, A,B or repeated, pooled; the first is mapped after every epoch (default: with "
+    "--train, the last other ref; else one image from each of up to 4 tiles, or the last of few refs).",
 )
 @_path_option("--images", "A folder of images (refs: their names), with --labels or --vector.")
 @_path_option("--labels", "A folder of label rasters (values or colours) paired with --images by name.")
@@ -177,11 +189,43 @@ def given_map_options(ctx: click.Context) -> dict:
     + ", ".join(f"{kind} top{n}:EPOCHS:LR" for kind, n in TRAINED_BLOCKS.items())
     + ").",
 )
+@click.option(
+    "--budget",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Minutes of training: the epochs (and the lr schedule) fitted to them on this machine, so a GPU "
+    "trains more in the same time (default: --epochs; decoders' 8 epochs take about 40 minutes on 2 CPU "
+    "cores for 62 training images of the aerial tiles, about 50 with --unlabelled).",
+)
+@click.option(
+    "--unlabelled",
+    multiple=True,
+    help="Decoders: images of the area to map, without labels (files, folders, globs; repeatable), learned "
+    "from by confident pseudo-labels. Their labels, if any, are never read.",
+)
+@click.option(
+    "--semi", type=click.Choice(SEMI_METHODS), help=_help("semi", "How --unlabelled images are learned from")
+)
+@click.option(
+    "--pseudo-threshold",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    help=_help("pseudo_threshold", "Confidence of a pseudo-label (lower, to 0.5, for classes less learned)"),
+)
+@click.option(
+    "--unlabelled-weight",
+    type=click.FloatRange(min=0, min_open=True),
+    help=_help("unlabelled_weight", "Weight of the unlabelled loss"),
+)
+@click.option(
+    "--unlabelled-batch",
+    type=click.IntRange(min=1),
+    help="Unlabelled crops per step (default: half the batch size).",
+)
 @click.option("--monitor", type=click.Choice(MONITORS), help=_help("monitor", "Keep the epoch best by this"))
 @click.option("--out", "-o", type=click.Path(path_type=Path), help="Run folder (default: new under runs/).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@track_option
 @click.pass_context
-def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, **_options) -> None:
+def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, track, **_options) -> None:
     """Train a patch classifier on the tiles of TILES (3band/, theme/, key-theme.txt).
 
     Or on images and labels as they come: --images DIR with --labels DIR (paired by name) or
@@ -190,10 +234,17 @@ def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, **_op
     from imagefit.maps.training.map_train import train_map
 
     options = given_map_options(ctx)
-    result = train_map(tiles, _refs(train_refs), valid_ref, out=out, seed=seed, **options)
+    if "unlabelled" in options:
+        options["unlabelled"] = tuple(options["unlabelled"]) or None
+    valid = _refs(valid_ref) or None
+    result = train_map(
+        tiles, _refs(train_refs), valid, out=out, seed=seed, track=track_value(track), **options
+    )
     m = result.metrics
     v, vm = m["valid_patches"], m["valid_map"]
     click.echo(f"valid positions: accuracy {v['accuracy']:.4f}  loss {v['loss']:.4f}  ({v['n']} patches)")
+    if v.get("miou") is not None:
+        click.echo(f"valid {', '.join(m['valid_refs'])} (their crops pooled): mIoU {v['miou']:.4f}")
     click.echo(f"valid map {vm['ref']}: pixel accuracy {vm['pixel_accuracy']:.4f}  mIoU {vm['miou']:.4f}")
     if "trust" in m:
         t = m["trust"]
@@ -248,16 +299,14 @@ def map_command(run_dir, inputs, out, out_dir, png, truth, ignore, polygons, sim
         raise click.UsageError("--out and --roi map a single TILE: leave out --out-dir")
     options = dict(truth=truth, ignore=_ignore(ignore), naive=naive, engine=engine, window=window, png=png)
     options.update(polygons=polygons, simplify=simplify, tta=tta, min_confidence=min_confidence)
+    shown = logging.getLogger("imagefit").isEnabledFor(logging.INFO)
     if out_dir is None:
         from imagefit.maps.mapping.tile import map_tile
 
-        _echo_tile(map_tile(run_dir, inputs[0], out, roi=_roi(roi), **options))
+        _echo_tile(map_tile(run_dir, inputs[0], out, roi=_roi(roi), progress=shown, **options))
     else:
-        import logging
-
         from imagefit.maps.mapping.many_tiles import map_tiles
 
-        shown = logging.getLogger("imagefit").isEnabledFor(logging.INFO)
         _echo_tiles(map_tiles(run_dir, list(inputs), out_dir, progress=shown, **options))
 
 
@@ -285,8 +334,8 @@ def _echo_areas(areas) -> None:
 
 
 def _echo_tile(result) -> None:
-    tm = result.theme_map
-    rate = tm.index.size / max(tm.seconds, 1e-9)
+    tm = result.streamed
+    rate = tm.region.height * tm.region.width / max(tm.seconds, 1e-9)
     click.echo(
         f"mapped {tm.region.width}x{tm.region.height} pixels in {tm.seconds:.1f} s ({rate:,.0f} pixels/s)"
     )

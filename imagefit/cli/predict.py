@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from imagefit.cli.options import inference_options, model_option, weights_option, weights_value
+from imagefit.cli.options import model_option, run_inference_options, weights_option, weights_value
 
 
 @click.command()
@@ -44,7 +44,7 @@ from imagefit.cli.options import inference_options, model_option, weights_option
 )
 @click.option("--tta", is_flag=True, help="Average each image's probabilities with its mirror image's.")
 @click.option("--tta-crops", is_flag=True, help="Also average over the four corners zoomed in (6 views).")
-@inference_options
+@run_inference_options
 def predict(
     run_dir,
     inputs,
@@ -61,10 +61,12 @@ def predict(
     engine,
 ) -> None:
     """Predict the class of INPUTS (files or folders) with the model in RUN (or an exported .onnx)."""
+    from imagefit.data.paths import collect_inputs
     from imagefit.inference.submission import Submission
-    from imagefit.runs.quick import predictor
+    from imagefit.runs.quick import engines_matter, predictor
 
     quick = not (tta or tta_crops) and engine == "auto"
+    quick = quick and not engines_matter(run_dir, len(collect_inputs(inputs)))
     classifier = predictor(run_dir, quick=quick)
     multilabel = getattr(classifier, "multilabel", False)
     if threshold is not None and not multilabel:

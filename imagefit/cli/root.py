@@ -46,6 +46,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "dedupe",
         "Groups of near-duplicate images under DIR (re-saved, resized or mirrored copies).",
     ),
+    "compare": (
+        "imagefit.cli.overview",
+        "compare",
+        "One HTML page comparing RUNs: scores, learning curves overlaid, differences, confusion matrices.",
+    ),
     "demo": (
         "imagefit.cli.data",
         "demo",
@@ -91,6 +96,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "imagefit.cli.evaluate",
         "report",
         "Write RUN's self-contained HTML report: config, curves, metrics, confusion matrix, galleries.",
+    ),
+    "runs": (
+        "imagefit.cli.overview",
+        "runs",
+        "A table of the runs under FOLDER (default runs/): strategy, backbone, data, scores, time, date.",
     ),
     "similar": ("imagefit.cli.embeddings", "similar", "The K images of INDEX nearest to each query image."),
     "summary": (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from imagefit.cli.options import engine_option
+from imagefit.cli.options import run_engine_option
 
 
 @click.command()
@@ -17,7 +17,7 @@ from imagefit.cli.options import engine_option
 @click.option(
     "--audit", type=click.Path(path_type=Path), help="An imagefit audit folder to review at /audit."
 )
-@engine_option
+@run_engine_option
 @click.option(
     "--max-batch", type=click.IntRange(min=1), default=16, show_default=True, help="Images per batch."
 )

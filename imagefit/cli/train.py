@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from imagefit.cli.options import ENGINE_HELP, default_of, workers_option
+from imagefit.cli.options import ENGINE_HELP, default_of, track_option, track_value, workers_option
 from imagefit.models.defaults import ENGINES
 from imagefit.train.options import (
     CLASS_WEIGHTS,
@@ -21,7 +21,7 @@ from imagefit.train.options import (
     option_names,
 )
 
-RUN_ARGS = ("data", "strategy", "out", "seed", "workers", "resume_run")  # not strategy options
+RUN_ARGS = ("data", "strategy", "out", "seed", "workers", "resume_run", "track")  # not strategy options
 
 
 def _takers(name: str) -> dict[str, type]:
@@ -215,8 +215,9 @@ def _on_off(value: object) -> str:
     type=click.Path(path_type=Path),
     help="Continue the scratch or finetune run in this folder from its last checkpoint.",
 )
+@track_option
 @click.pass_context
-def train(ctx: click.Context, data, strategy, out, seed, workers, resume_run, **_options) -> None:
+def train(ctx: click.Context, data, strategy, out, seed, workers, resume_run, track, **_options) -> None:
     """Train a classifier on DATA (class folders or a CSV/TSV label table) and write a run folder."""
     given = given_options(ctx)
     if resume_run is not None:
@@ -225,13 +226,15 @@ def train(ctx: click.Context, data, strategy, out, seed, workers, resume_run, **
         if given:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             raise click.UsageError(f"--resume continues RUN with the options it started with: drop {flags}")
-        result = resume(resume_run, workers=workers)
+        result = resume(resume_run, workers=workers, track=track_value(track))
     elif data is None:
         raise click.UsageError("give DATA, or --resume RUN to continue a run")
     else:
         from imagefit.train import train as run
 
-        result = run(data, strategy=strategy, out=out, seed=seed, workers=workers, **given)
+        result = run(
+            data, strategy=strategy, out=out, seed=seed, workers=workers, track=track_value(track), **given
+        )
     if result.classifier is None:
         return  # a worker rank of a distributed run: rank 0 reports
     print_metrics(result.metrics)

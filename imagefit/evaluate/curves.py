@@ -1,4 +1,5 @@
-"""Learning curves from a run's history: loss and accuracy per epoch, train against validation, by stage.
+"""Learning curves from a run's history: loss and accuracy per epoch, train against validation, by stage;
+and several runs' curves overlaid on shared axes, to compare them.
 
 A multi-label run's accuracy is per label at 0.5; its validation mAP is drawn in the same panel.
 """
@@ -76,3 +77,39 @@ def _shade_stages(ax, spans: list[tuple[str, int, int]]) -> None:
             fontsize=7,
             color="0.3",
         )
+
+
+def overlaid_curves(
+    histories: dict[str, Sequence[dict]], finals: dict[str, dict], out_png: str | os.PathLike
+) -> Path | None:
+    """Several runs' loss and accuracy per epoch on shared axes, a colour per run (train solid,
+    validation dashed); a run without epochs (`finals`: name -> {val_loss, val_acc}) is a dotted
+    line at its final validation value. None when there is nothing to draw."""
+    if not any(histories.values()) and not finals:
+        return None
+    plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    names = list(dict.fromkeys([*histories, *finals]))
+    for ax, (train_key, valid_key, label) in zip(axes, PANELS, strict=True):
+        for i, name in enumerate(names):
+            colour = colours[i % len(colours)]
+            rows = histories.get(name) or []
+            for key, part, style in ((train_key, "train", "-"), (valid_key, "validation", "--")):
+                points = [(int(r["epoch"]), r[key]) for r in rows if r.get(key) is not None]
+                if points:
+                    ax.plot(*zip(*points, strict=True), style, color=colour, marker="o", markersize=3,
+                            label=f"{name}, {part}")  # fmt: skip
+            final = (finals.get(name) or {}).get(valid_key)
+            if not rows and final is not None:
+                ax.axhline(final, color=colour, linestyle=":", label=f"{name}, validation (no epochs)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, out_png, dpi=90)

@@ -21,7 +21,16 @@ from imagefit.errors import ModelError
 from imagefit.evaluate.curves import learning_curves
 from imagefit.evaluate.galleries import GALLERIES
 from imagefit.runs import read_config, read_history
-from imagefit.runs.folder import CONFIG, CURVES, EVALUATION, EVALUATION_DIR, HISTORY, METRICS, REPORT
+from imagefit.runs.folder import (
+    CONFIG,
+    CURVES,
+    ENGINES_FILE,
+    EVALUATION,
+    EVALUATION_DIR,
+    HISTORY,
+    METRICS,
+    REPORT,
+)
 from imagefit.version import __version__
 
 log = logging.getLogger(__name__)
@@ -91,6 +100,10 @@ def write_report(run_dir: str | os.PathLike, evaluation: dict | None, out: str |
     if evaluation is not None and _TRUST_KEYS & set(evaluation):
         body.append(_trust_section(evaluation, Path(evaluation.get("out") or out.parent)))
         links.append("trust")
+    engines = _read_json(run_dir / ENGINES_FILE)
+    if engines.get("engines"):
+        body.append(_engines_section(engines))
+        links.append("engines")
     body += [_skipped_section(metrics, evaluation), _config_section(config, run_dir)]
     write_text(out, _page(run_dir, config, links, "\n".join(body)))
     return out
@@ -130,7 +143,7 @@ def _page(run_dir: Path, config: dict, links: list[str], body: str) -> str:
     )
 
 
-def _num(value, digits: int = 4, cls: str = "num") -> str:
+def number_cell(value, digits: int = 4, cls: str = "num") -> str:
     """A table cell showing `value` rounded, with the exact value in data-value."""
     if value is None:
         return '<td class="num">-</td>'
@@ -138,7 +151,7 @@ def _num(value, digits: int = 4, cls: str = "num") -> str:
     return f'<td class="{cls}" data-value="{escape(repr(value))}">{text}</td>'
 
 
-def _image(path: Path, alt: str) -> str:
+def image_tag(path: Path, alt: str) -> str:
     """An <img> with the PNG at `path` inside it, or a note when the file is missing."""
     if not path.is_file():
         return f'<p class="note">{escape(path.name)} is missing</p>'
@@ -185,12 +198,12 @@ def _trust_cards(ev: dict) -> list[str]:
     return cards
 
 
-def _flatten(obj, prefix: str = "") -> list[tuple[str, str]]:
+def flat_pairs(obj, prefix: str = "") -> list[tuple[str, str]]:
     """(dotted key, text) pairs of a nested dict; lists are joined with commas."""
     if isinstance(obj, dict):
         rows = []
         for key, value in obj.items():
-            rows += _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+            rows += flat_pairs(value, f"{prefix}.{key}" if prefix else str(key))
         return rows
     if isinstance(obj, list | tuple):
         return [(prefix, ", ".join(str(v) for v in obj))]
@@ -210,9 +223,8 @@ def _config_section(config: dict, run_dir: Path) -> str:
             '<section id="config"><h2>Configuration</h2>'
             f'<p class="note">{escape(str(run_dir))} has no {CONFIG} (an exported model)</p></section>'
         )
-    return (
-        f'<section id="config"><h2>Configuration</h2>{_kv_table(_flatten(config), "config-table")}</section>'
-    )
+    table = _kv_table(flat_pairs(config), "config-table")
+    return f'<section id="config"><h2>Configuration</h2>{table}</section>'
 
 
 def _training_section(config: dict, metrics: dict, curves: Path | None) -> str:
@@ -220,7 +232,7 @@ def _training_section(config: dict, metrics: dict, curves: Path | None) -> str:
     multilabel = "samples_f1" in (metrics.get("train") or {})
     scores = ("samples_f1", "micro_f1", "macro_f1", "mAP") if multilabel else ("accuracy",)
     rows = [
-        f"<tr><td>{split}</td>{''.join(_num(m.get(k)) for k in ('n', 'loss', *scores))}</tr>"
+        f"<tr><td>{split}</td>{''.join(number_cell(m.get(k)) for k in ('n', 'loss', *scores))}</tr>"
         for split in ("train", "valid")
         if (m := metrics.get(split) or {}).get("n")
     ]
@@ -233,10 +245,10 @@ def _training_section(config: dict, metrics: dict, curves: Path | None) -> str:
         parts.append(f'<table id="training-scores">{head}{"".join(rows)}</table>')
     rest = {k: v for k, v in metrics.items() if k not in ("train", "valid", "skipped")}
     if rest:
-        parts.append(_kv_table(_flatten(rest), "training-details"))
+        parts.append(_kv_table(flat_pairs(rest), "training-details"))
     parts.append("<h3>Learning curves</h3>")
     if curves is not None:
-        parts.append(_image(curves, "learning curves: loss and accuracy per epoch"))
+        parts.append(image_tag(curves, "learning curves: loss and accuracy per epoch"))
     elif config.get("strategy") == "linear":
         parts.append(
             '<p class="note">The linear strategy has no epochs: a logistic-regression head is fitted '
@@ -251,11 +263,11 @@ def _evaluation_section(ev: dict) -> str:
     facts = [f"data: {ev.get('data', '')}", f"split: {ev.get('split', '')}", f"images: {ev['n']}"]
     scores = [("accuracy", ev["accuracy"]), ("log loss", ev["loss"])]
     scores += [(f"top-{k} accuracy", v) for k, v in ev.get("top_k_accuracy", {}).items()]
-    score_rows = "".join(f"<tr><td>{escape(name)}</td>{_num(v)}</tr>" for name, v in scores)
+    score_rows = "".join(f"<tr><td>{escape(name)}</td>{number_cell(v)}</tr>" for name, v in scores)
     head = "<tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>"
     rows = "".join(
-        f'<tr data-class="{escape(name)}"><td>{escape(name)}</td>{_num(s["precision"])}'
-        f"{_num(s['recall'])}{_num(s['f1'])}{_num(s['support'])}</tr>"
+        f'<tr data-class="{escape(name)}"><td>{escape(name)}</td>{number_cell(s["precision"])}'
+        f"{number_cell(s['recall'])}{number_cell(s['f1'])}{number_cell(s['support'])}</tr>"
         for name, s in ev["per_class"].items()
     )
     return (
@@ -269,7 +281,7 @@ def _multilabel_section(ev: dict, folder: Path) -> str:
     facts = [f"data: {ev.get('data', '')}", f"split: {ev.get('split', '')}", f"images: {ev['n']}"]
     names = (("samples-F1", "samples_f1"), ("micro-F1", "micro_f1"), ("macro-F1", "macro_f1"), ("mAP", "mAP"),
              ("exact match", "exact_match"), ("log loss (summed over labels)", "loss"))  # fmt: skip
-    score_rows = "".join(f"<tr><td>{escape(name)}</td>{_num(ev.get(key))}</tr>" for name, key in names)
+    score_rows = "".join(f"<tr><td>{escape(name)}</td>{number_cell(ev.get(key))}</tr>" for name, key in names)
     columns = ("threshold", "precision", "recall", "f1", "ap", "support", "true_positives",
                "false_positives", "misses")  # fmt: skip
     head = "<tr><th>label</th>" + "".join(f"<th>{c.replace('_', ' ')}</th>" for c in columns) + "</tr>"
@@ -278,14 +290,14 @@ def _multilabel_section(ev: dict, folder: Path) -> str:
         s = {"threshold": threshold, **ev["per_label"][name]}
         rows.append(
             f'<tr data-label="{escape(name)}"><td>{escape(name)}</td>'
-            f"{''.join(_num(s[c]) for c in columns)}</tr>"
+            f"{''.join(number_cell(s[c]) for c in columns)}</tr>"
         )
     return (
         f'<section id="evaluation"><h2>Evaluation (multi-label)</h2><p>{escape(" · ".join(facts))}</p>'
         f'<table id="scores">{score_rows}</table><h3>Per label</h3>'
         "<p>A label is predicted when its probability reaches its threshold (chosen for the best F1).</p>"
         f'<table id="per-label">{head}{"".join(rows)}</table><h3>Precision-recall curves</h3>'
-        f"{_image(folder / ev.get('pr_curves', PR_FILE), 'precision-recall curves per label')}</section>"
+        f"{image_tag(folder / ev.get('pr_curves', PR_FILE), 'precision-recall curves per label')}</section>"
     )
 
 
@@ -297,13 +309,23 @@ def _multilabel_galleries(ev: dict, folder: Path) -> str:
         entry = (ev.get("galleries") or {}).get(name) or {}
         parts.append(f'<h3 id="gallery-{name}">{title}</h3>')
         if entry.get("file"):
-            parts.append(_image(folder / entry["file"], title))
+            parts.append(image_tag(folder / entry["file"], title))
         else:
             parts.append(f'<p class="note">{escape(entry.get("note", "no images to show"))}</p>')
     return "".join(parts) + "</section>"
 
 
 def _confusion_section(ev: dict, folder: Path) -> str:
+    figure = image_tag(folder / ev.get("confusion_figure", "confusion.png"), "confusion matrix")
+    return (
+        '<section id="confusion"><h2>Confusion matrix</h2>'
+        "<p>Rows are true classes, columns predicted ones; in brackets, the share of the true class.</p>"
+        f"{confusion_table(ev)}{figure}</section>"
+    )
+
+
+def confusion_table(ev: dict, table_id: str = "confusion-table") -> str:
+    """An evaluation's confusion matrix as an HTML table: counts, and shares of the true class."""
     classes, cm = ev["classes"], ev["confusion_matrix"]
     norm = ev.get("confusion_matrix_normalised") or [[0.0] * len(classes) for _ in classes]
     head = "<tr><th>true \\ predicted</th>" + "".join(f"<th>{escape(c)}</th>" for c in classes) + "</tr>"
@@ -311,12 +333,7 @@ def _confusion_section(ev: dict, folder: Path) -> str:
     for i, name in enumerate(classes):
         cells = "".join(_count_cell(int(cm[i][j]), norm[i][j], i == j) for j in range(len(classes)))
         rows.append(f"<tr><th>{escape(name)}</th>{cells}</tr>")
-    figure = _image(folder / ev.get("confusion_figure", "confusion.png"), "confusion matrix")
-    return (
-        '<section id="confusion"><h2>Confusion matrix</h2>'
-        "<p>Rows are true classes, columns predicted ones; in brackets, the share of the true class.</p>"
-        f'<table id="confusion-table">{head}{"".join(rows)}</table>{figure}</section>'
-    )
+    return f'<table id="{escape(table_id)}">{head}{"".join(rows)}</table>'
 
 
 def _count_cell(count: int, share: float, diagonal: bool) -> str:
@@ -333,7 +350,7 @@ def _galleries_section(ev: dict, folder: Path) -> str:
         entry = (ev.get("galleries") or {}).get(name) or {}
         parts.append(f'<h3 id="gallery-{name}">{GALLERY_TITLES[name]}</h3>')
         if entry.get("file"):
-            parts.append(_image(folder / entry["file"], GALLERY_TITLES[name]))
+            parts.append(image_tag(folder / entry["file"], GALLERY_TITLES[name]))
         else:
             parts.append(f'<p class="note">{escape(entry.get("note", "no images to show"))}</p>')
     return "".join(parts) + "</section>"
@@ -354,7 +371,7 @@ TRUST_SCORES = (
 def _trust_section(ev: dict, folder: Path) -> str:
     """Calibration, accuracy against coverage and unknown images, as far as the evaluation measured them."""
     rows = "".join(
-        f"<tr><td>{escape(name)}</td>{_num(ev[key])}</tr>" for name, key in TRUST_SCORES if key in ev
+        f"<tr><td>{escape(name)}</td>{number_cell(ev[key])}</tr>" for name, key in TRUST_SCORES if key in ev
     )
     parts = ['<section id="trust"><h2>Trust</h2>', f'<table id="trust-scores">{rows}</table>']
     by, unknown = escape(ev.get("coverage_by", "familiarity")), escape(str(ev.get("unknown", "")))
@@ -370,8 +387,33 @@ def _trust_section(ev: dict, folder: Path) -> str:
     ]  # fmt: skip
     for key, anchor, title, text, alt in figures:
         if ev.get(key):
-            parts.append(f'<h3 id="{anchor}">{title}</h3><p>{text}</p>' + _image(folder / ev[key], alt))
+            parts.append(f'<h3 id="{anchor}">{title}</h3><p>{text}</p>' + image_tag(folder / ev[key], alt))
     return "".join(parts) + "</section>"
+
+
+def _engines_section(record: dict) -> str:
+    """The run's engines judged on its validation images: speed, agreement with fp32, score."""
+    metric = record.get("metric", "accuracy")
+    names = ("engine", "precision", "agreement", metric, "images/s", "eligible")
+    head = "<tr>" + "".join(f"<th>{escape(n)}</th>" for n in names) + "</tr>"
+    rows = []
+    for name, v in record["engines"].items():
+        agreement = "—" if v.get("agreement") is None else f"{v['agreement']:.2%}"
+        score = record.get("fp32_score") if v.get("precision") == "fp32" else v.get("score")
+        verdict = "yes" if v.get("eligible") else escape(v.get("reason") or "no")
+        rows.append(
+            f"<tr><td>{escape(name)}</td><td>{escape(v.get('precision', ''))}</td>"
+            f'<td class="num">{agreement}</td>'
+            f"{number_cell(score)}{number_cell(v.get('images_per_s'), 1)}<td>{verdict}</td></tr>"
+        )
+    note = (
+        f"Judged on {record.get('images')} validation images: an engine is eligible when its predictions "
+        f"equal fp32's on at least {record['thresholds']['agreement']:.1%} of them and its {metric} drops "
+        f"by less than {100 * record['thresholds']['max_drop']:.1f} points. Chosen: "
+        f"<b>{escape(record.get('choice', 'auto'))}</b>."
+    )
+    table = f'<table id="engines-table">{head}{"".join(rows)}</table>'
+    return f'<section id="engines"><h2>Engines</h2><p>{note}</p>{table}</section>'
 
 
 def _skipped_section(metrics: dict, evaluation: dict | None) -> str:

@@ -1,7 +1,9 @@
-"""The fastest correct CPU engine for a model on this machine, measured once and remembered.
+"""The fastest correct fp32 CPU engine for a model on this machine, measured once and remembered.
 
 Each candidate runs a sample batch of real images; one whose vectors drift from eager fp32's
-(cosine similarity below AGREEMENT) is refused, and the fastest of the rest is kept. The choice
+(cosine similarity below AGREEMENT) is refused, and the fastest of the rest is kept. Only fp32
+engines compete here, so features cached without a run's judgement are always fp32; the bf16
+and int8 engines are judged per run by the predictions they give (`imagefit.inference.judge`). The choice
 is stored in the cache folder under the model's architecture (`architecture_key`) and a
 fingerprint of the machine (CPU, instruction sets, thread count, library versions), so later runs
 start with it at once.
@@ -30,7 +32,7 @@ from imagefit.features.engines import Engine, build_engine
 
 log = logging.getLogger(__name__)
 
-CANDIDATES = ("onnx", "openvino", "openvino-bf16", "bf16", "channels_last", "eager")
+CANDIDATES = ("onnx", "openvino", "channels_last", "eager")
 REFERENCE = "eager"
 # Minimum cosine similarity with fp32 vectors. bench/infer.py measures what it means in top-1
 # agreement of the ImageNet head on 1,000 real photos.
@@ -84,9 +86,10 @@ def choice_path(model_key: str) -> Path:
 def remembered(model_key: str) -> str | None:
     """The engine measured earlier for this model on this machine, if any."""
     try:
-        return json.loads(choice_path(model_key).read_text())["engine"]
+        engine = json.loads(choice_path(model_key).read_text())["engine"]
     except (OSError, ValueError, KeyError):
         return None
+    return engine if engine in CANDIDATES else None  # a choice an older imagefit made among others
 
 
 def choose_engine(

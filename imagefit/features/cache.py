@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from imagefit.data.digests import DIGEST_BYTES
-from imagefit.errors import WriteError
+from imagefit.errors import DataError, WriteError
 from imagefit.features.locations import cache_root
-from imagefit.features.vectorstore import VectorStore
+from imagefit.features.vectorstore import PrecisionMismatch, VectorStore
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,16 @@ def model_key(model: torch.nn.Module, data_config: dict, layer: str = "pre-logit
 
 
 class FeatureCache:
-    """Vectors by file digest for one model key, in a VectorStore; old safetensors shards moved into it."""
+    """Vectors by file digest for one model key, in a VectorStore; old safetensors shards moved into it.
 
-    def __init__(self, key: str, root: Path | None = None):
+    `precision` ('fp32', 'bf16', 'int8-<calibration>') is checked against the store's: the key of a
+    reduced-precision engine's cache differs from the fp32 one's, and a store never mixes the two."""
+
+    def __init__(self, key: str, root: Path | None = None, precision: str | None = "fp32"):
         self.root = root or cache_root()
         self.dir = self.root / "features" / key
-        self.store = VectorStore(self.dir / STORE_NAME)
+        self.precision = precision
+        self.store = VectorStore(self.dir / STORE_NAME, precision)
         self._migrated = False
         self._memory: dict[str, np.ndarray] = {}  # vectors the store could not take, this process only
 
@@ -120,6 +124,8 @@ class FeatureCache:
         if cache_writable(self.root):
             try:
                 found.update(self._ready().get(digests))
+            except PrecisionMismatch as exc:
+                raise DataError(str(exc)) from exc
             except (OSError, sqlite3.Error) as exc:
                 self._failed(exc)
         return found
@@ -133,6 +139,8 @@ class FeatureCache:
             try:
                 self._ready().put(digests, vectors)
                 return
+            except PrecisionMismatch as exc:
+                raise DataError(str(exc)) from exc
             except (WriteError, OSError, sqlite3.Error) as exc:
                 self._failed(exc)
         self._memory.update(zip(digests, np.asarray(vectors, np.float32), strict=True))

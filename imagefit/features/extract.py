@@ -19,6 +19,8 @@ from imagefit.features.autotune import architecture_key, choose_engine, remember
 from imagefit.features.cache import FeatureCache, cache_root, model_key
 from imagefit.features.engines import TORCH_ENGINES, make_engine
 from imagefit.features.layers import PRE_LOGITS, Embedding, embedding_dim
+from imagefit.features.quantize import Calibration, cached_int8
+from imagefit.models.defaults import precision_of
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class FeatureExtractor:
         pool: str = "avg",
         flip: bool = False,
         view: str = "image",
+        calibration: Calibration | None = None,
     ):
         self.model = model.eval()
         self.net = Embedding(self.model, layer, pool, flip, view)
@@ -75,7 +78,11 @@ class FeatureExtractor:
         self.workers = _extraction_workers() if workers is None else workers
         self.progress = progress
         self.key = model_key(model, data_config, self.net.describe())
-        self.cache = FeatureCache(self.key) if cache else None
+        self.onnx_path = cache_root() / "onnx" / f"{self.key}.onnx"
+        self.calibration = calibration
+        self.precision = self._precision(engine)
+        tag = "" if self.precision == "fp32" else f"-{self.precision}"
+        self.cache = FeatureCache(self.key + tag, precision=self.precision) if cache else None
         self._engine_kind = engine
         self._engine = None
         self.dim = embedding_dim(self.net, tuple(data_config["input_size"]))
@@ -91,11 +98,30 @@ class FeatureExtractor:
             self._engine = self._build_engine(n_images, sample)
         return self._engine
 
+    def _precision(self, kind: str) -> str:
+        """What the vectors are computed in, known before the engine is built: the cache key's part.
+
+        int8 vectors are named by their calibration set too: two calibrations give two caches."""
+        if torch.cuda.is_available() and kind in ("auto", "torch", "bf16"):
+            return "bf16"  # PyTorch under bf16 autocast on the GPU
+        precision = precision_of(kind)
+        if precision != "int8":
+            return precision
+        digest = self.calibration.digest if self.calibration else None
+        graph = cached_int8(self.onnx_path, digest)
+        return f"int8-{digest or (graph.stem.rsplit('-', 1)[-1] if graph else 'uncalibrated')}"
+
     def _build_engine(self, n_images: int, sample: torch.Tensor | None):
-        onnx_path = cache_root() / "onnx" / f"{self.key}.onnx"
-        kind = self._engine_kind
+        engine = self._new_engine(n_images, sample)
+        made = getattr(engine, "precision", "fp32")
+        if made != self.precision.split("-")[0]:  # never cache vectors under another precision's key
+            raise RuntimeError(f"engine {engine.name} computes in {made}, not {self.precision}")
+        return engine
+
+    def _new_engine(self, n_images: int, sample: torch.Tensor | None):
+        onnx_path, kind = self.onnx_path, self._engine_kind
         if kind != "auto" or torch.cuda.is_available():
-            return make_engine(self.net, self.data_config, kind, onnx_path)
+            return make_engine(self.net, self.data_config, kind, onnx_path, self.calibration)
         arch = architecture_key(self.net, self.data_config)
         known = remembered(arch)
         if known is not None:

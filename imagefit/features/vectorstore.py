@@ -7,6 +7,10 @@ processes that append at once wait their turn (`busy_timeout`) instead of failin
 SQLite's write-ahead log, which lets readers go on while one process writes; on a network
 filesystem, where the log's shared memory cannot be shared between machines, it uses the rollback
 journal instead (`IMAGEFIT_STORE_JOURNAL` overrides the choice).
+
+A store given a precision ('fp32', 'bf16', 'int8-...') records it with its first vectors and
+refuses vectors of another precision, to write or to read: an engine's reduced-precision vectors
+never mix with fp32 ones of the same images. A store from before precisions were recorded holds fp32.
 """
 
 from __future__ import annotations
@@ -32,11 +36,17 @@ _SCHEMA = (
 )
 
 
+class PrecisionMismatch(ValueError):
+    """Vectors of one precision asked of, or offered to, a store holding another."""
+
+
 class VectorStore:
     """float32 vectors of one size by hex digest, in the SQLite file at `path` (created on first use)."""
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, precision: str | None = None):
         self.path = Path(path)
+        self.precision = precision  # None: any (the store's own is not checked)
+        self._checked = False
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
         self._lock = threading.Lock()
@@ -57,6 +67,8 @@ class VectorStore:
         keys, found = list(where), {}
         with self._lock:
             conn = self._connect()
+            if not self._checked:
+                self._check_precision(conn, write=False)
             for start in range(0, len(keys), _IN_CHUNK):
                 chunk = keys[start : start + _IN_CHUNK]
                 sql = f"SELECT digest, vector FROM vectors WHERE digest IN ({','.join('?' * len(chunk))})"
@@ -76,6 +88,7 @@ class VectorStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 _check_dim(conn, vectors.shape[1], self.path)
+                self._check_precision(conn, write=True)
                 before = conn.total_changes
                 conn.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?)", rows)
                 added = conn.total_changes - before
@@ -84,6 +97,25 @@ class VectorStore:
                 conn.execute("ROLLBACK")
                 raise
         return added
+
+    def _check_precision(self, conn: sqlite3.Connection, write: bool) -> None:
+        """Refuse a store of another precision; a writer records its own in a new store."""
+        if self.precision is None:
+            return
+        row = conn.execute("SELECT value FROM meta WHERE name = 'precision'").fetchone()
+        held = row[0] if row else None
+        if held is None:
+            has_vectors = conn.execute("SELECT 1 FROM vectors LIMIT 1").fetchone() is not None
+            held = "fp32" if has_vectors else None  # written before precisions were recorded
+            if write and held is None:
+                conn.execute("INSERT INTO meta VALUES ('precision', ?)", (self.precision,))
+                held = self.precision
+        if held is not None and held != self.precision:
+            raise PrecisionMismatch(
+                f"{self.path} holds {held} feature vectors, not {self.precision}: vectors of two "
+                "precisions are never mixed (another engine's vectors belong in their own store)"
+            )
+        self._checked = held is not None
 
     def __len__(self) -> int:
         with self._lock:

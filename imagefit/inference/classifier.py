@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from imagefit.data.transforms import decode_size, eval_transform
 from imagefit.errors import DataError, OptionError
 from imagefit.features.extract import FeatureExtractor, Features
 from imagefit.features.layers import VIEWS
+from imagefit.features.quantize import Calibration
 from imagefit.inference.predictions import Predictions
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,11 @@ class Classifier:
         self.thresholds = None if thresholds is None else np.asarray(thresholds, np.float32)
         self.familiarity = None  # a Familiarity when the run keeps one: predictions say which are unknown
         self._extractors: dict[tuple, FeatureExtractor] = {}
+        # A run's classifier: (--engine value, images) -> the engine to use, from the run's judgement
+        self.engine_resolver: Callable[[str, int], str] | None = None
+        self.judgement: dict | None = None  # the run's engines judged on its validation images
+        self.calibration: Calibration | None = None  # what calibrates the run's int8 graph
+        self._resolved: dict[str, str] = {}
 
     @property
     def multilabel(self) -> bool:
@@ -67,17 +73,41 @@ class Classifier:
         cache: bool = True,
         progress: bool = True,
         view: str = "image",
+        calibration: Calibration | None = None,
     ) -> FeatureExtractor:
-        """The (memoised) feature extractor of this model's backbone, for one view of the images."""
-        key = (engine, batch_size, workers, cache, progress, view)
+        """The (memoised) feature extractor of this model's backbone, for one view of the images.
+
+        An int8 engine is calibrated on `calibration`, by default the run's own."""
+        calibration = calibration or self.calibration
+        key = (engine, batch_size, workers, cache, progress, view, calibration and calibration.digest)
         if key not in self._extractors:
             self._extractors[key] = FeatureExtractor(
-                self.model, self.data_config, engine, batch_size, workers, cache, progress, view=view
-            )
+                self.model, self.data_config, engine, batch_size, workers, cache, progress, view=view,
+                calibration=calibration,
+            )  # fmt: skip
         return self._extractors[key]
+
+    def engine_for(self, value: str, n_images: int) -> str:
+        """The engine that `--engine value` (NAME, auto or no-NAME) means for a job of `n_images`.
+
+        A run's classifier asks the run's judgement (`engine_resolver`); others take NAME as it is."""
+        if value in self._resolved:
+            return self._resolved[value]
+        if self.engine_resolver is None:
+            if value.startswith("no-"):
+                raise OptionError("--engine no-NAME chooses among a run's judged engines: pass a run folder")
+            return value
+        engine = self.engine_resolver(value, n_images)
+        if self.judgement is not None or not (value == "auto" or value.startswith("no-")):
+            self._resolved[value] = engine  # a choice made on a judgement (or forced) stays
+        return engine
 
     def weights_changed(self) -> None:
         """Drop the memoised extractors (their engines hold the old weights)."""
+        self.release_engines()
+
+    def release_engines(self) -> None:
+        """Drop the memoised extractors and the memory their engines hold."""
         self._extractors.clear()
 
     @torch.inference_mode()
@@ -109,6 +139,8 @@ class Classifier:
             return self.predict_images(inputs, **options)
         paths = collect_inputs(inputs)
         views = tta_views(tta)
+        if "engine" in extract_options:
+            extract_options["engine"] = self.engine_for(extract_options["engine"], len(paths))
         first = self.extractor(**extract_options)(paths, desc="predict")
         preds = self.predictions_from(first)
         if len(views) == 1:
@@ -135,6 +167,7 @@ class Classifier:
         The engine is that of `self.extractor(engine, batch_size, 0, False, False)`, memoised.
         """
         names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
+        engine = self.engine_for(engine, len(images))
         transform, min_size = eval_transform(self.data_config), decode_size(self.data_config)
         tensors, kept, errors = [], [], []
         for item, name in zip(images, names, strict=True):

@@ -15,6 +15,9 @@ FAMILIARITY = "familiarity.safetensors"  # training features and validation sign
 PROBE = "probe.safetensors"  # the linear-probe weights fine-tuning started from (WiSE-FT)
 TEST_PREDICTIONS = "test_predictions.csv"
 MAPS = "maps"  # map runs: the validation map after every epoch
+ENGINES_FILE = "engines.json"  # the inference engines judged on the validation images, and the choice
+JUDGE_IMAGES = "judge_images.json"  # the validation and calibration images that judgement needs
+JUDGE_WORTH = 200  # validation images that tell 99.5 % agreement apart; a prediction job that pays
 
 
 class RunFolder:

@@ -1,6 +1,7 @@
 """A run's history.csv: one row per epoch (epoch, stage, lr, loss, acc, val_loss, val_acc, seconds).
 
-Multi-label runs add val_mAP and val_samples_f1 (their acc is the share of label decisions right).
+Multi-label runs add val_mAP and val_samples_f1 (their acc is the share of label decisions right);
+any other value in the rows (val_miou, a semi-supervised run's unlabelled_loss...) comes before seconds.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ def write_history(path: str | Path, rows: list[dict]) -> None:
     columns = COLUMNS
     if any(k in row for row in rows for k in MULTILABEL_COLUMNS):
         columns = (*COLUMNS[:-1], *MULTILABEL_COLUMNS, COLUMNS[-1])
+    extra = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in columns]
+    columns = (*columns[:-1], *extra, columns[-1])
 
     def write(tmp: Path) -> None:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:

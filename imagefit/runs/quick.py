@@ -17,9 +17,17 @@ from imagefit.errors import ImagefitError
 from imagefit.features.locations import cache_root
 from imagefit.inference.onnx_classifier import OnnxClassifier, graph_metadata, is_onnx_model
 from imagefit.runs.familiarity import run_familiarity
-from imagefit.runs.folder import CONFIG, WEIGHTS
+from imagefit.runs.folder import CONFIG, ENGINES_FILE, JUDGE_IMAGES, JUDGE_WORTH, WEIGHTS
 
 log = logging.getLogger(__name__)
+
+
+def engines_matter(run_dir: str | Path, n_images: int) -> bool:
+    """Whether predicting `n_images` with the run's automatic engine goes through its judged engines
+    (judged already, or now for a large job) rather than the quick fp32 graph."""
+    run_dir = Path(run_dir)
+    judged = (run_dir / ENGINES_FILE).is_file()
+    return judged or (n_images >= JUDGE_WORTH and (run_dir / JUDGE_IMAGES).is_file())
 
 
 def predictor(run_dir: str | Path, quick: bool = True):

@@ -12,6 +12,7 @@ from imagefit.errors import ModelError
 from imagefit.inference.classifier import Classifier
 from imagefit.models.build import build_model
 from imagefit.runs.config import RunConfig, read_config, write_config
+from imagefit.runs.engines import resolve_engine
 from imagefit.runs.familiarity import run_familiarity
 from imagefit.runs.folder import FAMILIARITY, METRICS, WEIGHTS
 
@@ -54,6 +55,7 @@ def load(run_dir: str | Path) -> Classifier:
     info = {"backbone": config.backbone, "arch": config.arch, "run": str(run_dir)}
     classifier = Classifier(model, config.classes, config.data_config, info, config.label_thresholds())
     classifier.familiarity = run_familiarity(run_dir, config.familiarity)
+    classifier.engine_resolver = lambda value, n: resolve_engine(run_dir, classifier, value, n)
     return classifier
 
 

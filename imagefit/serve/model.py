@@ -39,7 +39,7 @@ class ServedModel:
                 "imagefit serve needs a run folder (made by imagefit train), not an exported model"
             )
         self.classifier = classifier
-        self.engine_option = engine
+        self.engine_option = classifier.engine_for(engine, _LONG_JOB)  # a run's judged choice, or forced
         self.max_batch = max_batch
         self.record = record or {}
         self.engine_name = self._warm()
@@ -111,6 +111,11 @@ class ServedModel:
             "preprocessing": config,
             "engine": self.engine_name,
         }
+        verdict = ((self.classifier.judgement or {}).get("engines") or {}).get(self.engine_option)
+        if verdict is not None:  # how far the judged engine keeps fp32's predictions on the validation images
+            described["engine_precision"] = verdict.get("precision")
+            described["engine_agreement"] = verdict.get("agreement")
+            described["engine_score"] = verdict.get("score")
         if self.classifier.familiarity is not None:
             described["familiarity_threshold"] = round(self.classifier.familiarity.threshold, 6)
         if self.thresholds is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from imagefit.errors import ModelError
 from imagefit.runs import read_config
+from imagefit.train.callbacks.tracking import trackers
 from imagefit.train.engine import distributed
 from imagefit.train.lifecycle import Strategy, TrainResult, run_training
 from imagefit.train.options import STRATEGY_OPTIONS, make_options, restore_options
@@ -23,6 +24,7 @@ def train(
     progress: bool = True,
     device: str | None = None,
     callbacks: Sequence = (),
+    track: str | Sequence[str] | None = None,
     **options,
 ) -> TrainResult:
     """Train a classifier on `data` with `strategy` and write a run folder.
@@ -32,8 +34,10 @@ def train(
 
     `options` are the strategy's (see `imagefit.train.options`: LinearOptions, ScratchOptions,
     FinetuneOptions); one that the strategy does not take is an OptionError naming those that do.
+    `track` logs the run to 'mlflow[:URI]' and/or 'tensorboard[:DIR]' (None: $IMAGEFIT_TRACK).
     """
     opts = make_options(strategy, options)
+    callbacks = [*callbacks, *trackers(track)]
     if distributed.init():
         _check_world(data, opts.data_options(), seed)
         progress = progress and distributed.is_main()  # one set of bars and messages: rank 0's
@@ -49,9 +53,12 @@ def resume(
     progress: bool = True,
     device: str | None = None,
     callbacks: Sequence = (),
+    track: str | Sequence[str] | None = None,
 ) -> TrainResult:
-    """Continue a scratch or finetune run from its last checkpoint, with the options it started with."""
+    """Continue a scratch or finetune run from its last checkpoint, with the options it started with
+    (tracked as `train` tracks; an MLflow run of the same folder is continued)."""
     config = read_config(run_dir)
+    callbacks = [*callbacks, *trackers(track)]
     kind = strategy_class(config.strategy)
     opts = restore_options(STRATEGY_OPTIONS[config.strategy], config.options)
     runner = kind(opts, config.seed, workers, progress, device, callbacks)

@@ -21,6 +21,8 @@ from imagefit.runs import RunConfig, RunFolder, read_config, save_run, write_con
 from imagefit.train.engine import distributed
 from imagefit.train.options import TrainOptions
 
+SPLITS = ("train", "valid", "test")
+
 
 @dataclass
 class TrainResult:
@@ -51,6 +53,11 @@ class Strategy:
 
     def check(self) -> None:
         """Fail on what can be checked before any data is read (e.g. a model name)."""
+
+    def summary(self, dataset) -> dict:
+        """What the run trains on, in a few numbers (for trackers): classes and images per split."""
+        counts = {f"{split}_images": len(getattr(dataset, split, None) or []) for split in SPLITS}
+        return {"classes": len(dataset.classes), "layout": getattr(dataset, "layout", ""), **counts}
 
     def read_data(self, data):
         """The dataset, scanned and reported (counts, files to skip, imbalance, leakage)."""
@@ -117,10 +124,26 @@ class Strategy:
         from imagefit.evaluate.training_report import training_report
         from imagefit.runs.quick import cache_graph, graph_path
 
+        self.judge_engines(folder, classifier, dataset)
         training_report(folder.path, classifier, dataset, **self.extract_options())
         graph = graph_path(folder.path)
         if graph is not None and not graph.is_file():
             cache_graph(classifier, graph)
+
+    def judge_engines(self, folder: RunFolder, classifier: Classifier, dataset) -> None:
+        """Record the images that judge the run's engines; judge them now when the validation split
+        is large enough to tell 99.5 % agreement (else on the first large prediction or serve)."""
+        import torch
+
+        from imagefit.runs.engines import judge_run, write_judge_images
+        from imagefit.runs.folder import JUDGE_WORTH
+
+        options = self.extract_options()
+        if options.get("engine") != "auto" or not getattr(dataset, "valid", None):
+            return  # a network trained from scratch, or an engine the user chose, runs as it is
+        write_judge_images(folder.path, dataset, classifier.multilabel)
+        if len(dataset.valid) >= JUDGE_WORTH and not torch.cuda.is_available():
+            judge_run(folder.path, classifier, options.get("batch_size", 32))
 
 
 def run_training(strategy: Strategy, data: str | Path, out: str | Path | None, resume: bool = False):
@@ -136,6 +159,32 @@ def run_training(strategy: Strategy, data: str | Path, out: str | Path | None, r
     folder = RunFolder.prepare(out, strategy.name, resume)
     if not resume and distributed.is_main():
         write_config(folder.path, config)  # first, so that an interrupted run can be resumed
+    begin = {"run_dir": folder.path, "strategy": strategy.name, "config": asdict(config), "resumed": resume}
+    run_hooks(strategy.callbacks, "on_run_begin", {**begin, "data": strategy.summary(dataset)})
+    end = {"run_dir": folder.path, "metrics": {}, "status": "FAILED"}
+    try:
+        result = _fit_and_save(strategy, folder, dataset, model, config, resume, started)
+        end.update(metrics=result.metrics, status="FINISHED")
+    except KeyboardInterrupt:
+        end["status"] = "KILLED"
+        raise
+    finally:
+        run_hooks(strategy.callbacks, "on_run_end", end)
+    return result
+
+
+def run_hooks(callbacks: Sequence, hook: str, logs: dict) -> None:
+    """Call the run-wide `hook` of each callback (by `order`; those marked main-process-only on rank 0)."""
+    for callback in sorted(callbacks, key=lambda cb: getattr(cb, "order", 0)):
+        if getattr(callback, "main_process_only", False) and not distributed.is_main():
+            continue
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(None, logs)
+
+
+def _fit_and_save(strategy: Strategy, folder: RunFolder, dataset, model, config, resume: bool, started):
+    """Fit, then calibrate, predict the test images, save and report: the rest of `run_training`."""
     classifier, metrics = strategy.fit(folder, dataset, model, config, resume)
     if classifier is None:
         return TrainResult(folder.path, {}, None)  # a worker rank: rank 0 writes the run

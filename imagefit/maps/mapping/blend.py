@@ -5,18 +5,19 @@ a pixel's class probabilities are the mean of those of every window holding it, 
 raised cosine that falls towards each window's edges (where the network saw least around it), so
 neighbouring windows hand over smoothly and no seam shows. The windows reach CONTEXT pixels beyond
 the region (reflected beyond the raster), so border pixels are not at a window's edge either.
-Rows of the map are finished as soon as no later window holds them: memory follows a row of windows.
+Blocks of the map are finished as soon as no later window holds them: memory follows a window and the
+few rows neighbouring rows of windows share, never the raster.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
 import numpy as np
 
 from imagefit.errors import OptionError
-from imagefit.maps.outputs.theme_map import CONFIDENCE_NODATA, NODATA, UNSURE, confidence_bytes
 
 OVERLAP = 96  # pixels shared by neighbouring windows (at least)
 CONTEXT = 32  # pixels beyond the region's edges that windows cover
@@ -24,31 +25,17 @@ ALIGN = 32  # window sides are multiples of this where they can be (the networks
 EDGE_WEIGHT = 0.02  # weight of a window's outermost pixels relative to its centre
 
 
-def blended_map(
-    engine, read: Callable, region, patch: int, window: int, min_confidence: float | None = None
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Class indices (rows, cols) of `region`, their confidence bytes and the number of windows,
-    blended from `engine`'s; UNSURE where the top probability is below `min_confidence`.
+def blended_blocks(engine, read: Callable, region, patch: int, window: int, probabilities: bool = True):
+    """(windows so far, row, col, probabilities (classes, rows, cols)) of blocks of the region as they
+    are finished; without `probabilities`, the windows' logits blended instead (what calibration is
+    fitted on).
 
     `read(top, left, height, width)` gives a normalised window in raster coordinates; `engine` its
     logits (classes, height - patch + 1, width - patch + 1), one per patch centred at each pixel.
+    The region's columns are cut where windows start and end; a piece of a row of windows is final
+    once the next window of the row starts right of it, and only the rows the next row of windows
+    shares are carried over: memory follows a window and those shared rows, not the raster.
     """
-    index = np.full((region.height, region.width), NODATA, np.int16)
-    confidence = np.full((region.height, region.width), CONFIDENCE_NODATA, np.uint8)
-    n = 0
-    for n, lo, probs in blended_rows(engine, read, region, patch, window):  # noqa: B007 (n: read after)
-        rows = slice(lo, lo + probs.shape[1])
-        top = probs.max(0)
-        index[rows] = probs.argmax(0)
-        if min_confidence is not None:
-            index[rows][top < min_confidence] = UNSURE
-        confidence[rows] = confidence_bytes(top)
-    return index, confidence, n
-
-
-def blended_rows(engine, read: Callable, region, patch: int, window: int, probabilities: bool = True):
-    """(windows so far, first row, probabilities (classes, rows, cols)) of rows as they are finished;
-    without `probabilities`, the windows' logits blended instead (what calibration is fitted on)."""
     c, out = patch // 2, window - patch + 1
     if out <= OVERLAP:
         raise OptionError(f"window {window} is too small to blend: use at least {OVERLAP + patch + ALIGN}")
@@ -56,27 +43,51 @@ def blended_rows(engine, read: Callable, region, patch: int, window: int, probab
     cols, cside = window_starts(region.width, out)
     wr, wc = window_weight(rside), window_weight(cside)
     height, width = region.height, region.width
-    acc = total = None
-    base = 0  # acc and total hold the map's rows base, base + 1, ...
+    pieces = _pieces(cols, cside, width)
+    carry: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # piece -> its rows the next windows share
+    base, n = 0, 0  # the rows not yet final start at base
     for k, top in enumerate(rows):
         lo, hi = max(top, 0), min(top + rside, height)
-        for left in cols:
+        done = max(rows[k + 1], 0) if k + 1 < len(rows) else height  # rows above are final after k
+        band: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        emitted = 0
+        for j, left in enumerate(cols):
             x = read(region.row + top - c, region.col + left - c, rside + patch - 1, cside + patch - 1)
-            probs = softmax(engine(x)) if probabilities else engine(x)
-            if acc is None:
-                acc, total = np.zeros((len(probs), 0, width), np.float32), np.zeros((0, width), np.float32)
-            if hi - base > total.shape[0]:
-                grow = hi - base - total.shape[0]
-                acc = np.concatenate([acc, np.zeros((len(acc), grow, width), np.float32)], axis=1)
-                total = np.concatenate([total, np.zeros((grow, width), np.float32)])
-            cl, ch = max(left, 0), min(left + cside, width)
-            w = wr[lo - top : hi - top, None] * wc[None, cl - left : ch - left]
-            acc[:, lo - base : hi - base, cl:ch] += probs[:, lo - top : hi - top, cl - left : ch - left] * w
-            total[lo - base : hi - base, cl:ch] += w
-        done = max(rows[k + 1], 0) if k + 1 < len(rows) else height
-        if done > base:  # no later window reaches above `done`: these rows are final
-            yield (k + 1) * len(cols), base, acc[:, : done - base] / total[: done - base]
-            acc, total, base = acc[:, done - base :], total[done - base :], done
+            values = softmax(engine(x)) if probabilities else engine(x)
+            n += 1
+            w = wr[lo - top : hi - top, None] * wc[None, :]
+            for i, (a, b) in enumerate(pieces):
+                if a < left + cside and b > left:
+                    if i not in band:
+                        band[i] = _started(carry.pop(i, None), len(values), hi - base, b - a)
+                    acc, total = band[i]
+                    acc[:, lo - base : hi - base] += (
+                        values[:, lo - top : hi - top, a - left : b - left] * w[:, a - left : b - left]
+                    )
+                    total[lo - base : hi - base] += w[:, a - left : b - left]
+            limit = max(cols[j + 1], 0) if j + 1 < len(cols) else width
+            while emitted < len(pieces) and pieces[emitted][1] <= limit:  # no later window reaches it
+                acc, total = band.pop(emitted)
+                if done > base:
+                    yield n, base, pieces[emitted][0], acc[:, : done - base] / total[: done - base]
+                carry[emitted] = (acc[:, done - base :].copy(), total[done - base :].copy())
+                emitted += 1
+        base = max(base, done)
+
+
+def _pieces(cols: list[int], side: int, width: int) -> list[tuple[int, int]]:
+    """The region's columns cut wherever a window starts or ends: [start, end) of each piece."""
+    edges = {0, width} | {min(max(e, 0), width) for left in cols for e in (left, left + side)}
+    return list(itertools.pairwise(sorted(edges)))
+
+
+def _started(carried, classes: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """A piece's sums over `rows` rows, its first rows those carried from the row of windows above."""
+    acc, total = np.zeros((classes, rows, cols), np.float32), np.zeros((rows, cols), np.float32)
+    if carried is not None:
+        acc[:, : carried[1].shape[0]] = carried[0]
+        total[: carried[1].shape[0]] = carried[1]
+    return acc, total
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from imagefit.data.atomic import write_json, write_text
 from imagefit.maps.inputs.rasters import check_bands, raster_info
 from imagefit.maps.inputs.sources import collect_tiles, pair_truths
 from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
+from imagefit.maps.mapping.progress import MapProgress
 from imagefit.maps.mapping.region import region_of
 from imagefit.maps.mapping.tile import (
     MapResult,
@@ -30,7 +31,6 @@ from imagefit.maps.mapping.tile import (
     check_truth,
     load_map_run,
     map_one,
-    read_truth,
     sidecar,
 )
 from imagefit.maps.mapping.window_engines import make_engine
@@ -72,21 +72,6 @@ class TilesResult:
     summary: list[Path] = field(default_factory=list)  # the set's: tiles.csv, metrics, mosaic, polygons
 
 
-class _CountingEngine:
-    """An engine that advances a progress bar at every window it computes."""
-
-    def __init__(self, engine, bar):
-        self._engine, self._bar = engine, bar
-
-    def __getattr__(self, name: str):
-        return getattr(self._engine, name)
-
-    def __call__(self, *args, **kwargs):
-        out = self._engine(*args, **kwargs)
-        self._bar.update(1)
-        return out
-
-
 def map_tiles(
     run_dir: str | Path, inputs: list[str | Path], out_dir: str | Path, truth: str | Path | None = None,
     ignore: int | str | None = None, png: bool = False, polygons: str | Path | None = None,
@@ -95,33 +80,30 @@ def map_tiles(
 ) -> TilesResult:  # fmt: skip
     """Map every tile of `inputs` (files, folders, glob patterns) into `out_dir` with a map run;
     pixels whose calibrated top probability is below `min_confidence` are left unsure."""
-    from tqdm.auto import tqdm
-
     check_min_confidence(min_confidence)
     run = load_map_run(run_dir)
     out_dir = Path(out_dir)
     tiles = collect_tiles(inputs, exclude=out_dir)
     truths = pair_truths(tiles, truth)
-    _check_inputs(tiles, truths, run)
+    sizes = _check_inputs(tiles, truths, run)
     key = run.key.with_ignore(run.key.ignore if ignore is None else ignore)
-    bar = tqdm(tiles, desc="map", unit="tile", disable=not progress)
-    windows = tqdm(desc="windows", unit="window", leave=False, disable=not progress)
-    model = _CountingEngine(make_engine(run.model, run.patch, naive, engine, tta, run.temperature), windows)
+    model = make_engine(run.model, run.patch, naive, engine, tta, run.temperature)
     records, files = [], []
     writer = PolygonWriter(polygons, simplify) if polygons is not None else nullcontext()
-    with bar, windows, writer as polygon_writer:
-        for tile in bar:
-            labels = read_truth(truths[tile], tile, key) if tile in truths else None
+    with MapProgress(list(sizes.items()), progress) as bar, writer as polygon_writer:
+        for tile in tiles:
             out = out_dir / f"{tile.stem}-map.tif"
             result = map_one(
-                run, model, tile, out, key, labels, png, None, window, polygon_writer, min_confidence
-            )
+                run, model, tile, out, key, truths.get(tile), png, None, window, polygon_writer,
+                min_confidence, simplify, bar.advance,
+            )  # fmt: skip
             records.append(_record(tile, out, truths.get(tile), result))
             files.extend(result.files)
             if result.metrics is not None:
                 result.metrics.update(tile=str(tile), truth=str(truths[tile]), naive=naive, tta=tta)
                 write_json(sidecar(out, "metrics.json"), result.metrics)
                 files.append(sidecar(out, "metrics.json"))
+            bar.tile_done(tile)
     result = _summarise(records, out_dir, list(key.names), key, min_confidence)
     result.files = files
     if polygons is not None and polygon_writer.count:
@@ -129,11 +111,13 @@ def map_tiles(
     return result
 
 
-def _check_inputs(tiles: list[Path], truths: dict[Path, Path], run) -> None:
+def _check_inputs(tiles: list[Path], truths: dict[Path, Path], run) -> dict[Path, int]:
     """Every tile readable, large enough and with the run's bands, every truth the size of its tile:
-    before any work."""
+    before any work. The pixels of each tile."""
+    sizes = {}
     for tile in tiles:
-        region_of(raster_info(tile), None, run.patch)
+        region = region_of(raster_info(tile), None, run.patch)
+        sizes[tile] = region.height * region.width
         check_bands(tile, run.bands, len(run.mean))
         if tile in truths:
             check_truth(truths[tile], tile)
@@ -141,10 +125,11 @@ def _check_inputs(tiles: list[Path], truths: dict[Path, Path], run) -> None:
     if missing:
         names = ", ".join(missing)
         log.warning("no label raster for %d tile(s), mapped without metrics: %s", len(missing), names)
+    return sizes
 
 
 def _record(tile: Path, out: Path, truth: Path | None, result: MapResult) -> TileRecord:
-    tm = result.theme_map
+    tm = result.streamed
     return TileRecord(
         tile, out, truth, tm.region.width, tm.region.height, tm.mapped, tm.seconds, result.areas,
         result.metrics, result.confusion, tm.unsure,

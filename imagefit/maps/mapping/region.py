@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import numpy as np
 from imagefit.errors import DataError, OptionError
 from imagefit.maps.inputs.rasters import RasterInfo, raster_info, read_image, read_valid
 from imagefit.maps.inputs.tileset import Roi
-from imagefit.maps.mapping.blend import blended_map, blended_rows
+from imagefit.maps.mapping.blend import blended_blocks
 from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
 from imagefit.maps.outputs.theme_map import (
     CONFIDENCE_NODATA,
@@ -112,49 +113,70 @@ def iter_logits(
         yield r0, c0, logits[:, margin : margin + r1 - r0, margin : margin + c1 - c0]
 
 
+@dataclass
+class MapBlock:
+    """A finished block of a map: class indices (NODATA where the raster has no data, UNSURE where too
+    unsure) and confidence bytes, at (row, col) of the region; `windows`: the engine's calls so far."""
+
+    row: int
+    col: int
+    index: np.ndarray  # (rows, cols) int16
+    confidence: np.ndarray  # (rows, cols) uint8
+    windows: int
+
+
+def map_blocks(
+    engine, path: str | Path, region: Region, patch: int, mean, std, window: int = DEFAULT_WINDOW,
+    bands: list[int] | None = None, min_confidence: float | None = None,
+) -> Iterator[MapBlock]:  # fmt: skip
+    """The map of a region of a raster, block by block as windows finish: stitched from an exact
+    engine's blocks, or blended from another's overlapping windows."""
+    if getattr(engine, "exact", True):
+        for n, (r0, c0, logits) in enumerate(
+            iter_logits(engine, path, region, patch, mean, std, window, bands=bands), 1
+        ):
+            top = 1 / np.exp(logits - logits.max(0, keepdims=True)).sum(0)  # the softmax's largest value
+            yield _block(path, region, bands, r0, c0, logits.argmax(0), top, min_confidence, n)
+    else:
+        read = WindowReader(path, raster_info(path), mean, std, bands)
+        for n, r0, c0, probs in blended_blocks(engine, read, region, patch, window):
+            yield _block(path, region, bands, r0, c0, probs.argmax(0), probs.max(0), min_confidence, n)
+
+
+def _block(path, region: Region, bands, r0: int, c0: int, index, top, min_confidence, n: int) -> MapBlock:
+    """A block's classes and confidence, with its unsure and no-data pixels marked."""
+    index = index.astype(np.int16)
+    if min_confidence is not None:
+        index[top < min_confidence] = UNSURE
+    confidence = confidence_bytes(top)
+    valid = read_valid(path, (region.row + r0, region.col + c0, *index.shape), bands)
+    if valid is not None:
+        index[~valid] = NODATA
+        confidence[~valid] = CONFIDENCE_NODATA
+    return MapBlock(r0, c0, index, confidence, n)
+
+
 def map_region(
     engine, path: str | Path, patch: int, mean, std, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
     bands: list[int] | None = None, min_confidence: float | None = None,
 ) -> ThemeMap:  # fmt: skip
-    """The class of every pixel of a raster (or ROI), windows stitched (exact engines) or blended, and
-    its confidence; NODATA where the raster's nodata or mask says a pixel is not valid, UNSURE where
-    the top class probability is below `min_confidence`."""
+    """The class of every pixel of a raster (or ROI) held in memory, and its confidence (for small
+    regions: a validation tile's; `imagefit map` streams instead); NODATA where the raster's nodata or
+    mask says a pixel is not valid, UNSURE where the top class probability is below `min_confidence`."""
     info = raster_info(path)
     region = region_of(info, roi, patch)
     started = time.perf_counter()
-    if getattr(engine, "exact", True):
-        index, confidence, n = stitched_map(
-            engine, path, region, patch, mean, std, window, bands, min_confidence
-        )
-    else:
-        read = WindowReader(path, info, mean, std, bands)
-        index, confidence, n = blended_map(engine, read, region, patch, window, min_confidence)
-    valid = read_valid(path, (region.row, region.col, region.height, region.width), bands)
-    if valid is not None:
-        index[~valid] = NODATA
-        confidence[~valid] = CONFIDENCE_NODATA
-    seconds = time.perf_counter() - started
-    return ThemeMap(index, info, region, seconds, n, confidence=confidence, min_confidence=min_confidence)
-
-
-def stitched_map(
-    engine, path: str | Path, region: Region, patch: int, mean, std, window: int,
-    bands: list[int] | None = None, min_confidence: float | None = None,
-) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
-    """Class indices of `region` from an exact engine's blocks, their confidence bytes, and the number
-    of blocks; UNSURE where the top probability is below `min_confidence`."""
     index = np.full((region.height, region.width), NODATA, np.int16)
     confidence = np.full((region.height, region.width), CONFIDENCE_NODATA, np.uint8)
     n = 0
-    blocks_ = iter_logits(engine, path, region, patch, mean, std, window, bands=bands)
-    for n, (r0, c0, logits) in enumerate(blocks_, 1):  # noqa: B007 (n: the count, read after)
-        at = (slice(r0, r0 + logits.shape[1]), slice(c0, c0 + logits.shape[2]))
-        top = 1 / np.exp(logits - logits.max(0, keepdims=True)).sum(0)  # the softmax's largest value
-        index[at] = logits.argmax(0)
-        if min_confidence is not None:
-            index[at][top < min_confidence] = UNSURE
-        confidence[at] = confidence_bytes(top)
-    return index, confidence, n
+    for block in map_blocks(engine, path, region, patch, mean, std, window, bands, min_confidence):
+        at = (
+            slice(block.row, block.row + block.index.shape[0]),
+            slice(block.col, block.col + block.index.shape[1]),
+        )
+        index[at], confidence[at], n = block.index, block.confidence, block.windows
+    seconds = time.perf_counter() - started
+    return ThemeMap(index, info, region, seconds, n, confidence=confidence, min_confidence=min_confidence)
 
 
 def region_logits(
@@ -165,11 +187,13 @@ def region_logits(
     an exact engine's stitched, another's blended as its probabilities are."""
     region = region_of(raster_info(path), roi, patch)
     if getattr(engine, "exact", True):
-        parts = list(iter_logits(engine, path, region, patch, mean, std, window, bands=bands))
-        out = np.zeros((len(parts[0][2]), region.height, region.width), np.float32)
-        for r0, c0, logits in parts:
-            out[:, r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits
-        return out
-    read = WindowReader(path, raster_info(path), mean, std, bands)
-    rows = blended_rows(engine, read, region, patch, window, probabilities=False)
-    return np.concatenate([logits for _, _, logits in rows], axis=1)
+        parts = iter_logits(engine, path, region, patch, mean, std, window, bands=bands)
+    else:
+        read = WindowReader(path, raster_info(path), mean, std, bands)
+        parts = ((r0, c0, v) for _, r0, c0, v in blended_blocks(engine, read, region, patch, window, False))
+    out = None
+    for r0, c0, logits in parts:
+        if out is None:
+            out = np.zeros((len(logits), region.height, region.width), np.float32)
+        out[:, r0 : r0 + logits.shape[1], c0 : c0 + logits.shape[2]] = logits
+    return out

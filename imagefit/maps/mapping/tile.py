@@ -13,18 +13,17 @@ from imagefit.data.atomic import write_json
 from imagefit.errors import DataError, ModelError, OptionError
 from imagefit.inference.calibration import Calibration
 from imagefit.maps.inputs.key import ThemeKey
-from imagefit.maps.inputs.labels import read_labels
 from imagefit.maps.inputs.rasters import check_bands, raster_info
 from imagefit.maps.inputs.tileset import Roi
 from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
-from imagefit.maps.mapping.region import map_region, region_of
+from imagefit.maps.mapping.progress import MapProgress
+from imagefit.maps.mapping.region import region_of
+from imagefit.maps.mapping.streaming import MapTarget, StreamedMap, picture_index, stream_map
 from imagefit.maps.mapping.window_engines import make_engine
-from imagefit.maps.outputs.areas import AreaTable, class_areas, write_areas_csv
-from imagefit.maps.outputs.geotiff import write_confidence, write_geotiff
-from imagefit.maps.outputs.metrics import confusion, scores_of_confusion
+from imagefit.maps.outputs.areas import AreaTable, write_areas_csv
+from imagefit.maps.outputs.metrics import scores_of_confusion
 from imagefit.maps.outputs.pictures import save_map_png
-from imagefit.maps.outputs.polygons import PolygonWriter, map_transform
-from imagefit.maps.outputs.theme_map import UNSURE, ThemeMap
+from imagefit.maps.outputs.polygons import Polygons, PolygonWriter
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +44,16 @@ class MapRun:
 
 @dataclass
 class MapResult:
-    """What mapping a tile made: the map, the files written (the map first, then its confidence), its
-    areas, and metrics (with a truth)."""
+    """What mapping a tile made: what streaming it counted, the files written (the map first, then its
+    confidence), its areas, and metrics (with a truth)."""
 
-    theme_map: ThemeMap
+    streamed: StreamedMap
     files: list[Path] = field(default_factory=list)
     metrics: dict | None = None
     areas: AreaTable | None = None
     confusion: np.ndarray | None = None
     confidence: Path | None = None  # the confidence GeoTIFF beside the map
+    polygons: Polygons | None = None
 
 
 def confidence_path(out: Path) -> Path:
@@ -99,25 +99,29 @@ def map_tile(
     truth: str | Path | None = None, ignore: int | str | None = None, naive: bool = False,
     engine: str = "auto", window: int = DEFAULT_WINDOW, roi: Roi | None = None,
     polygons: str | Path | None = None, simplify: float = 0.0, tta: bool = False,
-    min_confidence: float | None = None,
+    min_confidence: float | None = None, progress: bool = False,
 ) -> MapResult:  # fmt: skip
     """Map `tile` (or its ROI) with a map run: a GeoTIFF at `out` (default <tile>-map.tif here), its
     confidence GeoTIFF and area table, with `png` a coloured PNG, with `polygons` a GeoPackage of the
     classes, with `truth` (a label raster) metrics.json beside it too; `tta` maps a decoder's windows
     in 8 symmetries; pixels whose calibrated top probability is below `min_confidence` are left unsure
-    (no data in the map, out of its areas, polygons and metrics)."""
+    (no data in the map, out of its areas, polygons and metrics); `progress` shows a progress bar."""
     check_min_confidence(min_confidence)
     run = load_map_run(run_dir)
     tile = Path(tile)
-    region_of(raster_info(tile), roi, run.patch)  # a bad ROI, patch or band fails before any work
+    region = region_of(raster_info(tile), roi, run.patch)  # a bad ROI, patch or band fails before any work
     check_bands(tile, run.bands, len(run.mean))
     key = run.key.with_ignore(run.key.ignore if ignore is None else ignore)
-    labels = read_truth(truth, tile, key, roi) if truth is not None else None
+    if truth is not None:
+        check_truth(truth, tile)
     out = Path(out) if out is not None else Path(f"{tile.stem}-map.tif")
     model = make_engine(run.model, run.patch, naive, engine, tta, run.temperature)
     writer = PolygonWriter(polygons, simplify) if polygons is not None else nullcontext()
-    with writer as polygon_writer:
-        result = map_one(run, model, tile, out, key, labels, png, roi, window, polygon_writer, min_confidence)
+    options = dict(png=png, roi=roi, window=window, min_confidence=min_confidence)
+    with writer as polygon_writer, MapProgress([(tile, region.height * region.width)], progress) as bar:
+        result = map_one(run, model, tile, out, key, truth, polygons=polygon_writer, simplify=simplify,
+                         progress=bar.advance, **options)  # fmt: skip
+        bar.tile_done(tile)
     if polygons is not None and polygon_writer.count:
         result.files.append(Path(polygons))
     if result.metrics is not None:
@@ -128,40 +132,45 @@ def map_tile(
 
 
 def map_one(
-    run: MapRun, engine, tile: Path, out: Path, key: ThemeKey, labels: np.ndarray | None = None,
+    run: MapRun, engine, tile: Path, out: Path, key: ThemeKey, truth: Path | None = None,
     png: bool = False, roi: Roi | None = None, window: int = DEFAULT_WINDOW,
-    polygons: PolygonWriter | None = None, min_confidence: float | None = None,
+    polygons: PolygonWriter | None = None, min_confidence: float | None = None, simplify: float = 0.0,
+    progress=None,
 ) -> MapResult:  # fmt: skip
-    """Map one tile with a loaded run and engine; write its GeoTIFF, confidence, area table, PNG and
-    polygons."""
-    theme_map = map_region(engine, tile, run.patch, run.mean, run.std, roi, window, run.bands, min_confidence)
-    result = MapResult(theme_map, [write_geotiff(theme_map, key, out)])
-    result.confidence = write_confidence(theme_map, confidence_path(out))
-    result.files.append(result.confidence)
-    unsure = min_confidence is not None
-    result.areas = class_areas(theme_map.index, key, map_transform(theme_map), theme_map.source.crs, unsure)
+    """Map one tile with a loaded run and engine, streamed: its GeoTIFF, confidence, area table, PNG
+    and polygons (added to `polygons`, or kept in the result with `polygons` True)."""
+    info = raster_info(tile)
+    region = region_of(info, roi, run.patch)
+    target = MapTarget(out, confidence_path(out), Path(truth) if truth else None, bool(polygons), simplify)
+    streamed = stream_map(
+        engine, tile, region, info, run.patch, run.mean, run.std, key, target, window, run.bands,
+        min_confidence, progress,
+    )  # fmt: skip
+    result = MapResult(streamed, [out, target.confidence], areas=streamed.areas, confidence=target.confidence)
     result.files.append(write_areas_csv(result.areas, sidecar(out, "areas.csv")))
     if png:
         title = f"{tile.name}: {run.run_dir.name}"
-        result.files.append(save_map_png(theme_map.index, list(key.names), out.with_suffix(".png"), title))
-    if polygons is not None:
-        polygons.add(theme_map, key, tile.stem)
-    if labels is not None:
-        result.confusion = confusion(theme_map.index, labels, len(key.names))
+        index = picture_index(out, key)
+        result.files.append(save_map_png(index, list(key.names), out.with_suffix(".png"), title))
+    if isinstance(polygons, PolygonWriter):
+        polygons.add_polygons(streamed.polygons, key, tile.stem)
+    else:
+        result.polygons = streamed.polygons
+    if streamed.confusion is not None:
+        result.confusion = streamed.confusion
         result.metrics = scores_of_confusion(result.confusion, list(key.names))
-        result.metrics["seconds"] = round(theme_map.seconds, 3)
-        if unsure:
-            result.metrics["unsure"] = unsure_record(theme_map, labels)
+        result.metrics["seconds"] = round(streamed.seconds, 3)
+        if min_confidence is not None:
+            result.metrics["unsure"] = unsure_record(streamed, min_confidence)
     return result
 
 
-def unsure_record(theme_map: ThemeMap, labels: np.ndarray) -> dict:
+def unsure_record(streamed: StreamedMap, min_confidence: float) -> dict:
     """The pixels left unsure among the labelled ones: their count, share, and the min_confidence."""
-    labelled = labels >= 0
-    n = int((labelled & (theme_map.index == UNSURE)).sum())
-    scored = int((labelled & (theme_map.index >= 0)).sum())
+    n = streamed.unsure_labelled
+    scored = int(streamed.confusion.sum())
     share = n / max(n + scored, 1)
-    return {"min_confidence": theme_map.min_confidence, "pixels": n, "share": round(share, 6)}
+    return {"min_confidence": min_confidence, "pixels": n, "share": round(share, 6)}
 
 
 def check_truth(path: str | Path, tile: Path) -> None:
@@ -171,13 +180,3 @@ def check_truth(path: str | Path, tile: Path) -> None:
         raise DataError(
             f"labels {path} are {b.width}x{b.height} but tile {tile} is {a.width}x{a.height}: they must match"
         )
-
-
-def read_truth(path: str | Path, tile: Path, key: ThemeKey, roi: Roi | None = None) -> np.ndarray:
-    """Class indices of a label raster, checked to match the tile's size (and cut to the ROI)."""
-    check_truth(path, tile)
-    window = None
-    if roi is not None:
-        (x0, y0), (x1, y1) = roi
-        window = (y0, x0, y1 - y0, x1 - x0)
-    return read_labels(path, key, window)

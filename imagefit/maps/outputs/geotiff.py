@@ -5,18 +5,24 @@ one byte), because a map in the labels' own values compares directly with the la
 key file and a vector layer's attribute. Its colour table and attribute table are described in
 `imagefit.maps.outputs.legend`; internal overviews use mode resampling so that zoomed-out views show
 classes, never averages of label values. Beside it, the map's confidence is a Byte GeoTIFF on the
-same grid (averaged overviews).
+same grid (averaged overviews). Both are written block by block and finished as Cloud-Optimized
+GeoTIFFs (tiled, overviews stored before the full resolution), so memory never holds a whole map.
 """
 
 from __future__ import annotations
 
+import tempfile
 import warnings
+from contextlib import ExitStack
 from pathlib import Path
+
+import numpy as np
 
 from imagefit.data.atomic import write_text, write_with
 from imagefit.maps.inputs.key import ThemeKey
+from imagefit.maps.inputs.rasters import RasterInfo
 from imagefit.maps.outputs.legend import aux_xml, colour_table, qgis_style
-from imagefit.maps.outputs.theme_map import CONFIDENCE_NODATA, ThemeMap
+from imagefit.maps.outputs.theme_map import CONFIDENCE_NODATA, Region, ThemeMap
 
 OVERVIEW_MIN = 128  # overviews halve the map down to about this many pixels on its longer side
 
@@ -38,63 +44,124 @@ def overview_factors(height: int, width: int) -> list[int]:
     return factors
 
 
-def write_geotiff(theme_map: ThemeMap, key: ThemeKey, path: str | Path) -> Path:
-    """Label values as a tiled, compressed GeoTIFF with the source's CRS and transform, a colour table,
-    mode-resampled internal overviews; the classes as a raster attribute table (`.aux.xml`) and a
-    QGIS style (`.qml`) beside it."""
-    from rasterio.enums import Resampling
+class BandWriter:
+    """One band on a region of a raster's grid, written window by window and finished as a Cloud-
+    Optimized GeoTIFF: the windows go to a temporary tiled GeoTIFF beside `path`, its overviews are
+    built, and GDAL's COG driver copies it (overviews before the full resolution, as the format wants)
+    to a temporary name renamed to `path` once complete. Memory follows the windows, not the band."""
 
-    dtype, nodata = map_values(key)
-    values = key.decode(theme_map.index, nodata).astype(dtype)
+    def __init__(self, path: str | Path, source: RasterInfo, region: Region, dtype: str, nodata: int,
+                 resampling, describe=None):  # fmt: skip
+        from rasterio.windows import Window, transform
 
-    def describe(ds) -> None:
-        ds.write_colormap(1, colour_table(key, nodata))
-        ds.update_tags(1, **{f"class_{v}": name for name, v in zip(key.names, key.values, strict=True)})
+        grid = transform(Window(region.col, region.row, region.width, region.height), source.transform)
+        self.path, self.resampling, self.describe = Path(path), resampling, describe
+        self.region, self.dtype = region, dtype
+        self.profile = {
+            "driver": "GTiff", "height": region.height, "width": region.width, "count": 1,
+            "dtype": dtype, "nodata": nodata, "tiled": True, "blockxsize": 256, "blockysize": 256,
+            "crs": source.crs, "BIGTIFF": "IF_SAFER",
+            "transform": grid,
+        }  # fmt: skip
+        self._stack = ExitStack()
 
-    path = Path(path)
-    _write_band(theme_map, values, nodata, path, Resampling.mode, describe)
-    write_text(path.with_name(path.name + ".aux.xml"), aux_xml(key))
-    write_text(path.with_suffix(".qml"), qgis_style(key))
-    return path
+    def __enter__(self) -> BandWriter:
+        import rasterio
+        import rasterio.errors
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        folder = self._stack.enter_context(
+            tempfile.TemporaryDirectory(prefix=f".{self.path.name}.", dir=self.path.parent)
+        )
+        self._tmp = Path(folder) / "full.tif"
+        with warnings.catch_warnings():  # a source without georeferencing gives a plain TIFF
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            self._ds = self._stack.enter_context(rasterio.open(self._tmp, "w", **self.profile))
+        return self
+
+    def write(self, values: np.ndarray, row: int, col: int) -> None:
+        """Values (rows, cols) at (row, col) of the region."""
+        from rasterio.windows import Window
+
+        window = Window(col, row, values.shape[1], values.shape[0])
+        self._ds.write(values.astype(self.dtype, copy=False), 1, window=window)
+
+    def __exit__(self, *exc) -> bool:
+        try:
+            if exc[0] is None:
+                self._finish()
+        finally:
+            self._stack.close()
+        return False
+
+    def _finish(self) -> None:
+        import rasterio.shutil
+
+        if self.describe is not None:
+            self.describe(self._ds)
+        factors = overview_factors(self.region.height, self.region.width)
+        if factors:
+            self._ds.build_overviews(factors, self.resampling)
+        self._ds.close()
+        options = {"compress": "deflate", "blocksize": 256, "overviews": "FORCE_USE_EXISTING"}
+        options["BIGTIFF"] = "IF_SAFER"
+        write_with(self.path, lambda tmp: rasterio.shutil.copy(self._tmp, tmp, driver="COG", **options))
 
 
-def write_confidence(theme_map: ThemeMap, path: str | Path) -> Path:
+class MapWriter:
+    """A map's GeoTIFF in the key's label values, written block by block: a COG with the source's CRS
+    and transform, a colour table and mode-resampled overviews (zoomed-out views show classes, never
+    averages of label values); the classes as a raster attribute table (`.aux.xml`) and a QGIS style
+    (`.qml`) beside it."""
+
+    def __init__(self, path: str | Path, key: ThemeKey, source: RasterInfo, region: Region):
+        from rasterio.enums import Resampling
+
+        self.path, self.key = Path(path), key
+        self.dtype, self.nodata = map_values(key)
+
+        def describe(ds) -> None:
+            ds.write_colormap(1, colour_table(key, self.nodata))
+            ds.update_tags(1, **{f"class_{v}": name for name, v in zip(key.names, key.values, strict=True)})
+
+        self.band = BandWriter(path, source, region, self.dtype, self.nodata, Resampling.mode, describe)
+
+    def __enter__(self) -> MapWriter:
+        self.band.__enter__()
+        return self
+
+    def write(self, index: np.ndarray, row: int, col: int) -> None:
+        """Class indices (negative: no data) at (row, col) of the region."""
+        self.band.write(self.key.decode(index, self.nodata), row, col)
+
+    def __exit__(self, *exc) -> bool:
+        self.band.__exit__(*exc)
+        if exc[0] is None:
+            write_text(self.path.with_name(self.path.name + ".aux.xml"), aux_xml(self.key))
+            write_text(self.path.with_suffix(".qml"), qgis_style(self.key))
+        return False
+
+
+def confidence_writer(path: str | Path, source: RasterInfo, region: Region) -> BandWriter:
     """The map's confidence (round(255 * calibrated top class probability), 0 where the tile has no
-    data) as a Byte GeoTIFF on the map's grid, tiled and compressed as the map is."""
+    data) as a Byte COG on the map's grid, with averaged overviews."""
     from rasterio.enums import Resampling
 
     def describe(ds) -> None:
         ds.update_tags(1, meaning="round(255 * calibrated probability of the mapped class)")
 
-    path = Path(path)
-    _write_band(theme_map, theme_map.confidence, CONFIDENCE_NODATA, path, Resampling.average, describe)
-    return path
+    return BandWriter(path, source, region, "uint8", CONFIDENCE_NODATA, Resampling.average, describe)
 
 
-def _write_band(theme_map: ThemeMap, values, nodata: int, path: Path, resampling, describe) -> None:
-    """One band of the map's region, with the source's CRS and transform, and internal overviews."""
-    import rasterio
-    import rasterio.errors
-    from rasterio.windows import Window, transform
+def write_geotiff(theme_map: ThemeMap, key: ThemeKey, path: str | Path) -> Path:
+    """A map held in memory written as `MapWriter` writes a streamed one."""
+    with MapWriter(path, key, theme_map.source, theme_map.region) as writer:
+        writer.write(theme_map.index, 0, 0)
+    return Path(path)
 
-    region, source = theme_map.region, theme_map.source
-    profile = {
-        "driver": "GTiff", "height": region.height, "width": region.width, "count": 1,
-        "dtype": values.dtype.name, "nodata": nodata, "compress": "deflate", "tiled": True,
-        "blockxsize": 256, "blockysize": 256, "crs": source.crs,
-        "transform": transform(Window(region.col, region.row, region.width, region.height), source.transform),
-    }  # fmt: skip
 
-    def write(tmp: Path) -> None:
-        with warnings.catch_warnings():  # a source without georeferencing gives a plain TIFF
-            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            ds = rasterio.open(tmp, "w", **profile)
-        with ds:
-            ds.write(values, 1)
-            describe(ds)
-            factors = overview_factors(region.height, region.width)
-            if factors:
-                ds.build_overviews(factors, resampling)
-                ds.update_tags(ns="rio_overview", resampling=resampling.name)
-
-    write_with(path, write)
+def write_confidence(theme_map: ThemeMap, path: str | Path) -> Path:
+    """The confidence of a map held in memory, written as `confidence_writer` writes a streamed one."""
+    with confidence_writer(path, theme_map.source, theme_map.region) as writer:
+        writer.write(theme_map.confidence, 0, 0)
+    return Path(path)

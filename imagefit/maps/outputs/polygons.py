@@ -1,6 +1,7 @@
 """A theme map as polygons in a GeoPackage: class name, label value and area of each patch of one class.
 
-Pixels of one class that touch by an edge become one polygon (rasterio.features.shapes). With a
+Pixels of one class that touch by an edge become one polygon (rasterio.features.shapes), also across
+the edges of the blocks a map is streamed in (those pieces merged by a union). With a
 tolerance in map units, the polygons of a map are simplified together as a coverage (shapely's
 coverage_simplify), so neighbours keep sharing their edges: no gaps or overlaps appear.
 """
@@ -44,16 +45,58 @@ def map_transform(theme_map: ThemeMap):
 
 def polygonise(theme_map: ThemeMap, simplify: float = 0.0) -> Polygons:
     """Polygons of the map's classes (no-data left out), simplified as a coverage by `simplify` map units."""
-    import shapely
-    from rasterio import features
+    seams = SeamPolygons(theme_map.region, map_transform(theme_map), theme_map.source.crs)
+    seams.add(theme_map.index, 0, 0)
+    return seams.polygons(simplify)
 
-    index = theme_map.index.astype(np.int16, copy=False)
-    shapes = list(features.shapes(index, mask=index >= 0, connectivity=4, transform=map_transform(theme_map)))
-    geometry = np.array([_polygon(g["coordinates"]) for g, _ in shapes], dtype=object)
-    classes = np.array([int(v) for _, v in shapes], np.int64)
-    if simplify > 0 and len(geometry):
-        geometry = shapely.coverage_simplify(geometry, simplify)
-    return Polygons(geometry, classes, shapely.area(geometry), theme_map.source.crs)
+
+class SeamPolygons:
+    """The polygons of a map given block by block: pixels of one class that touch by an edge are one
+    polygon, also where they meet across the edge of two blocks (those are merged at the end, by a
+    union); polygons inside a block are final when it comes."""
+
+    def __init__(self, region, transform, crs):
+        self.height, self.width, self.transform, self.crs = region.height, region.width, transform, crs
+        self.done: list[tuple[np.ndarray, np.ndarray]] = []  # (geometry, class) in pixel coordinates
+        self.seams: dict[int, list] = {}  # class -> polygons reaching a block edge inside the map
+
+    def add(self, index: np.ndarray, row: int, col: int) -> None:
+        """The polygons of a block of class indices (negative: none) at (row, col) of the map."""
+        import shapely
+        from rasterio import Affine, features
+
+        index = index.astype(np.int16, copy=False)
+        place = Affine.translation(col, row)
+        shapes = list(features.shapes(index, mask=index >= 0, connectivity=4, transform=place))
+        if not shapes:
+            return
+        geometry = np.array([_polygon(g["coordinates"]) for g, _ in shapes], dtype=object)
+        classes = np.array([int(v) for _, v in shapes], np.int64)
+        x0, y0, x1, y1 = shapely.bounds(geometry).T
+        h, w = index.shape
+        seam = ((x0 == col) & (col > 0)) | ((y0 == row) & (row > 0))
+        seam |= ((x1 == col + w) & (col + w < self.width)) | ((y1 == row + h) & (row + h < self.height))
+        self.done.append((geometry[~seam], classes[~seam]))
+        for g, k in zip(geometry[seam], classes[seam], strict=True):
+            self.seams.setdefault(int(k), []).append(g)
+
+    def polygons(self, simplify: float = 0.0) -> Polygons:
+        """Every polygon of the map in its coordinates, those split by block edges merged."""
+        import shapely
+
+        parts = [g for g, _ in self.done]
+        classes = [k for _, k in self.done]
+        for k, pieces in sorted(self.seams.items()):
+            merged = shapely.get_parts(shapely.union_all(np.array(pieces, dtype=object)))
+            parts.append(merged)
+            classes.append(np.full(len(merged), k, np.int64))
+        geometry = np.concatenate(parts) if parts else np.zeros(0, dtype=object)
+        index = np.concatenate(classes) if classes else np.zeros(0, np.int64)
+        t = self.transform
+        geometry = shapely.transform(geometry, lambda xy: np.column_stack(t * (xy[:, 0], xy[:, 1])))
+        if simplify > 0 and len(geometry):
+            geometry = shapely.coverage_simplify(geometry, simplify)
+        return Polygons(geometry, index, shapely.area(geometry), self.crs)
 
 
 def _polygon(rings: list):
@@ -95,7 +138,10 @@ class PolygonWriter:
 
     def add(self, theme_map: ThemeMap, key: ThemeKey, tile: str) -> int:
         """Append the map's polygons (class, value, area, hectares when georeferenced) to its CRS's layer."""
-        polygons = polygonise(theme_map, self.simplify)
+        return self.add_polygons(polygonise(theme_map, self.simplify), key, tile)
+
+    def add_polygons(self, polygons: Polygons, key: ThemeKey, tile: str) -> int:
+        """Append a map's polygons (made with this writer's `simplify`) to its CRS's layer."""
         if len(polygons.geometry) == 0:
             log.warning("%s: no mapped pixel, so no polygons", tile)
             return 0

@@ -7,9 +7,12 @@ mirrored), validated on a fixed random sample of the validation tile's patches. 
 as it maps: fully convolutionally on random crops of the tiles, every patch position of a crop a
 target (`imagefit.maps.training.crops`), validated on fixed crops of the validation tile. A
 segmentation decoder (`--model unet|fpn|deeplabv3plus`, on the bundled Lite0 encoder) trains the
-same way with every pixel of a crop its own target (`imagefit.maps.training.decoder`). After every
-epoch the DisplayMap callback draws the validation tile's ROI map; after training, a temperature is
-fitted on that ROI's labelled pixels (`imagefit.maps.training.calibrate`).
+same way with every pixel of a crop its own target (`imagefit.maps.training.decoder`), and with
+`unlabelled` images of the area to map also learns from them (`imagefit.maps.training.unlabelled`).
+Backbones and decoders validate on crops of several held-out images pooled (`imagefit.maps.training.refs`).
+`budget` fits the epochs to minutes (TimeBudget). After every epoch the DisplayMap callback draws the
+first validation image's ROI map; after training, a temperature is fitted on that ROI's labelled
+pixels (`imagefit.maps.training.calibrate`).
 The run folder is a normal imagefit run (config.json, model.safetensors, metrics.json, history.csv,
 checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
 """
@@ -17,6 +20,7 @@ checkpoints/) with `maps/` figures; `imagefit map RUN TILE` maps tiles with it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -24,20 +28,23 @@ import numpy as np
 import torch
 from torch import nn
 
-from imagefit.errors import OptionError
+from imagefit.errors import DataError
 from imagefit.inference.classifier import Classifier
 from imagefit.maps.inputs.tileset import Roi, TileSet
 from imagefit.maps.mapping.dense_networks import DenseBackbone, DenseDecoder
 from imagefit.maps.training.calibrate import calibrate_map
-from imagefit.maps.training.crops import CropBatches, CropSource, PositionLoss, fixed_crop_batches
+from imagefit.maps.training.crops import CropBatches, CropSource, PositionLoss
 from imagefit.maps.training.decoder import DecoderLoss, decoder_groups
 from imagefit.maps.training.display_map import DisplayMap
 from imagefit.maps.training.options import TRAINED_BLOCKS, VALID_ROI, MapTrainOptions
 from imagefit.maps.training.patches import PatchBatches, PatchSource, fixed_batches, load_labelled_patches
+from imagefit.maps.training.refs import pooled_crop_batches, split_refs
 from imagefit.models.build import model_record
 from imagefit.models.dense_skips import add_dense_skips
 from imagefit.models.small_cnn import SmallCNN
 from imagefit.runs import RunConfig
+from imagefit.train.callbacks import TimeBudget
+from imagefit.train.callbacks.tracking import trackers
 from imagefit.train.engine.optim import OptimSpec
 from imagefit.train.engine.stages import Stage, check_depth, coarse_groups, parse_stages, top_groups
 from imagefit.train.engine.trainer import Trainer, seed_everything
@@ -52,27 +59,37 @@ class MapStrategy(Strategy):
 
     name = "map"
 
-    def __init__(self, options: MapTrainOptions, train: list[str] | None, valid: str | None, **run):
+    def __init__(self, options: MapTrainOptions, train: list[str] | None, valid, **run):
         super().__init__(options, **run)
-        self.train_refs, self.valid_ref = list(train or []), valid
+        self.train_refs, self.valid_refs = list(train or []), valid
+
+    @property
+    def valid_ref(self) -> str:
+        """The first validation ref: its ROI is mapped after every epoch and calibrates the run."""
+        return self.valid_refs[0]
 
     def read_data(self, data) -> TileSet:
         tileset = TileSet(data, self.options.ignore, **self.options.inputs())
-        self.train_refs, self.valid_ref = split_refs(tileset.refs(), self.train_refs, self.valid_ref)
-        for ref in [*self.train_refs, self.valid_ref]:
+        self.train_refs, self.valid_refs = split_refs(tileset.refs(), self.train_refs, self.valid_refs)
+        for ref in [*self.train_refs, *self.valid_refs]:
             tileset.tile(ref)  # files, sizes, CRSs and bands checked before a run folder is made
         self.roi = self.options.roi or _default_roi(tileset, self.valid_ref)
         return tileset
 
+    def summary(self, tileset: TileSet) -> dict:
+        """The classes, bands and the tiles that train and validate."""
+        tiles = {"train_tiles": ",".join(self.train_refs), "valid_tile": self.valid_ref}
+        return {"classes": len(tileset.classes), "bands": tileset.bands, **tiles}
+
     def build(self, data, tileset: TileSet):
         seed_everything(self.seed)
         model, _, config = _model_and_config(
-            tileset, self.options, self.seed, self.train_refs, self.valid_ref, self.roi
+            tileset, self.options, self.seed, self.train_refs, self.valid_refs, self.roi
         )
         return model, config
 
     def fit(self, folder, tileset: TileSet, model, config, resume):
-        opts, seed, train, valid = self.options, self.seed, self.train_refs, self.valid_ref
+        opts, seed, train, valid = self.options, self.seed, self.train_refs, self.valid_refs
         data_config = config.data_config
         if opts.scratch:
             net = model
@@ -83,14 +100,19 @@ class MapStrategy(Strategy):
         else:  # a backbone trains as the dense network it maps with
             net = DenseBackbone(model, opts.patch)
             source, batches, valid_batches = _crop_data(tileset, opts, train, valid, data_config, seed)
-        display = DisplayMap(tileset, valid, self.roi, opts.patch, data_config, folder.maps)
-        callbacks = default_callbacks(folder, self.progress, monitor=opts.monitor, extra=[display])
+        display = DisplayMap(tileset, self.valid_ref, self.roi, opts.patch, data_config, folder.maps)
+        budget = [TimeBudget(opts.budget)] if opts.budget else []
+        callbacks = default_callbacks(
+            folder, self.progress, monitor=opts.monitor, extra=[*budget, display, *self.callbacks]
+        )
+        loss = None if opts.scratch else _position_loss(source, opts)
+        unlabelled = _unlabelled(tileset, opts, batches, data_config, loss, seed) if opts.unlabelled else None
         trainer = Trainer(
             net, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr),
             stages=_stages(net, opts),
             callbacks=callbacks, device=self.device, seed=seed,
-            loss=None if opts.scratch else _position_loss(source, opts),
-            eval_loss=None if opts.scratch else PositionLoss(),  # validation: the plain, unweighted loss
+            loss=loss, eval_loss=None if opts.scratch else PositionLoss(),  # validation: plain, unweighted
+            aux_loss=unlabelled, miou_classes=None if opts.scratch else len(tileset.classes),
         )  # fmt: skip
         best = fit_epochs(trainer, folder, resume)
         scores = trainer.evaluate(valid_batches)
@@ -98,12 +120,23 @@ class MapStrategy(Strategy):
         model = net if opts.scratch else net.model
         model.to(memory_format=torch.contiguous_format)  # a decoder trains channels_last; saved plain
         metrics = {
-            "valid_patches": {"n": scores["n"], "loss": scores["loss"], "accuracy": scores["acc"]},
-            "valid_map": {"ref": valid, "roi": [list(p) for p in self.roi], **display.evaluate(net)},
+            "valid_patches": {
+                "n": scores["n"],
+                "loss": scores["loss"],
+                "accuracy": scores["acc"],
+                "miou": scores.get("miou"),
+            },
+            "valid_refs": valid,
+            "valid_map": {"ref": self.valid_ref, "roi": [list(p) for p in self.roi], **display.evaluate(net)},
             "best": best,
             "epochs": trainer.epoch,
             "train_patches_available": source.positions,
         }
+        if budget:
+            metrics["budget"] = {"minutes": opts.budget, "seconds_per_epoch": budget[0].seconds_per_epoch}
+        if unlabelled is not None:
+            paths = [str(p) for p in unlabelled.images.paths]
+            metrics["unlabelled"] = {"method": opts.semi, "images": len(paths), "paths": paths}
         return Classifier(model, tileset.classes, data_config, {"run": str(folder.path)}), metrics
 
     def trust(self, classifier, tileset: TileSet, config) -> dict:
@@ -130,31 +163,23 @@ class MapStrategy(Strategy):
 
 
 def train_map(
-    tiles: str | Path | None, train: list[str] | None = None, valid: str | None = None,
+    tiles: str | Path | None, train: list[str] | None = None, valid: str | list[str] | None = None,
     out: str | Path | None = None, seed: int = 0, progress: bool = True, device: str | None = None,
-    **options,
+    callbacks: Sequence = (), track: str | Sequence[str] | None = None, **options,
 ) -> TrainResult:  # fmt: skip
-    """Train a patch classifier on tiles `train`, validated (and mapped each epoch) on tile `valid`
-    (defaults: the last ref validates, every other trains); `tiles` is the seeds' folder, or None
-    with `images`/`labels`, `pairs` or `vector` options saying where the tiles are."""
+    """Train a patch classifier on tiles `train`, validated on the tiles `valid` (a ref, refs, or
+    'A,B'; the first is mapped each epoch). Defaults (`split_refs`): with `train` given, the last
+    other ref validates; else several held-out images of several tiles (`choose_valid`), and every
+    other ref trains. `tiles` is the seeds' folder, or None with `images`/`labels`, `pairs` or
+    `vector` options saying where the tiles are. `unlabelled` (files, folders, globs) adds images
+    of the area to map, never their labels; `budget` fits the training to minutes. `track` logs the
+    run as `imagefit.train` does (None: $IMAGEFIT_TRACK)."""
+    callbacks = [*callbacks, *trackers(track)]
     strategy = MapStrategy(
-        MapTrainOptions(**options), train, valid, seed=seed, progress=progress, device=device
-    )
+        MapTrainOptions(**options), train, valid, seed=seed, progress=progress, device=device,
+        callbacks=callbacks,
+    )  # fmt: skip
     return run_training(strategy, tiles, out)
-
-
-def split_refs(refs: list[str], train: list[str], valid: str | None) -> tuple[list[str], str]:
-    """The training refs and the validation ref: as given, else the last ref validates and the
-    others train."""
-    if valid is None:
-        rest = [ref for ref in refs if ref not in train]
-        if not rest:
-            raise OptionError("every ref trains: name a validation tile with --valid")
-        valid = rest[-1]
-    train = train or [ref for ref in refs if ref != valid]
-    if not train:
-        raise OptionError(f"only {valid} has labels: a map run needs a training tile besides --valid")
-    return train, valid
 
 
 def _stages(net: nn.Module, opts: MapTrainOptions) -> list[Stage]:
@@ -178,19 +203,21 @@ def _top_stage(groups: list[list[str]], depth: int, epochs: int, lr: float) -> S
     return Stage(f"top{depth}:{epochs}:{lr}", epochs, lr, top_groups(depth, groups))  # named as in --stages
 
 
-def _data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_config: dict, seed: int):
+def _data(tileset: TileSet, opts: MapTrainOptions, train, valid: list[str], data_config: dict, seed: int):
     """The training patches' source, epochs of random batches from it, and fixed validation batches."""
     source = PatchSource(tileset, train, opts.patch)
     batches = PatchBatches(source, opts.steps, opts.batch_size, data_config, opts.balance, opts.augment, seed)
     patches, labels = load_labelled_patches(
-        [valid], opts.patch, limit=opts.valid_patches, shuffle=True, tiles=tileset, seed=seed
+        valid, opts.patch, limit=opts.valid_patches, shuffle=True, tiles=tileset, seed=seed
     )
     return source, batches, fixed_batches(patches, labels, 256, data_config)
 
 
-def _crop_data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_config: dict, seed: int):
-    """Crops of the training tiles in epochs of random batches, and fixed crops of the validation tile."""
-    smallest = min(min(tileset.tile(ref).height, tileset.tile(ref).width) for ref in [*train, valid])
+def _crop_data(
+    tileset: TileSet, opts: MapTrainOptions, train, valid: list[str], data_config: dict, seed: int
+):
+    """Crops of the training tiles in epochs of random batches, and fixed crops of the validation tiles."""
+    smallest = min(min(tileset.tile(ref).height, tileset.tile(ref).width) for ref in [*train, *valid])
     if smallest < opts.crop:
         log.info("crops of %d pixels: the smallest tile is %d pixels across", smallest, smallest)
     crop = max(min(opts.crop, smallest), opts.patch)  # a patch larger than a tile fails below, naming it
@@ -199,7 +226,24 @@ def _crop_data(tileset: TileSet, opts: MapTrainOptions, train, valid: str, data_
         source, opts.steps, opts.batch_size, data_config, opts.balance, opts.augment, seed, jitter=opts.jitter
     )
     n = max(1, opts.valid_patches // 64)
-    return source, batches, fixed_crop_batches(tileset, valid, crop, opts.patch, n, 16, data_config, seed)
+    return source, batches, pooled_crop_batches(tileset, valid, crop, opts.patch, n, 16, data_config, seed)
+
+
+def _unlabelled(tileset: TileSet, opts: MapTrainOptions, batches: CropBatches, data_config, loss, seed: int):
+    """The semi-supervised loss on the unlabelled images (their pixels only), crops as the labelled ones,
+    classes weighted as the labelled loss weighs them."""
+    from imagefit.maps.training.unlabelled import UnlabelledImages, semi_supervised
+
+    images = UnlabelledImages(opts.unlabelled, batches.source.crop, opts.bands)
+    if images.bands != tileset.bands:
+        raise DataError(f"the unlabelled images have {images.bands} band(s), the tiles {tileset.bands}: "
+                        "give images of the same bands (or choose them with --bands)")  # fmt: skip
+    weight = getattr(getattr(loss, "ce", loss), "weight", None)
+    log.info("unlabelled: %d images (%s)", len(images.paths), opts.semi)
+    return semi_supervised(
+        opts.semi, images, data_config, batch_size=opts.unlabelled_batch, weight=opts.unlabelled_weight,
+        threshold=opts.pseudo_threshold, class_weight=weight, seed=seed,
+    )  # fmt: skip
 
 
 def _position_loss(source: CropSource, opts: MapTrainOptions) -> nn.Module:
@@ -242,7 +286,8 @@ def _model_and_config(tileset: TileSet, opts: MapTrainOptions, seed: int, train,
         )
         model, data_config, extra = add_dense_skips(bb.model), bb.data_config, {"dense_skips": True}
         backbone, arch, weights = bb.spec.name, bb.spec.arch, bb.weights
-    maps = {"patch": opts.patch, "key": tileset.key.to_json(), "train": list(train), "valid": valid}
+    maps = {"patch": opts.patch, "key": tileset.key.to_json(), "train": list(train), "valid": valid[0]}
+    maps["valid_refs"] = list(valid)
     maps["bands"] = list(opts.bands) if opts.bands else None
     options = {**asdict(opts), "roi": [list(p) for p in roi], "map": maps, **extra}
     config = RunConfig(

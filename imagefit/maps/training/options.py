@@ -7,12 +7,15 @@ from dataclasses import dataclass
 from imagefit.errors import ModelError, OptionError
 
 # What an option left at None becomes, by the kind of model. Decoders: a pixel per target, crops a
-# multiple of the encoder's stride (32), fewer steps (a crop is 65,536 targets): about 20 minutes on
-# 2 CPU cores; their lr on the tile-6 proxy (120 steps): 0.842 pixel accuracy, mIoU 0.514 (1e-3 with
-# full class weights: 0.728, 0.387). A backbone's validation crops hold ~800,000 positions: their
-# accuracy is a steady guide, while their loss grows with confidence in regions whose labels are
-# ambiguous (measured: val_loss rose from epoch 2 of 8 while val_acc and the held-out maps kept
-# improving), so backbones and decoders keep the best epoch by val_acc.
+# multiple of the encoder's stride (32), fewer steps (a crop is 65,536 targets): 4 epochs took about
+# 20 minutes on 2 CPU cores, so 8 take about 40 (about 50 with --unlabelled, 1.36x per batch after
+# its warm-up), within the hour a map run may take there; --budget fits the epochs to a time instead.
+# Their lr on the tile-6 proxy (120 steps): 0.842 pixel accuracy, mIoU 0.514 (1e-3 with full class
+# weights: 0.728, 0.387). A backbone's validation crops hold ~800,000 positions: their accuracy is a
+# steady guide, while their loss grows with confidence in regions whose labels are ambiguous
+# (measured: val_loss rose from epoch 2 of 8 while val_acc and the held-out maps kept improving), so
+# backbones keep the best epoch by val_acc; decoders by the pooled mIoU of several held-out images
+# (imagefit.maps.training.refs), the score their maps are judged by.
 KIND_DEFAULTS: dict[str, dict[str, int | float | str]] = {
     "small CNNs": {
         "patch": 28, "epochs": 5, "steps": 200, "batch_size": 64, "lr": 1e-3, "monitor": "val_loss"
@@ -21,13 +24,14 @@ KIND_DEFAULTS: dict[str, dict[str, int | float | str]] = {
         "patch": 32, "crop": 192, "epochs": 5, "steps": 200, "batch_size": 8, "lr": 5e-4, "monitor": "val_acc"
     },
     "decoders": {
-        "patch": 1, "crop": 256, "epochs": 4, "steps": 100, "batch_size": 8, "lr": 3e-3, "monitor": "val_acc"
+        "patch": 1, "crop": 256, "epochs": 8, "steps": 100, "batch_size": 8, "lr": 3e-3, "monitor": "val_miou"
     },
 }  # fmt: skip
 # Block groups that train (below the classifier, or the decoder) when --stages is not given: backward
 # through the early, high-resolution depthwise blocks is what makes CPU fine-tuning slow
 TRAINED_BLOCKS = {"backbones": 4, "decoders": 5}  # decoders: blocks 2-6 of Lite0
-MONITORS = ("val_loss", "val_acc")
+MONITORS = ("val_loss", "val_acc", "val_miou")
+SEMI_METHODS = ("fixmatch", "mean-teacher")  # imagefit.maps.training.unlabelled
 VALID_ROI = 300  # side of the validation map region (from the tile's top-left corner) without --roi
 
 
@@ -55,6 +59,13 @@ class MapTrainOptions:
     monitor: str | None = None  # the best epoch by (KIND_DEFAULTS)
     dice: float = 1.0  # decoders: weight of the Dice loss beside the cross-entropy
     jitter: float = 0.0  # backbones and decoders: brightness/contrast/saturation jitter of crops
+    budget: float | None = None  # minutes of training: the epochs fitted to them (TimeBudget); None: epochs
+    # decoders: unlabelled images of the area to map (files, folders, globs), learned from semi-supervised
+    unlabelled: tuple[str, ...] | None = None
+    semi: str = "fixmatch"  # how: fixmatch or mean-teacher
+    pseudo_threshold: float = 0.9  # confidence of a pseudo-label (the best-learned class; others lower)
+    unlabelled_weight: float = 1.0  # weight of the unlabelled loss after its ramp
+    unlabelled_batch: int | None = None  # unlabelled crops per step; None: half the batch size
     # where the tiles come from besides the seeds' folder (imagefit.maps.inputs.tileset.TileSet takes these)
     images: str | None = None  # a folder of images, paired by name with...
     labels: str | None = None  # ...a folder of label rasters (values or colours)
@@ -79,10 +90,33 @@ class MapTrainOptions:
             raise OptionError(f"--jitter must be in [0, 1), got {self.jitter}")
         if self.jitter and self.scratch:
             raise OptionError("--jitter applies to backbones and decoders (crops), not small CNNs")
+        self._check_semi()
+        if self.budget is not None and not self.budget > 0:
+            raise OptionError(f"--budget must be a positive number of minutes, got {self.budget}")
         if self.bands is not None:
             self.bands = tuple(int(b) for b in self.bands)
             if not self.bands or min(self.bands) < 1:
                 raise OptionError(f"--bands {self.bands}: bands are numbered from 1")
+
+    def _check_semi(self) -> None:
+        if isinstance(self.unlabelled, str):
+            self.unlabelled = (self.unlabelled,)
+        if self.unlabelled is not None:
+            self.unlabelled = tuple(str(u) for u in self.unlabelled) or None
+        if self.unlabelled and not self.decoder:
+            raise OptionError("--unlabelled trains decoders (--model unet, fpn or deeplabv3plus)")
+        if self.semi not in SEMI_METHODS:
+            raise OptionError(f"--semi must be one of {', '.join(SEMI_METHODS)}, got {self.semi!r}")
+        if not 0 < self.pseudo_threshold < 1:
+            raise OptionError(f"--pseudo-threshold must be in (0, 1), got {self.pseudo_threshold}")
+        if not self.unlabelled_weight > 0:
+            raise OptionError(f"--unlabelled-weight must be above 0, got {self.unlabelled_weight}")
+        if self.unlabelled_batch is None:
+            self.unlabelled_batch = max(1, self.batch_size // 2)
+        if self.unlabelled_batch < 1:
+            raise OptionError(f"--unlabelled-batch must be at least 1, got {self.unlabelled_batch}")
+        if self.monitor == "val_miou" and self.scratch:
+            raise OptionError("--monitor val_miou applies to backbones and decoders (crops), not small CNNs")
 
     def inputs(self) -> dict:
         """The TileSet arguments that say where images and labels come from."""

@@ -20,6 +20,12 @@ class Callback:
     A stop requested during an epoch discards that partial epoch: no epoch end, no history row, no
     checkpoint. `trainer.stop_stage` ends the current stage only. Callbacks run in ascending
     `order` (checkpoints last, so that they record what the others decided).
+
+    Two hooks frame the whole run, for every strategy (a linear run has no epochs, so only these
+    two reach it); the training lifecycle calls them with `trainer` None. Run begin {run_dir,
+    strategy, config (config.json's content), data (a summary: classes, images or tiles), resumed},
+    once the run folder and its config exist; run end {run_dir, metrics, status}, after the run is
+    saved and reported (status FINISHED), or when it failed (FAILED; KILLED on Ctrl-C; metrics empty).
     """
 
     order = 0
@@ -30,6 +36,12 @@ class Callback:
 
     def on_train_end(self, trainer: Trainer, logs: dict) -> None:
         """After the last epoch, or when training stopped; `logs['stopped']` says why, if it did."""
+
+    def on_run_begin(self, trainer: None, logs: dict) -> None:
+        """Once the run folder and its config.json exist, before any data is fitted."""
+
+    def on_run_end(self, trainer: None, logs: dict) -> None:
+        """After the run folder is complete (metrics, report), or when the run failed."""
 
     def on_epoch_begin(self, trainer: Trainer, logs: dict) -> None:
         """Before the first batch of an epoch."""

@@ -14,7 +14,9 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -32,6 +34,14 @@ from imagefit.train.multilabel.scores import LabelScores, count_label_hits
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+class AuxLoss(Protocol):
+    """A loss term beside the batch's (e.g. on unlabelled images), given the model in training and
+    the share of the planned steps done; None adds nothing. `epoch_logs()`, if it has one, adds to
+    the history row."""
+
+    def __call__(self, model: nn.Module, progress: float) -> torch.Tensor | None: ...
 
 
 def seed_everything(seed: int) -> None:
@@ -63,6 +73,8 @@ class Trainer:
         precision: str = "auto",
         seed: int | None = None,
         multilabel: bool = False,
+        aux_loss: AuxLoss | None = None,
+        miou_classes: int | None = None,
     ):
         self.optim = optim or OptimSpec()
         self.stages = list(stages) if stages is not None else [Stage("train", epochs)]
@@ -81,6 +93,8 @@ class Trainer:
         self.callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
         self.seed = seed
         self.multilabel = multilabel  # targets are 0/1 rows; acc is per label; validation adds mAP
+        self.aux_loss = aux_loss  # a term added to every training step's loss (unlabelled images)
+        self.miou_classes = miou_classes  # validation adds val_miou over this many classes
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler = None
@@ -89,6 +103,7 @@ class Trainer:
         self.stop_training = self.stop_stage = False
         self.stop_reason: str | None = None
         self._resumed = False
+        self._batch: int | None = None
         self._check_stages()
 
     @property
@@ -130,6 +145,34 @@ class Trainer:
         self._call("on_train_end", {"epoch": self.epoch, "stopped": self.stop_reason})
         return self.history
 
+    def replan(self, epochs: int) -> None:
+        """Train `epochs` epochs in all (at least the ones done, plus one unless a stage ended): the
+        stages still to come are scaled to fit, and the current stage's learning-rate schedule is
+        stretched or shrunk to its new length from the step it has reached (a time budget's use)."""
+        done = sum(s.epochs for s in self.stages[: self.stage_index]) + self.stage_epoch
+        later = self.stages[self.stage_index :]
+        old = sum(s.epochs for s in later) - self.stage_epoch
+        new = max(epochs - done, 0 if self._batch is None else 1)  # an epoch under way ends
+        if new == old or old <= 0:
+            return
+        scaled = [max(1, round(s.epochs * new / old)) if i else 0 for i, s in enumerate(later)]
+        current = max(self.stage_epoch + new - sum(scaled), self.stage_epoch, 1)
+        scaled[0] = current
+        self.stages[self.stage_index :] = [replace(s, epochs=n) for s, n in zip(later, scaled, strict=True)]
+        if self.scheduler is not None:  # the schedule of the stage in progress, at the step it is at
+            steps = _steps_per_epoch(self.train_data)
+            position = self.scheduler.last_epoch
+            self.scheduler = make_schedule(self.optim)(self.optimizer, current * steps)
+            self.scheduler.last_epoch = position - 1
+            self.scheduler.step()
+
+    @property
+    def progress(self) -> float:
+        """The share of the planned training steps done, 0 to 1 (a schedule of the aux loss reads it)."""
+        steps = _steps_per_epoch(self.train_data)
+        done = self.epoch * steps + (self._batch or 0)
+        return min(1.0, done / max(1, self.total_epochs * steps))
+
     def resume(self, path: str | Path) -> Trainer:
         """Continue from a checkpoint file, or the last checkpoint in a run or checkpoint folder."""
         self.load_state_dict(load_state(find_checkpoint(path)))
@@ -161,6 +204,8 @@ class Trainer:
             mine = [s.name for s in self.stages]
             raise ModelError(f"the checkpoint has stages {[s[0] for s in saved]}, this run has {mine}")
         self.model.load_state_dict(state["model"])
+        # a replanned run (a time budget) resumes with the epochs it had planned, not those it began with
+        self.stages = [replace(s, epochs=int(n)) for s, (_, n) in zip(self.stages, saved, strict=True)]
         self.history = [dict(row) for row in state["history"]]
         pos = state["position"]
         self.epoch, self.stage_index, self.stage_epoch = pos["epoch"], pos["stage_index"], pos["stage_epoch"]
@@ -219,6 +264,7 @@ class Trainer:
             x, y = self._to_device(batch)
             self._call("on_batch_begin", {"batch": i, "size": len(y)})
             lr = _max_lr(self.optimizer)
+            self._batch = i
             loss, correct = self._train_step(x, y)
             totals += (loss * count_targets(y), correct, count_targets(y))
             loss_mean, acc = totals[:2] / max(totals[2], 1)
@@ -231,7 +277,10 @@ class Trainer:
         totals = distributed.all_sum(totals, "the epoch's training metrics")
         row = {"epoch": self.epoch + 1, "stage": self.stage.name, "lr": lr}
         row.update(loss=_mean(totals[0], totals[2]), acc=_mean(totals[1], totals[2]))
+        if self.aux_loss is not None and hasattr(self.aux_loss, "epoch_logs"):
+            row.update(self.aux_loss.epoch_logs())
         row.update(self._validate())
+        self._batch = None
         row["seconds"] = round(time.perf_counter() - started, 3)
         self.epoch += 1
         self.stage_epoch += 1
@@ -243,6 +292,9 @@ class Trainer:
         with self._autocast():
             out = (self._ddp or self.model)(x)
             loss = self.loss_fn(out, y)
+            if self.aux_loss is not None:
+                extra = self.aux_loss(self._ddp or self.model, self.progress)
+                loss = loss if extra is None else loss + extra
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -263,6 +315,7 @@ class Trainer:
         self.model.eval()
         totals = np.zeros(3)
         labels = LabelScores() if self.multilabel else None
+        confusion = None if self.miou_classes is None else torch.zeros(self.miou_classes**2, dtype=torch.long)
         with torch.inference_mode():
             for batch in data:
                 x, y = self._to_device(batch)
@@ -272,15 +325,22 @@ class Trainer:
                 totals += (float(loss) * count_targets(y), self._correct(out, y), count_targets(y))
                 if labels is not None:
                     labels.add(out, y)
+                if confusion is not None:
+                    confusion += _confusion(out, y, self.miou_classes)
         sharded = getattr(data, "sharded", False)
         if sharded:  # each rank saw its share: add them up
             totals = distributed.all_sum(totals, "evaluation metrics")
         n = int(totals[2])
         scores = {"loss": _mean(totals[0], n), "acc": _mean(totals[1], n), "n": n}
+        if confusion is not None:
+            if sharded:
+                confusion = torch.from_numpy(distributed.all_sum(confusion.numpy(), "the confusion matrix"))
+            scores["miou"] = mean_iou(confusion.view(self.miou_classes, -1).numpy())
         return {**scores, **labels.result(sharded)} if labels is not None else scores
 
     def _validate(self) -> dict:
         keys = ("loss", "acc", "mAP", "samples_f1") if self.multilabel else ("loss", "acc")
+        keys += ("miou",) if self.miou_classes is not None else ()
         if self.valid_data is None:
             return {f"val_{k}": None for k in keys}
         scores = self.evaluate(self.valid_data)
@@ -339,6 +399,21 @@ def _steps_per_epoch(data: Iterable) -> int:
         return len(data)  # type: ignore[arg-type]
     except TypeError as exc:
         raise OptionError("training batches need a length (a DataLoader, a list) for the schedule") from exc
+
+
+def _confusion(out: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
+    """Counts of (true, predicted) class pairs, flattened, over the targets that are labelled (>= 0)."""
+    keep = y >= 0
+    pairs = y[keep].long() * n + out.argmax(1)[keep]
+    return torch.bincount(pairs.cpu(), minlength=n * n)
+
+
+def mean_iou(confusion: np.ndarray) -> float | None:
+    """The mean IoU of the classes seen in truth or prediction of a confusion matrix (rows: truth)."""
+    tp = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - tp
+    seen = union > 0
+    return float((tp[seen] / union[seen]).mean()) if seen.any() else None
 
 
 def count_correct(out: torch.Tensor, y: torch.Tensor) -> int:

@@ -1,0 +1,169 @@
+"""map-train --unlabelled: pseudo-labels of the area to map (its labels never opened), adaptive
+thresholds, pooled validation on several held-out images, and a time budget, by the CLI and Python."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from imagefit.cli import cli
+from imagefit.errors import OptionError
+from imagefit.maps.training.crops import IGNORED
+from imagefit.maps.training.pseudo_labels import AdaptiveThresholds, pseudo_label_loss, pseudo_targets
+from imagefit.maps.training.refs import choose_valid, split_refs, tile_of
+from imagefit.runs import read_history
+from tests._tiles import make_tiles
+
+AERIAL = [f"T{t}P0{p}" for t in (1, 2, 3, 4, 5, 8) for p in range(1, 10)]  # the tile-6 protocol's pool
+TINY_UNET = ["--model", "unet", "--crop", "64", "--batch-size", "2", "--steps", "5", "--epochs", "1",
+             "--stages", "all:1:5e-3", "--balance", "--unlabelled-batch", "2"]  # fmt: skip
+
+
+def record_opened(monkeypatch) -> list[Path]:
+    """Every path that rasterio or Pillow opens from now on, resolved."""
+    import PIL.Image
+    import rasterio
+
+    opened: list[Path] = []
+    for module, name in ((rasterio, "open"), (PIL.Image, "open")):
+        real = getattr(module, name)
+
+        def spy(path, *args, _real=real, **kwargs):
+            opened.append(Path(str(path)).resolve())
+            return _real(path, *args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    return opened
+
+
+def test_map_train_learns_from_unlabelled_images_and_never_opens_their_labels(tmp_path, monkeypatch):
+    tiles = make_tiles(tmp_path / "tiles", refs=("A1", "A2", "B1"), size=(96, 128))
+    region = make_tiles(tmp_path / "region", refs=("R1", "R2"), size=(96, 128))
+    for label in (region / "theme").iterdir():
+        label.write_bytes(b"not a raster: reading it would fail")
+    opened = record_opened(monkeypatch)
+    run = tmp_path / "run"
+    args = ["map-train", str(tiles), "--train", "A1,A2", "--valid", "B1", *TINY_UNET, "-o", str(run)]
+    result = CliRunner().invoke(cli, ["-q", *args, "--unlabelled", f"{region}/3band/*.png"])
+    assert result.exit_code == 0, result.output
+    theme = (region / "theme").resolve()
+    assert not [p for p in opened if theme in p.parents], "a label file of the unlabelled images was opened"
+    assert {(region / "3band" / f"{r}.png").resolve() for r in ("R1", "R2")} <= set(opened)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["unlabelled"]["images"] == 2 and metrics["unlabelled"]["method"] == "fixmatch"
+    history = read_history(run / "history.csv")
+    assert history[0]["val_miou"] is not None and 0 < history[-1]["val_miou"] <= 1
+    assert history[-1]["unlabelled_loss"] is not None and 0 < history[-1]["pseudo_labelled"] <= 1
+    config = json.loads((run / "config.json").read_text())
+    assert (
+        config["options"]["unlabelled"] == [f"{region}/3band/*.png"]
+        and config["options"]["monitor"] == "val_miou"
+    )
+    assert "valid B1 (their crops pooled): mIoU" in result.output
+
+
+def test_the_python_function_takes_the_same_options(tmp_path):
+    """Mean teacher, a budget and two validation images, by `train_map`."""
+    from imagefit.maps.training.map_train import train_map
+
+    tiles = make_tiles(tmp_path / "tiles", refs=("A1", "A2", "A3", "B1", "B2"), size=(96, 128))
+    region = make_tiles(tmp_path / "region", refs=("R1",), size=(96, 128))
+    options = dict(model="unet", crop=64, batch_size=2, steps=4, epochs=1, stages="all:1:5e-3", balance=True)
+    run = train_map(
+        tiles, ["A1", "A2", "B1"], ["A3", "B2"], out=tmp_path / "run", progress=False, **options,
+        unlabelled=str(region / "3band"), semi="mean-teacher", unlabelled_batch=1, budget=0.25,
+    )  # fmt: skip
+    m = run.metrics
+    assert m["valid_refs"] == ["A3", "B2"] and m["valid_map"]["ref"] == "A3"
+    assert m["unlabelled"]["method"] == "mean-teacher" and m["unlabelled"]["images"] == 1
+    assert m["budget"]["minutes"] == 0.25 and m["budget"]["seconds_per_epoch"] > 0
+    assert m["valid_patches"]["n"] == 32 * 64 * 64  # 31 crops asked for (2000 // 64), 16 of each image
+    assert len(read_history(run.run_dir / "history.csv")) >= 1  # as many as fit (tests/test_time_budget.py)
+
+
+def test_unlabelled_images_train_decoders_only_and_need_the_tiles_bands(tmp_path):
+    tiles = make_tiles(tmp_path / "tiles", refs=("A1", "B1"), size=(70, 90))
+    tiny_cnn = ["--model", "conv8@3-pool2-dense16", "--patch", "12"]
+    args = ["map-train", str(tiles), "--valid", "B1", *tiny_cnn, "--unlabelled", str(tiles / "3band")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "--unlabelled trains decoders" in result.output
+    with pytest.raises(OptionError, match="--semi"):
+        from imagefit.maps.training.options import MapTrainOptions
+
+        MapTrainOptions(model="unet", unlabelled=("x",), semi="co-training")
+
+
+def test_a_rare_class_gets_a_lower_threshold_but_not_below_the_floor():
+    t = AdaptiveThresholds(3, base=0.9, floor=0.5)
+    assert list(t.values()) == [0.9, 0.9, 0.9]  # nothing counted yet
+    predicted = torch.tensor([0] * 80 + [1] * 18 + [2] * 2)
+    t.update(torch.full((100,), 0.95), predicted, torch.ones(100, dtype=torch.bool))
+    values = t.values()
+    assert values[0] == pytest.approx(0.9)  # the best-learned class keeps the base
+    assert values[1] == pytest.approx(max(0.5, 0.225 / 1.775 * 0.9))
+    assert values[2] == 0.5
+
+
+def test_pseudo_labels_keep_the_confident_pixels_only():
+    logits = torch.zeros(1, 3, 2, 2)
+    logits[0, 0, 0, 0] = 10  # sure: class 0
+    logits[0, 1, 0, 1] = 10  # sure: class 1, but cut out
+    logits[0, 2, 1, 0] = 0.5  # unsure
+    keep = torch.tensor([[[True, False], [True, True]]])
+    targets, confidence = pseudo_targets(logits, keep, AdaptiveThresholds(3))
+    assert targets.tolist() == [[[0, IGNORED], [IGNORED, IGNORED]]]
+    assert confidence[0, 0, 0] > 0.99
+    loss = pseudo_label_loss(logits, targets, torch.tensor([1.0, 1.0, 1.0]))
+    expected = torch.nn.functional.cross_entropy(logits[:, :, 0, 0], torch.tensor([0])) / 4
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_fixmatch_waits_for_its_warm_up_then_ramps_and_mean_teacher_follows_the_student(tmp_path):
+    from imagefit.maps.training.unlabelled import FixMatch, MeanTeacher, UnlabelledImages
+
+    region = make_tiles(tmp_path / "region", refs=("R1",), size=(40, 40))
+    images = UnlabelledImages(str(region / "3band"), 32)
+    config = {"mean": (0.5,) * 3, "std": (0.5,) * 3}
+    model = torch.nn.Conv2d(3, 3, 1)
+    fix = FixMatch(images, config, batch_size=2, weight=2.0)
+    assert fix(model, 0.05) is None and fix.ramp(0.2) == pytest.approx(1.0) and fix.ramp(0.5) == 2.0
+    loss = fix(model, 0.5)
+    assert loss is not None and loss.requires_grad
+    mean = MeanTeacher(images, config, batch_size=2)
+    mean(model, 0.5)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    mean(model, 0.5)  # the teacher moves 1 % of the way to the student
+    difference = (model.weight - mean.teacher.weight).mean().detach()
+    assert float(difference) == pytest.approx(0.99, rel=1e-4)
+
+
+def test_the_tool_holds_out_one_image_of_each_of_four_tiles():
+    chosen = choose_valid(AERIAL)
+    assert len(chosen) == 4 and len({tile_of(r) for r in chosen}) == 4
+    assert chosen == ["T1P09", "T3P09", "T4P09", "T8P09"]
+    assert choose_valid(["A1", "A2", "B1"]) == ["B1"]  # few refs: the last validates
+    train, valid = split_refs(AERIAL, [], None)
+    assert valid == chosen and len(train) == 50 and not set(train) & set(valid)
+    assert split_refs(["A1", "A2", "B1"], ["A1"], None) == (["A1"], ["B1"])
+    assert split_refs(AERIAL, [], "T3P01,T5P02")[1] == ["T3P01", "T5P02"]
+    with pytest.raises(OptionError, match="both train and validate"):
+        split_refs(AERIAL, ["T3P01"], ["T3P01"])
+
+
+def test_validation_crops_are_drawn_from_every_validation_image(tmp_path):
+    from imagefit.maps.inputs.tileset import TileSet
+    from imagefit.maps.training.refs import pooled_crop_batches
+
+    tiles = TileSet(make_tiles(tmp_path / "tiles", refs=("A1", "B1", "C1"), size=(64, 64)))
+    config = {"mean": (0.5,) * 3, "std": (0.5,) * 3}
+    batches = pooled_crop_batches(tiles, ["A1", "B1", "C1"], 32, 1, 3, 16, config)
+    x = torch.cat([b[0] for b in batches])
+    assert len(x) == 24  # MIN_VALID_CROPS, 8 of each image
+    means = [float(x[i * 8 : (i + 1) * 8].mean()) for i in range(3)]
+    assert len({round(m, 4) for m in means}) == 3 and np.isfinite(means).all()
