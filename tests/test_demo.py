@@ -145,3 +145,33 @@ def test_readme_serve_and_curl_example_answers_on_the_demo_run(demo_dir: tuple[P
     assert [row["class"] for row in rows] == [p.parent.name for p in sent]  # each photo's own class
     assert all(row["probability"] > 0.5 and row["unknown"] == 0 for row in rows), rows
     assert code == 0 and '"POST /predict HTTP/1.1" 200' in "".join(lines)
+
+
+def test_python_name_is_the_demo_function() -> None:
+    import importlib
+
+    import imagefit
+
+    tour = importlib.import_module("imagefit.demo.tour")  # binding the submodule keeps the function
+    assert imagefit.demo is tour.demo
+    assert callable(imagefit.demo)
+
+
+def test_a_second_demo_replaces_its_own_map_run_and_no_other(
+    demo_dir: tuple[Path, str], tmp_path: Path
+) -> None:
+    from imagefit.demo.tour import clear_map_run
+    from imagefit.errors import OptionError
+
+    cwd, _ = demo_dir
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    shutil.copytree(cwd / "demo" / "map-run", ours)
+    shutil.copytree(cwd / "demo" / "map-run", theirs)
+    config = json.loads((theirs / "config.json").read_text())
+    config["options"]["map"]["train"] = ["T1P01"]
+    (theirs / "config.json").write_text(json.dumps(config))
+    assert clear_map_run(ours) and not ours.exists()
+    assert not clear_map_run(ours)  # nothing there: nothing to do
+    with pytest.raises(OptionError, match="not the demo's"):
+        clear_map_run(theirs)
+    assert (theirs / "checkpoints" / "last.safetensors").is_file()

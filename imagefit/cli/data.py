@@ -54,7 +54,11 @@ def check(data, fix, quarantine, quick, images, workers) -> None:
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("demo"), show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
 def demo(out: Path, no_progress: bool) -> None:
-    """A first run on real images shipped with imagefit: classify aerial photos, map an aerial image."""
+    """A first run on real images shipped with imagefit: classify aerial photos, map an aerial image.
+
+    Offline, a few minutes on two CPU cores; everything is written under OUT, and running it again
+    replaces what an earlier demo wrote there.
+    """
     # idle OpenMP threads yield their core instead of spinning: much faster steps on a busy machine
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from imagefit.demo import demo as run_demo

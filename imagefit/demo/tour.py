@@ -18,14 +18,14 @@ import numpy as np
 from PIL import Image
 
 from imagefit.audit import AuditResult, audit
-from imagefit.errors import OptionError
+from imagefit.errors import ImagefitError, OptionError
 from imagefit.inference import Predictions
 from imagefit.maps.inputs.key import read_key
 from imagefit.maps.mapping.tile import MapResult, map_tile, read_truth
 from imagefit.maps.outputs.metrics import confusion, scores_of_confusion
 from imagefit.maps.training.map_train import train_map
 from imagefit.models.defaults import DEFAULT_BACKBONE
-from imagefit.runs import load
+from imagefit.runs import RunFolder, load, read_config
 from imagefit.search.embed import features
 from imagefit.search.similar import similar
 from imagefit.train import TrainResult, train
@@ -86,6 +86,8 @@ def demo(out: str | Path = "demo", progress: bool = True, say: Say | None = prin
         raise OptionError(f"--out {out} is a file: give a folder for the demo (new or existing)")
     say = say or (lambda line: None)
     clock = _Clock()
+    if clear_map_run(out / "map-run"):
+        say(f"replacing the map run of an earlier demo in {out / 'map-run'}")
     photos, tiles = copy_data(out)
     say(f"photos: {photos} ({_describe(photos)}; UC Merced Land Use, USGS, public domain)")
 
@@ -162,6 +164,22 @@ def copy_data(out: Path) -> tuple[Path, Path]:
         Image.fromarray(np.ascontiguousarray(pixels[:, cols])).save(tiles / "3band" / f"{ref}.png")
         Image.fromarray(np.ascontiguousarray(labels[:, cols])).save(tiles / "theme" / f"{ref}-theme.png")
     return photos, tiles
+
+
+def clear_map_run(folder: Path) -> bool:
+    """Remove a map run that an earlier demo left in `folder` (a map run refuses to overwrite one);
+    any other run there is refused before any work. Returns whether one was removed."""
+    if not RunFolder(folder).last.is_file():
+        return False
+    try:
+        maps = read_config(folder).options["map"]
+        ours = maps["train"] == [TRAIN_HALF] and maps["valid"] == HELD_OUT
+    except (ImagefitError, KeyError, TypeError):
+        ours = False
+    if not ours:
+        raise OptionError(f"{folder} holds a training run that is not the demo's: choose another --out")
+    shutil.rmtree(folder)
+    return True
 
 
 def held_out_accuracy(mapped: MapResult, image: Path, truth: Path, key: Path) -> dict[str, float]:
