@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -62,11 +63,13 @@ def predict(
 ) -> None:
     """Predict the class of INPUTS (files or folders) with the model in RUN (or an exported .onnx)."""
     from imagefit.data.paths import collect_inputs
+    from imagefit.errors import ImagefitError
     from imagefit.inference.submission import Submission
     from imagefit.runs.quick import engines_matter, predictor
 
     quick = not (tta or tta_crops) and engine == "auto"
-    quick = quick and not engines_matter(run_dir, len(collect_inputs(inputs)))
+    with contextlib.suppress(ImagefitError):  # a bad input is said after the run is checked, as before
+        quick = quick and not engines_matter(run_dir, len(collect_inputs(inputs)))
     classifier = predictor(run_dir, quick=quick)
     multilabel = getattr(classifier, "multilabel", False)
     if threshold is not None and not multilabel:

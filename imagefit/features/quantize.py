@@ -105,5 +105,7 @@ def quantize(fp32_graph: Path, out: Path, batches: Iterable[np.ndarray]) -> None
             activation_type=QuantType.QInt8,  # signed, symmetric: u8 activations lost more here
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            # ONNX Runtime holds every calibration image's activations until the end (about 15 MB an
+            # image here); its CalibMaxIntermediateOutputs, which would bound that, drops data in 1.32
             extra_options={"ActivationSymmetric": True},
         )

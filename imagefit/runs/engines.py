@@ -103,7 +103,7 @@ def run_calibration(paths: list[Path], data_config: dict) -> Calibration | None:
         return None
 
     def batches():
-        for batch in iterate_batches(paths, data_config, 32, 0):
+        for batch in iterate_batches(paths, data_config, 16, 0):
             if batch.images is not None:
                 yield batch.images.numpy()
 
