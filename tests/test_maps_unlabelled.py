@@ -49,13 +49,16 @@ def test_map_train_learns_from_unlabelled_images_and_never_opens_their_labels(tm
     opened = record_opened(monkeypatch)
     run = tmp_path / "run"
     args = ["map-train", str(tiles), "--train", "A1,A2", "--valid", "B1", *TINY_UNET, "-o", str(run)]
-    result = CliRunner().invoke(cli, ["-q", *args, "--unlabelled", f"{region}/3band/*.png"])
+    result = CliRunner().invoke(
+        cli, ["-q", *args, "--unlabelled", f"{region}/3band/*.png", "--budget", "0.1"]
+    )
     assert result.exit_code == 0, result.output
     theme = (region / "theme").resolve()
     assert not [p for p in opened if theme in p.parents], "a label file of the unlabelled images was opened"
     assert {(region / "3band" / f"{r}.png").resolve() for r in ("R1", "R2")} <= set(opened)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["unlabelled"]["images"] == 2 and metrics["unlabelled"]["method"] == "fixmatch"
+    assert metrics["budget"]["minutes"] == 0.1
     history = read_history(run / "history.csv")
     assert history[0]["val_miou"] is not None and 0 < history[-1]["val_miou"] <= 1
     assert history[-1]["unlabelled_loss"] is not None and 0 < history[-1]["pseudo_labelled"] <= 1
