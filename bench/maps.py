@@ -272,12 +272,19 @@ def _print_comparison(table: dict[str, dict[str, list[dict]]]) -> None:
             wanted = f">= {target[0]} acc" + (f", >= {target[1]} mIoU" if target[1] else "")
             print(
                 f"  {split:16s} {method:22s} mean of {len(rows)}: "
-                f"pixel accuracy {mean['pixel_accuracy']:.4f}  "
-                f"mIoU(6) {mean['miou']:.4f}  train {mean['train_wall'] / 60:.1f} min  "
+                f"pixel accuracy {mean['pixel_accuracy']:.4f} ({_spread(rows, 'pixel_accuracy')})  "
+                f"mIoU(6) {mean['miou']:.4f} ({_spread(rows, 'miou')})  "
+                f"train {mean['train_wall'] / 60:.1f} min  "
                 f"(target {wanted}: {'reached' if reached else 'not reached'})\n"
                 f"      mean IoU per class: {'  '.join(f'{v:.3f}' for v in mean['iou'])}",
                 flush=True,
             )
+
+
+def _spread(rows: list[dict], key: str) -> str:
+    """The range of a score over the seeds."""
+    values = [r[key] for r in rows]
+    return f"range {min(values):.4f}-{max(values):.4f}"
 
 
 def _mean_row(rows: list[dict]) -> dict:
