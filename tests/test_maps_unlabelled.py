@@ -170,3 +170,39 @@ def test_validation_crops_are_drawn_from_every_validation_image(tmp_path):
     assert len(x) == 24  # MIN_VALID_CROPS, 8 of each image
     means = [float(x[i * 8 : (i + 1) * 8].mean()) for i in range(3)]
     assert len({round(m, 4) for m in means}) == 3 and np.isfinite(means).all()
+
+
+def test_the_readme_commands_for_a_region_to_map_run_as_written(tmp_path, monkeypatch):
+    """The README's two commands, on tiny tiles and region; the training shortened by options added
+    after it (the last value of an option wins)."""
+    import shlex
+
+    from PIL import Image
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = [line for line in readme.splitlines() if line.startswith("imagefit map") and "region" in line]
+    assert len(lines) == 2 and "--unlabelled 'region/*.tif'" in lines[0], lines
+    make_tiles(tmp_path / "tiles", refs=("A1", "A2", "B1"), size=(96, 128))
+    for ref in ("R1", "R2"):
+        image = Image.open(make_tiles(tmp_path / "r", refs=(ref,), size=(96, 128)) / "3band" / f"{ref}.png")
+        (tmp_path / "region").mkdir(exist_ok=True)
+        image.save(tmp_path / "region" / f"{ref}.tif")
+    monkeypatch.chdir(tmp_path)
+    short = [
+        "--crop",
+        "64",
+        "--batch-size",
+        "2",
+        "--steps",
+        "3",
+        "--stages",
+        "all:1:5e-3",
+        "--budget",
+        "0.05",
+    ]
+    train = CliRunner().invoke(cli, ["-q", *shlex.split(lines[0])[1:], *short, "--unlabelled-batch", "1"])
+    assert train.exit_code == 0, train.output
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["unlabelled"]["images"] == 2
+    mapped = CliRunner().invoke(cli, shlex.split(lines[1])[1:])
+    assert mapped.exit_code == 0, mapped.output
+    assert {p.name for p in (tmp_path / "region-maps").glob("*-map.tif")} == {"R1-map.tif", "R2-map.tif"}
