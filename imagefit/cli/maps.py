@@ -196,6 +196,12 @@ def given_map_options(ctx: click.Context) -> dict:
     "cores for 62 training images of the aerial tiles, about 50 with --unlabelled).",
 )
 @click.option(
+    "--budget-clock",
+    type=click.Choice(("wall", "cpu")),
+    help="What --budget counts: wall time, or CPU time over the threads, as on an otherwise idle machine "
+    "(benchmarks on a shared one) (default: wall).",
+)
+@click.option(
     "--unlabelled",
     multiple=True,
     help="Decoders: images of the area to map, without labels (files, folders, globs; repeatable), learned "
