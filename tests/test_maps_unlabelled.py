@@ -89,6 +89,14 @@ def test_the_python_function_takes_the_same_options(tmp_path):
     assert len(read_history(run.run_dir / "history.csv")) >= 1  # as many as fit (tests/test_time_budget.py)
 
 
+def test_valid_takes_several_refs_as_train_does():
+    from imagefit.cli.maps import join_values
+
+    args = ["tiles", "--valid", "A3", "B2", "--train", "A1", "A2", "--model", "unet"]
+    joined = join_values(join_values(args, "--train"), "--valid")
+    assert joined == ["tiles", "--valid", "A3,B2", "--train", "A1,A2", "--model", "unet"]
+
+
 def test_unlabelled_images_train_decoders_only_and_need_the_tiles_bands(tmp_path):
     tiles = make_tiles(tmp_path / "tiles", refs=("A1", "B1"), size=(70, 90))
     tiny_cnn = ["--model", "conv8@3-pool2-dense16", "--patch", "12"]

@@ -43,10 +43,10 @@ def join_values(args: list[str], flag: str) -> list[str]:
 
 
 class MapTrainCommand(click.Command):
-    """map-train, reading `--train A B C` as `--train A,B,C`."""
+    """map-train, reading `--train A B C` as `--train A,B,C`, and `--valid A B` as `--valid A,B`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, join_values(args, "--train"))
+        return super().parse_args(ctx, join_values(join_values(args, "--train"), "--valid"))
 
 
 def _roi(value: str | None):
@@ -123,7 +123,7 @@ def given_map_options(ctx: click.Context) -> dict:
     "--valid",
     "valid_ref",
     multiple=True,
-    help="Validation refs, A,B or repeated, pooled; the first is mapped after every epoch (default: with "
+    help="Validation refs: A B, A,B or repeated, pooled; the first is mapped after each epoch (default: with "
     "--train, the last other ref; else one image from each of up to 4 tiles, or the last of few refs).",
 )
 @_path_option("--images", "A folder of images (refs: their names), with --labels or --vector.")
