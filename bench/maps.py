@@ -24,12 +24,14 @@ images held out at random (seed N) from all 63 images, 1 for validation, the oth
 
 Methods (`--methods`, the decoder only, no speed part): today's default and the new ones side by
 side in one run, on each split, for each seed, every run given the same `--budget` of training
-minutes: `default` (today's: trained on the split's training images, validated on its one image,
-best epoch by val_acc), `pooled` (several held-out images of several tiles chosen by map-train,
-pooled, best epoch by their mIoU), `fixmatch` and `mean-teacher` (pooled, plus the split's test
-images as `--unlabelled` input: their pixels, never their labels). Printed per seed and as the
-mean of the seeds: pixel accuracy, mIoU(6), per-class IoU and training minutes; `--json FILE`
-writes them all. `--protocol tile6` is `--splits tile6`, `--protocol random` `--splits random0,random1`.
+minutes (`--budget-clock cpu`, the default: CPU minutes over the threads, what the wall time is on
+an otherwise idle machine, so that runs on a shared machine get the same work; `wall` on a GPU):
+`default` (today's: trained on the split's training images, validated on its one image, best epoch
+by val_acc), `pooled` (several held-out images of several tiles chosen by map-train, pooled, best
+epoch by their mIoU), `fixmatch` and `mean-teacher` (pooled, plus the split's test images as
+`--unlabelled` input: their pixels, never their labels). Printed per seed and as the mean of the
+seeds: pixel accuracy, mIoU(6), per-class IoU and training minutes; `--json FILE` writes them all.
+`--protocol tile6` is `--splits tile6`, `--protocol random` `--splits random0,random1`.
 Targets (issue 28, mean of two seeds, at most 60 minutes of training each on 2 cores): tile 6 >=
 0.87 pixel accuracy and >= 0.56 mIoU, random images >= 0.867 pixel accuracy. `bench/maps_gpu.sh`
 runs the whole comparison on a GPU.
@@ -214,13 +216,13 @@ TODAY = {"model": "unet", "epochs": 4, "monitor": "val_acc"}  # map-train's deco
 TARGETS = {"tile 6": (0.87, 0.56), "random": (0.867, None)}  # pixel accuracy, mIoU: mean of two seeds
 
 
-def method_run(method: str, split: Split, budget: float | None) -> tuple[Split, dict]:
+def method_run(method: str, split: Split, budget: float | None, clock: str = "cpu") -> tuple[Split, dict]:
     """The split (its validation images) and map-train options of a method."""
     from imagefit.maps.training.refs import choose_valid
 
     options = dict(TODAY) if method == "default" else {"model": "unet"}
     if budget is not None:
-        options["budget"] = budget
+        options.update(budget=budget, budget_clock=clock)
     if method == "default":
         return split, options
     pool = sorted([*split.train, *([split.valid] if isinstance(split.valid, str) else split.valid)])
@@ -243,7 +245,7 @@ def compare_methods(args: argparse.Namespace, tmp: Path) -> dict:
     table: dict[str, dict[str, list[dict]]] = {}
     for split in _splits(args.splits):
         for method in methods:
-            run_split, options = method_run(method, split, args.budget)
+            run_split, options = method_run(method, split, args.budget, args.budget_clock)
             options.update(_decoder_options(args))  # --steps-decoder etc., for every method alike
             valid = run_split.valid if isinstance(run_split.valid, str) else ",".join(run_split.valid)
             print(f"{split.name} / {method}: train {len(run_split.train)} images, valid {valid}", flush=True)
@@ -272,12 +274,19 @@ def _print_comparison(table: dict[str, dict[str, list[dict]]]) -> None:
             wanted = f">= {target[0]} acc" + (f", >= {target[1]} mIoU" if target[1] else "")
             print(
                 f"  {split:16s} {method:22s} mean of {len(rows)}: "
-                f"pixel accuracy {mean['pixel_accuracy']:.4f}  "
-                f"mIoU(6) {mean['miou']:.4f}  train {mean['train_wall'] / 60:.1f} min  "
+                f"pixel accuracy {mean['pixel_accuracy']:.4f} ({_spread(rows, 'pixel_accuracy')})  "
+                f"mIoU(6) {mean['miou']:.4f} ({_spread(rows, 'miou')})  "
+                f"train {mean['train_wall'] / 60:.1f} min  "
                 f"(target {wanted}: {'reached' if reached else 'not reached'})\n"
                 f"      mean IoU per class: {'  '.join(f'{v:.3f}' for v in mean['iou'])}",
                 flush=True,
             )
+
+
+def _spread(rows: list[dict], key: str) -> str:
+    """The range of a score over the seeds."""
+    values = [r[key] for r in rows]
+    return f"range {min(values):.4f}-{max(values):.4f}"
 
 
 def _mean_row(rows: list[dict]) -> dict:
@@ -309,6 +318,12 @@ def _arguments() -> argparse.Namespace:
         "--protocol", choices=("tile6", "random"), default=None, help="tile6, or random: random0,random1"
     )
     parser.add_argument("--budget", type=float, default=None, help="--methods: minutes of training per run")
+    parser.add_argument(
+        "--budget-clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="--budget counts CPU time over the threads (as on an idle machine: fair when shared), or wall",
+    )
     parser.add_argument("--json", type=Path, default=None, help="--methods: write the scores to this file")
     for name in ("epochs", "steps", "crop", "batch-size", "lr", "dice", "stages", "jitter"):
         parser.add_argument(f"--{name}-decoder", default=None, help=f"the decoder's --{name}")

@@ -16,4 +16,4 @@ python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no G
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python -m bench.maps --skip-speed --threads 8 \
     --methods "${METHODS:-default,fixmatch}" --splits tile6,random0,random1 --seeds 0,1 \
-    --budget "$minutes" --tta --json bench-maps-gpu.json 2>&1 | tee bench-maps-gpu.log
+    --budget "$minutes" --budget-clock wall --tta --json bench-maps-gpu.json 2>&1 | tee bench-maps-gpu.log

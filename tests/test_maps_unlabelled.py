@@ -49,13 +49,16 @@ def test_map_train_learns_from_unlabelled_images_and_never_opens_their_labels(tm
     opened = record_opened(monkeypatch)
     run = tmp_path / "run"
     args = ["map-train", str(tiles), "--train", "A1,A2", "--valid", "B1", *TINY_UNET, "-o", str(run)]
-    result = CliRunner().invoke(cli, ["-q", *args, "--unlabelled", f"{region}/3band/*.png"])
+    result = CliRunner().invoke(
+        cli, ["-q", *args, "--unlabelled", f"{region}/3band/*.png", "--budget", "0.1"]
+    )
     assert result.exit_code == 0, result.output
     theme = (region / "theme").resolve()
     assert not [p for p in opened if theme in p.parents], "a label file of the unlabelled images was opened"
     assert {(region / "3band" / f"{r}.png").resolve() for r in ("R1", "R2")} <= set(opened)
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["unlabelled"]["images"] == 2 and metrics["unlabelled"]["method"] == "fixmatch"
+    assert metrics["budget"]["minutes"] == 0.1
     history = read_history(run / "history.csv")
     assert history[0]["val_miou"] is not None and 0 < history[-1]["val_miou"] <= 1
     assert history[-1]["unlabelled_loss"] is not None and 0 < history[-1]["pseudo_labelled"] <= 1
@@ -84,6 +87,14 @@ def test_the_python_function_takes_the_same_options(tmp_path):
     assert m["budget"]["minutes"] == 0.25 and m["budget"]["seconds_per_epoch"] > 0
     assert m["valid_patches"]["n"] == 32 * 64 * 64  # 31 crops asked for (2000 // 64), 16 of each image
     assert len(read_history(run.run_dir / "history.csv")) >= 1  # as many as fit (tests/test_time_budget.py)
+
+
+def test_valid_takes_several_refs_as_train_does():
+    from imagefit.cli.maps import join_values
+
+    args = ["tiles", "--valid", "A3", "B2", "--train", "A1", "A2", "--model", "unet"]
+    joined = join_values(join_values(args, "--train"), "--valid")
+    assert joined == ["tiles", "--valid", "A3,B2", "--train", "A1,A2", "--model", "unet"]
 
 
 def test_unlabelled_images_train_decoders_only_and_need_the_tiles_bands(tmp_path):
@@ -167,3 +178,39 @@ def test_validation_crops_are_drawn_from_every_validation_image(tmp_path):
     assert len(x) == 24  # MIN_VALID_CROPS, 8 of each image
     means = [float(x[i * 8 : (i + 1) * 8].mean()) for i in range(3)]
     assert len({round(m, 4) for m in means}) == 3 and np.isfinite(means).all()
+
+
+def test_the_readme_commands_for_a_region_to_map_run_as_written(tmp_path, monkeypatch):
+    """The README's two commands, on tiny tiles and region; the training shortened by options added
+    after it (the last value of an option wins)."""
+    import shlex
+
+    from PIL import Image
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = [line for line in readme.splitlines() if line.startswith("imagefit map") and "region" in line]
+    assert len(lines) == 2 and "--unlabelled 'region/*.tif'" in lines[0], lines
+    make_tiles(tmp_path / "tiles", refs=("A1", "A2", "B1"), size=(96, 128))
+    for ref in ("R1", "R2"):
+        image = Image.open(make_tiles(tmp_path / "r", refs=(ref,), size=(96, 128)) / "3band" / f"{ref}.png")
+        (tmp_path / "region").mkdir(exist_ok=True)
+        image.save(tmp_path / "region" / f"{ref}.tif")
+    monkeypatch.chdir(tmp_path)
+    short = [
+        "--crop",
+        "64",
+        "--batch-size",
+        "2",
+        "--steps",
+        "3",
+        "--stages",
+        "all:1:5e-3",
+        "--budget",
+        "0.05",
+    ]
+    train = CliRunner().invoke(cli, ["-q", *shlex.split(lines[0])[1:], *short, "--unlabelled-batch", "1"])
+    assert train.exit_code == 0, train.output
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["unlabelled"]["images"] == 2
+    mapped = CliRunner().invoke(cli, shlex.split(lines[1])[1:])
+    assert mapped.exit_code == 0, mapped.output
+    assert {p.name for p in (tmp_path / "region-maps").glob("*-map.tif")} == {"R1-map.tif", "R2-map.tif"}

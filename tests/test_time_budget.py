@@ -114,3 +114,22 @@ def _optimizer():
     import torch
 
     return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+
+
+def test_the_cpu_clock_counts_this_process_work_over_its_threads():
+    import time
+
+    import torch
+
+    from imagefit.maps.training.options import MapTrainOptions
+    from imagefit.train.callbacks.time_budget import CLOCKS
+
+    cpu, wall = CLOCKS["cpu"](), time.monotonic()
+    time.sleep(0.3)  # waiting is not work
+    assert CLOCKS["cpu"]() - cpu < 0.1
+    x = torch.randn(300, 300)
+    while time.monotonic() - wall < 0.6:
+        x = torch.tanh(x @ x / 300)
+    assert CLOCKS["cpu"]() - cpu > 0.01
+    with pytest.raises(OptionError, match="--budget-clock"):
+        MapTrainOptions(model="unet", budget=5, budget_clock="gpu")

@@ -44,10 +44,10 @@ def join_values(args: list[str], flag: str) -> list[str]:
 
 
 class MapTrainCommand(click.Command):
-    """map-train, reading `--train A B C` as `--train A,B,C`."""
+    """map-train, reading `--train A B C` as `--train A,B,C`, and `--valid A B` as `--valid A,B`."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, join_values(args, "--train"))
+        return super().parse_args(ctx, join_values(join_values(args, "--train"), "--valid"))
 
 
 def _roi(value: str | None):
@@ -124,7 +124,7 @@ def given_map_options(ctx: click.Context) -> dict:
     "--valid",
     "valid_ref",
     multiple=True,
-    help="Validation refs, A,B or repeated, pooled; the first is mapped after every epoch (default: with "
+    help="Validation refs: A B, A,B or repeated, pooled; the first is mapped after each epoch (default: with "
     "--train, the last other ref; else one image from each of up to 4 tiles, or the last of few refs).",
 )
 @_path_option("--images", "A folder of images (refs: their names), with --labels or --vector.")
@@ -195,6 +195,12 @@ def given_map_options(ctx: click.Context) -> dict:
     help="Minutes of training: the epochs (and the lr schedule) fitted to them on this machine, so a GPU "
     "trains more in the same time (default: --epochs; decoders' 8 epochs take about 40 minutes on 2 CPU "
     "cores for 62 training images of the aerial tiles, about 50 with --unlabelled).",
+)
+@click.option(
+    "--budget-clock",
+    type=click.Choice(("wall", "cpu")),
+    help="What --budget counts: wall time, or CPU time over the threads, as on an otherwise idle machine "
+    "(benchmarks on a shared one) (default: wall).",
 )
 @click.option(
     "--unlabelled",

@@ -44,6 +44,7 @@ from imagefit.models.dense_skips import add_dense_skips
 from imagefit.models.small_cnn import SmallCNN
 from imagefit.runs import RunConfig
 from imagefit.train.callbacks import TimeBudget
+from imagefit.train.callbacks.time_budget import CLOCKS
 from imagefit.train.callbacks.tracking import trackers
 from imagefit.train.engine.optim import OptimSpec
 from imagefit.train.engine.stages import Stage, check_depth, coarse_groups, parse_stages, top_groups
@@ -101,7 +102,7 @@ class MapStrategy(Strategy):
             net = DenseBackbone(model, opts.patch)
             source, batches, valid_batches = _crop_data(tileset, opts, train, valid, data_config, seed)
         display = DisplayMap(tileset, self.valid_ref, self.roi, opts.patch, data_config, folder.maps)
-        budget = [TimeBudget(opts.budget)] if opts.budget else []
+        budget = [TimeBudget(opts.budget, clock=CLOCKS[opts.budget_clock])] if opts.budget else []
         callbacks = default_callbacks(
             folder, self.progress, monitor=opts.monitor, extra=[*budget, display, *self.callbacks]
         )
@@ -133,7 +134,11 @@ class MapStrategy(Strategy):
             "train_patches_available": source.positions,
         }
         if budget:
-            metrics["budget"] = {"minutes": opts.budget, "seconds_per_epoch": budget[0].seconds_per_epoch}
+            metrics["budget"] = {
+                "minutes": opts.budget,
+                "clock": opts.budget_clock,
+                "seconds_per_epoch": budget[0].seconds_per_epoch,
+            }
         if unlabelled is not None:
             paths = [str(p) for p in unlabelled.images.paths]
             metrics["unlabelled"] = {"method": opts.semi, "images": len(paths), "paths": paths}

@@ -60,6 +60,7 @@ class MapTrainOptions:
     dice: float = 1.0  # decoders: weight of the Dice loss beside the cross-entropy
     jitter: float = 0.0  # backbones and decoders: brightness/contrast/saturation jitter of crops
     budget: float | None = None  # minutes of training: the epochs fitted to them (TimeBudget); None: epochs
+    budget_clock: str = "wall"  # or "cpu": CPU minutes over the threads, as on an idle machine (benchmarks)
     # decoders: unlabelled images of the area to map (files, folders, globs), learned from semi-supervised
     unlabelled: tuple[str, ...] | None = None
     semi: str = "fixmatch"  # how: fixmatch or mean-teacher
@@ -93,6 +94,8 @@ class MapTrainOptions:
         self._check_semi()
         if self.budget is not None and not self.budget > 0:
             raise OptionError(f"--budget must be a positive number of minutes, got {self.budget}")
+        if self.budget_clock not in ("wall", "cpu"):
+            raise OptionError(f"--budget-clock must be wall or cpu, got {self.budget_clock!r}")
         if self.bands is not None:
             self.bands = tuple(int(b) for b in self.bands)
             if not self.bands or min(self.bands) < 1:

@@ -15,6 +15,17 @@ log = logging.getLogger(__name__)
 VALIDATION_SHARE = 0.1  # an epoch's validation and callbacks, guessed before the first epoch has ended
 
 
+def cpu_clock() -> float:
+    """CPU seconds of this process over its torch threads: the wall time its work takes on an
+    otherwise idle machine (a budget measured so is fair between runs on a shared machine)."""
+    import torch
+
+    return time.process_time() / max(1, torch.get_num_threads())
+
+
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.monotonic, "cpu": cpu_clock}
+
+
 class TimeBudget(Callback):
     """Fits training into `minutes` of wall time, on whatever machine it runs.
 
@@ -23,8 +34,8 @@ class TimeBudget(Callback):
     (validation and the other callbacks included), so that the last epoch ends within the budget.
     The Trainer stretches or shrinks the learning-rate schedule to each plan (`Trainer.replan`): a
     faster machine trains more epochs in the same time, a slower one fewer, each with a whole
-    schedule. `max_epochs` caps the plan. `plans` keeps every plan made, `seconds_per_epoch` the
-    last measure.
+    schedule. `clock` reads the time: wall time (monotonic) by default, or CLOCKS['cpu'].
+    `max_epochs` caps the plan. `plans` keeps every plan made, `seconds_per_epoch` the last measure.
     """
 
     order = -10  # before the checkpoints, so that the state they save holds the new plan
