@@ -266,3 +266,31 @@ def test_two_torchrun_ranks_share_the_tiles_and_write_what_one_process_writes(tr
     assert mapped == ["T0.tif", "T1.tif", "T2.tif", "T3.tif"]  # two tiles a rank, each tile once
     assert two.stdout.count("pooled over 4 tiles") == 1  # rank 0 reports
     _same_outputs(tmp_path / "one", tmp_path / "two")
+
+
+def test_decoder_graph_engines_give_pytorchs_logits_and_auto_remembers_its_choice(monkeypatch, tmp_path):
+    import torch
+
+    from imagefit.maps.mapping import decoder_engines
+    from imagefit.maps.mapping.window_engines import TorchDenseEngine, make_engine
+    from imagefit.models.segmentation import build_decoder, decoder_record
+
+    monkeypatch.setenv("IMAGEFIT_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = build_decoder(decoder_record("unet"), 4).eval()
+    x = np.random.default_rng(0).normal(size=(1, 3, 70, 100)).astype(np.float32)  # padded to 96 x 128
+    reference = TorchDenseEngine(model, 1)(x)
+    for kind in ("onnx", "openvino"):
+        out = make_engine(model, 1, engine=kind)(x)
+        assert out.shape == reference.shape == (4, 70, 100)
+        assert np.abs(out - reference).max() < 1e-3 * max(1.0, np.abs(reference).max()), kind
+    chosen = make_engine(model, 1)
+    assert np.array_equal(chosen(x).argmax(0), reference.argmax(0))  # the first window: measured
+    record = json.loads(next((tmp_path / "cache" / "engines").glob("decoder-*.json")).read_text())
+    assert record["engine"] == chosen.name and {"torch", "onnx", "openvino"} <= set(record["mpx_per_s"])
+    assert all(record["agreement"][k] >= 0.995 for k in ("onnx", "openvino"))
+    measured = []
+    monkeypatch.setattr(decoder_engines.ChosenDecoderEngine, "_choose", lambda self, x: measured.append(x))
+    again = make_engine(model, 1)
+    again(x)
+    assert again.name == record["engine"] and not measured  # remembered, not measured again
