@@ -294,3 +294,11 @@ def test_decoder_graph_engines_give_pytorchs_logits_and_auto_remembers_its_choic
     again = make_engine(model, 1)
     again(x)
     assert again.name == record["engine"] and not measured  # remembered, not measured again
+
+
+def test_openvino_is_for_decoders_a_small_cnn_run_says_so(trained, tmp_path):
+    tiles, run = trained
+    args = ["map", str(run), str(tiles / "3band" / "B1.png"), "-o", str(tmp_path / "m.tif")]
+    result = CliRunner().invoke(cli, [*args, "--engine", "openvino"])
+    assert result.exit_code == 2 and "--engine openvino maps decoders" in result.output
+    assert not (tmp_path / "m.tif").exists()
