@@ -23,7 +23,7 @@ from imagefit.maps.mapping.window_engines import make_engine
 from imagefit.maps.outputs.areas import AreaTable, write_areas_csv
 from imagefit.maps.outputs.metrics import scores_of_confusion
 from imagefit.maps.outputs.pictures import save_map_png
-from imagefit.maps.outputs.polygons import Polygons, PolygonWriter
+from imagefit.maps.outputs.polygons import PolygonWriter
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,6 @@ class MapResult:
     areas: AreaTable | None = None
     confusion: np.ndarray | None = None
     confidence: Path | None = None  # the confidence GeoTIFF beside the map
-    polygons: Polygons | None = None
 
 
 def confidence_path(out: Path) -> Path:
@@ -138,10 +137,11 @@ def map_one(
     progress=None,
 ) -> MapResult:  # fmt: skip
     """Map one tile with a loaded run and engine, streamed: its GeoTIFF, confidence, area table, PNG
-    and polygons (added to `polygons`, or kept in the result with `polygons` True)."""
+    and polygons (added to the `polygons` writer; None: none made)."""
     info = raster_info(tile)
     region = region_of(info, roi, run.patch)
-    target = MapTarget(out, confidence_path(out), Path(truth) if truth else None, bool(polygons), simplify)
+    truth = Path(truth) if truth else None
+    target = MapTarget(out, confidence_path(out), truth, polygons is not None, simplify)
     streamed = stream_map(
         engine, tile, region, info, run.patch, run.mean, run.std, key, target, window, run.bands,
         min_confidence, progress,
@@ -152,10 +152,8 @@ def map_one(
         title = f"{tile.name}: {run.run_dir.name}"
         index = picture_index(out, key)
         result.files.append(save_map_png(index, list(key.names), out.with_suffix(".png"), title))
-    if isinstance(polygons, PolygonWriter):
+    if polygons is not None:
         polygons.add_polygons(streamed.polygons, key, tile.stem)
-    else:
-        result.polygons = streamed.polygons
     if streamed.confusion is not None:
         result.confusion = streamed.confusion
         result.metrics = scores_of_confusion(result.confusion, list(key.names))

@@ -25,7 +25,7 @@ from imagefit.maps.outputs.legend import aux_xml, colour_table, qgis_style
 from imagefit.maps.outputs.theme_map import CONFIDENCE_NODATA, Region, ThemeMap
 
 OVERVIEW_MIN = 128  # overviews halve the map down to about this many pixels on its longer side
-CACHE_BYTES = 128 * 2**20  # GDAL's block cache while maps are written (its default: 5 % of the RAM)
+CACHE_BYTES = 32 * 2**20  # GDAL's block cache while maps are written (its default: 5 % of the RAM)
 
 
 def bounded_cache():
