@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -30,7 +29,14 @@ from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
 from imagefit.maps.mapping.progress import MapProgress
 from imagefit.maps.mapping.records import TileRecord, read_record, record_path, write_record
 from imagefit.maps.mapping.region import region_of
-from imagefit.maps.mapping.tile import check_min_confidence, check_truth, load_map_run, map_one, sidecar
+from imagefit.maps.mapping.tile import (
+    check_min_confidence,
+    check_truth,
+    clear_partial,
+    load_map_run,
+    map_one,
+    sidecar,
+)
 from imagefit.maps.mapping.window_engines import make_engine
 from imagefit.maps.outputs.areas import AreaTable, write_areas_csv
 from imagefit.maps.outputs.metrics import scores_of_confusion
@@ -143,8 +149,7 @@ def _map_tile(
     """Map one tile into `out_dir`: its outputs, then its record (last)."""
     out = _out(out_dir, tile)
     record_path(out).unlink(missing_ok=True)  # an earlier run's, whose files are gone or other
-    for stale in (*out_dir.glob(f".{tile.stem}-map*"), *out_dir.glob(f".{tile.stem}-confidence*")):
-        shutil.rmtree(stale) if stale.is_dir() else stale.unlink(missing_ok=True)  # a killed run's
+    clear_partial(out)  # a killed run's
     polygons = sidecar(out, "polygons.gpkg") if settings["polygons"] else None
     writer = PolygonWriter(polygons, settings["simplify"]) if polygons else nullcontext()
     with writer as polygon_writer:

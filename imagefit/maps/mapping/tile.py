@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import logging
+import shutil
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +71,15 @@ def check_min_confidence(value: float | None) -> None:
         )
 
 
+def clear_partial(out: Path) -> None:
+    """Remove what a killed map to `out` left half-written: the temporary files and folders of its
+    GeoTIFFs and sidecars (`.X-map.tif.*`, `.X-map-areas.csv.*`, `.X-confidence.tif.*`...), never
+    a finished file."""
+    names = (f"{out.stem}.", f"{out.stem}-", f"{confidence_path(out).stem}.")
+    for stale in [p for name in names for p in out.parent.glob(f".{glob.escape(name)}*")]:
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+
+
 def sidecar(out: Path, name: str) -> Path:
     """A file beside the map GeoTIFF `out`, named after it: X-map.tif -> X-map-<name>."""
     return out.with_name(f"{out.stem}-{name}")
@@ -114,6 +125,7 @@ def map_tile(
     if truth is not None:
         check_truth(truth, tile)
     out = Path(out) if out is not None else Path(f"{tile.stem}-map.tif")
+    clear_partial(out)
     model = make_engine(run.model, run.patch, naive, engine, tta, run.temperature)
     writer = PolygonWriter(polygons, simplify) if polygons is not None else nullcontext()
     options = dict(png=png, roi=roi, window=window, min_confidence=min_confidence)
