@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import rasterio
 import torch
 
 from imagefit.maps.inputs.rasters import raster_info
@@ -208,3 +209,21 @@ def test_tta_averages_the_eight_symmetries_of_each_window(trained, tmp_path):
     assert result.metrics["tta"] is True and result.metrics["pixel_accuracy"] > 0.8
     with pytest.raises(OptionError, match="--tta applies to decoders"):
         make_engine(torch.nn.Conv2d(3, 2, 3), 28, tta=True)
+
+
+def test_map_engine_flags_map_a_decoder_as_pytorch_does(trained, tmp_path):
+    from click.testing import CliRunner
+
+    from imagefit.cli import cli
+
+    tiles, run = trained
+    maps = {}
+    for engine in ("torch", "onnx", "openvino", "auto"):
+        out = tmp_path / f"{engine}.tif"
+        args = ["-q", "map", str(run.run_dir), str(tiles / "3band" / "B1.png"), "-o", str(out)]
+        result = CliRunner().invoke(cli, [*args, "--engine", engine, "--window", "128"])
+        assert result.exit_code == 0, result.output
+        with rasterio.open(out) as ds:
+            maps[engine] = ds.read(1)
+    for engine in ("onnx", "openvino", "auto"):
+        assert (maps[engine] == maps["torch"]).mean() >= 0.995, engine

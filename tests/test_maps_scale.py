@@ -4,6 +4,13 @@ as one block holds; progress; resume after a kill; tiles shared among torchrun r
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +23,7 @@ from imagefit.cli import cli
 from tests._tiles import label_raster, rgb_of, train_tiny_map_run, write_labels
 
 ORIGIN = from_origin(440000.0, 110000.0, 0.25, 0.25)
+SEED = int(os.environ.get("IMAGEFIT_KILL_SEED", time.time_ns() % 10_000))
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +117,188 @@ def test_seam_polygons_merge_a_field_split_by_block_edges():
     polygons = seams.polygons()
     assert sorted(polygons.index.tolist()) == [0, 1, 1]
     assert sorted(polygons.area.tolist()) == sorted([1.0, 30 * 37, 40 * 50 - 30 * 37 - 1 - 9])
+
+
+def many_tiles(root, n: int = 4, size=(70, 90)):
+    """`n` georeferenced tiles side by side (one mosaic) in ROOT/in, their labels in ROOT/truth."""
+    return [georeferenced_tile(root / "in", f"T{k}", *size, seed=k, shift=k * size[1]) for k in range(n)]
+
+
+def test_progress_is_one_line_per_tile_off_a_terminal_and_nothing_when_quiet(trained, tmp_path):
+    _, run = trained
+    many_tiles(tmp_path, 3)
+    args = ["map", str(run), str(tmp_path / "in"), "--out-dir", str(tmp_path / "out"), "--window", "48"]
+    shown = CliRunner().invoke(cli, args)
+    assert shown.exit_code == 0, shown.output
+    lines = [line for line in shown.stderr.splitlines() if line.startswith("map ")]
+    assert [line.split(":")[0] for line in lines] == ["map 1/3 T0.tif", "map 2/3 T1.tif", "map 3/3 T2.tif"]
+    assert "0.0 Mpx in" in lines[0] and "Mpx/s, ETA" in lines[0] and lines[2].endswith("ETA 0:00:00")
+    quiet = CliRunner().invoke(cli, ["-q", *args[:4], str(tmp_path / "out2"), *args[5:]])
+    assert quiet.exit_code == 0 and "Mpx" not in quiet.stderr
+
+
+def test_progress_on_a_terminal_is_a_bar_in_pixels_with_rate_and_eta(capsys):
+    from imagefit.maps.mapping.progress import MapProgress
+
+    with MapProgress([(Path("a.tif"), 3_000_000), (Path("b.tif"), 1_000_000)], terminal=True) as bar:
+        bar.skip(Path("b.tif"))
+        bar.advance(1_500_000)
+    shown = capsys.readouterr().err
+    assert "map:" in shown and "2.50M/4.00M" in shown
+    assert "px/s" in shown
+
+
+def test_tiles_are_shared_among_ranks_by_size_each_once():
+    from imagefit.maps.mapping.many_tiles import share
+
+    tiles = [Path(f"t{k}.tif") for k in range(7)]
+    sizes = dict(zip(tiles, [100, 40, 60, 30, 70, 10, 90], strict=True))
+    shares = share(tiles, sizes, 2)
+    assert sorted(t for s in shares for t in s) == sorted(tiles)  # every tile once
+    loads = [sum(sizes[t] for t in s) for s in shares]
+    assert sorted(loads) == [200, 200] and shares[0] == sorted(shares[0])
+    assert share(tiles, sizes, 1) == [tiles]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp_path) -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+            "IMAGEFIT_CACHE": str(tmp_path / "cache"), "IMAGEFIT_DIST_TIMEOUT": "60"}  # fmt: skip
+
+
+def _map_args(run, root, out) -> list[str]:
+    args = ["map", str(run), str(root / "in"), "--out-dir", str(out), "--window", "48"]
+    return [*args, "--truth", str(root / "truth"), "--polygons", str(out / "polygons.gpkg")]
+
+
+def _assert_valid_outputs(out) -> None:
+    """Every map and confidence GeoTIFF in `out` a valid COG; no temporary file left."""
+    for path in [*out.glob("*-map.tif"), *out.glob("*-confidence.tif")]:
+        valid, errors, _ = cog_validate(str(path), quiet=True)
+        assert valid, (path, errors)
+
+
+def _same_outputs(a, b) -> None:
+    """Every file of folder `a` equal in `b`: byte for byte, but for the seconds a map took (metrics,
+    records, tiles.csv) and a GeoPackage's timestamps (its features compared instead)."""
+    import pyogrio.raw
+
+    names = sorted(p.name for p in a.iterdir())
+    assert names == sorted(p.name for p in b.iterdir())
+    for name in names:
+        x, y = a / name, b / name
+        if name.endswith(".json"):
+            assert _timeless(json.loads(x.read_text())) == _timeless(json.loads(y.read_text())), name
+        elif name == "tiles.csv":
+            rows = [[r.split(",")[:7] + r.split(",")[8:] for r in p.read_text().splitlines()] for p in (x, y)]
+            assert rows[0] == rows[1]
+        elif name.endswith(".gpkg"):
+            (_, _, ga, fa), (_, _, gb, fb) = pyogrio.raw.read(x), pyogrio.raw.read(y)
+            assert ga.tolist() == gb.tolist() and all((u == v).all() for u, v in zip(fa, fb, strict=True))
+        else:
+            assert x.read_bytes() == y.read_bytes(), name
+
+
+def _timeless(data):
+    """JSON data without its "seconds" (at any depth)."""
+    if isinstance(data, dict):
+        return {k: _timeless(v) for k, v in data.items() if k != "seconds"}
+    return [_timeless(v) for v in data] if isinstance(data, list) else data
+
+
+@pytest.fixture(autouse=True)
+def _default_sigchld():
+    """Earlier DataLoaders leave torch's SIGCHLD handler; the children killed here are not its workers."""
+    previous = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGCHLD, previous)
+
+
+def test_a_many_tile_map_killed_then_run_again_maps_every_tile_once(trained, tmp_path):
+    _, run = trained
+    many_tiles(tmp_path, 6)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imagefit", "-q", *_map_args(run, tmp_path, out)],
+        env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*-done.json"))) < 2:
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(random.Random(SEED).uniform(0.0, 0.3))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stderr.close()
+    kept = {p.name: p.stat().st_mtime_ns for p in out.glob("*-done.json")}
+    assert 2 <= len(kept) < 6, f"seed {SEED}"
+    _assert_valid_outputs(out)  # no partial map ever takes a final name
+    again = CliRunner().invoke(cli, _map_args(run, tmp_path, out))
+    assert again.exit_code == 0, again.output
+    assert f"kept {len(kept)} tiles an earlier run had mapped" in again.stdout
+    mapped = [line.split(":")[0].split()[-1] for line in again.stderr.splitlines() if line.startswith("map ")]
+    assert len(mapped) == 6 - len(kept) and not {f"{t[:-4]}-map-done.json" for t in mapped} & set(kept)
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*-done.json") if p.name in kept} == kept
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+    _assert_valid_outputs(out)
+    fresh = CliRunner().invoke(cli, ["-q", *_map_args(run, tmp_path, tmp_path / "fresh")])
+    assert fresh.exit_code == 0, fresh.output
+    _same_outputs(out, tmp_path / "fresh")
+
+
+def test_two_torchrun_ranks_share_the_tiles_and_write_what_one_process_writes(trained, tmp_path):
+    _, run = trained
+    many_tiles(tmp_path, 4)
+    one = CliRunner().invoke(cli, _map_args(run, tmp_path, tmp_path / "one"))
+    assert one.exit_code == 0, one.output
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2"]
+    cmd += ["-m", "imagefit", *_map_args(run, tmp_path, tmp_path / "two")]
+    two = subprocess.run(cmd, env=_env(tmp_path), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    mapped = sorted(
+        line.split(":")[0].split()[-1]
+        for line in two.stderr.splitlines()
+        if "map 1/2" in line or "map 2/2" in line
+    )
+    assert mapped == ["T0.tif", "T1.tif", "T2.tif", "T3.tif"]  # two tiles a rank, each tile once
+    assert two.stdout.count("pooled over 4 tiles") == 1  # rank 0 reports
+    _same_outputs(tmp_path / "one", tmp_path / "two")
+
+
+def test_decoder_graph_engines_give_pytorchs_logits_and_auto_remembers_its_choice(monkeypatch, tmp_path):
+    import torch
+
+    from imagefit.maps.mapping import decoder_engines
+    from imagefit.maps.mapping.window_engines import TorchDenseEngine, make_engine
+    from imagefit.models.segmentation import build_decoder, decoder_record
+
+    monkeypatch.setenv("IMAGEFIT_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    model = build_decoder(decoder_record("unet"), 4).eval()
+    x = np.random.default_rng(0).normal(size=(1, 3, 70, 100)).astype(np.float32)  # padded to 96 x 128
+    reference = TorchDenseEngine(model, 1)(x)
+    for kind in ("onnx", "openvino"):
+        out = make_engine(model, 1, engine=kind)(x)
+        assert out.shape == reference.shape == (4, 70, 100)
+        assert np.abs(out - reference).max() < 1e-3 * max(1.0, np.abs(reference).max()), kind
+    chosen = make_engine(model, 1)
+    assert np.array_equal(chosen(x).argmax(0), reference.argmax(0))  # the first window: measured
+    record = json.loads(next((tmp_path / "cache" / "engines").glob("decoder-*.json")).read_text())
+    assert record["engine"] == chosen.name and {"torch", "onnx", "openvino"} <= set(record["mpx_per_s"])
+    assert all(record["agreement"][k] >= 0.995 for k in ("onnx", "openvino"))
+    measured = []
+    monkeypatch.setattr(decoder_engines.ChosenDecoderEngine, "_choose", lambda self, x: measured.append(x))
+    again = make_engine(model, 1)
+    again(x)
+    assert again.name == record["engine"] and not measured  # remembered, not measured again
+
+
+def test_openvino_is_for_decoders_a_small_cnn_run_says_so(trained, tmp_path):
+    tiles, run = trained
+    args = ["map", str(run), str(tiles / "3band" / "B1.png"), "-o", str(tmp_path / "m.tif")]
+    result = CliRunner().invoke(cli, [*args, "--engine", "openvino"])
+    assert result.exit_code == 2 and "--engine openvino maps decoders" in result.output
+    assert not (tmp_path / "m.tif").exists()

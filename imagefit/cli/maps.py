@@ -353,6 +353,10 @@ def _echo_tile(result) -> None:
 
 
 def _echo_tiles(result) -> None:
+    if result is None:  # a worker rank under torchrun: rank 0 reports
+        return
+    if result.skipped:
+        click.echo(f"kept {result.skipped} tiles an earlier run had mapped with these settings")
     pixels = sum(r.width * r.height for r in result.tiles)
     seconds = sum(r.seconds for r in result.tiles)
     click.echo(f"mapped {len(result.tiles)} tiles ({pixels:,} pixels) in {seconds:.1f} s")

@@ -20,7 +20,7 @@ from imagefit.maps.inputs.labels import read_labels
 from imagefit.maps.inputs.rasters import RasterInfo
 from imagefit.maps.mapping.region import MapBlock, map_blocks
 from imagefit.maps.outputs.areas import AreaTable, class_areas
-from imagefit.maps.outputs.geotiff import MapWriter, confidence_writer
+from imagefit.maps.outputs.geotiff import MapWriter, bounded_cache, confidence_writer
 from imagefit.maps.outputs.metrics import confusion
 from imagefit.maps.outputs.polygons import Polygons, SeamPolygons
 from imagefit.maps.outputs.theme_map import NODATA, UNSURE, Region
@@ -99,6 +99,7 @@ def stream_map(
     tally = _Tally(key, source, region, target, min_confidence is not None)
     windows = 0
     with (
+        bounded_cache(),
         MapWriter(target.map, key, source, region) as classes,
         confidence_writer(target.confidence, source, region) as sure,
     ):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import logging
+import shutil
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from imagefit.maps.mapping.window_engines import make_engine
 from imagefit.maps.outputs.areas import AreaTable, write_areas_csv
 from imagefit.maps.outputs.metrics import scores_of_confusion
 from imagefit.maps.outputs.pictures import save_map_png
-from imagefit.maps.outputs.polygons import Polygons, PolygonWriter
+from imagefit.maps.outputs.polygons import PolygonWriter
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,6 @@ class MapResult:
     areas: AreaTable | None = None
     confusion: np.ndarray | None = None
     confidence: Path | None = None  # the confidence GeoTIFF beside the map
-    polygons: Polygons | None = None
 
 
 def confidence_path(out: Path) -> Path:
@@ -68,6 +69,15 @@ def check_min_confidence(value: float | None) -> None:
         raise OptionError(
             f"--min-confidence must be a probability between 0 and 1 (both excluded), got {value:g}"
         )
+
+
+def clear_partial(out: Path) -> None:
+    """Remove what a killed map to `out` left half-written: the temporary files and folders of its
+    GeoTIFFs and sidecars (`.X-map.tif.*`, `.X-map-areas.csv.*`, `.X-confidence.tif.*`...), never
+    a finished file."""
+    names = (f"{out.stem}.", f"{out.stem}-", f"{confidence_path(out).stem}.")
+    for stale in [p for name in names for p in out.parent.glob(f".{glob.escape(name)}*")]:
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
 
 
 def sidecar(out: Path, name: str) -> Path:
@@ -115,6 +125,7 @@ def map_tile(
     if truth is not None:
         check_truth(truth, tile)
     out = Path(out) if out is not None else Path(f"{tile.stem}-map.tif")
+    clear_partial(out)
     model = make_engine(run.model, run.patch, naive, engine, tta, run.temperature)
     writer = PolygonWriter(polygons, simplify) if polygons is not None else nullcontext()
     options = dict(png=png, roi=roi, window=window, min_confidence=min_confidence)
@@ -138,10 +149,11 @@ def map_one(
     progress=None,
 ) -> MapResult:  # fmt: skip
     """Map one tile with a loaded run and engine, streamed: its GeoTIFF, confidence, area table, PNG
-    and polygons (added to `polygons`, or kept in the result with `polygons` True)."""
+    and polygons (added to the `polygons` writer; None: none made)."""
     info = raster_info(tile)
     region = region_of(info, roi, run.patch)
-    target = MapTarget(out, confidence_path(out), Path(truth) if truth else None, bool(polygons), simplify)
+    truth = Path(truth) if truth else None
+    target = MapTarget(out, confidence_path(out), truth, polygons is not None, simplify)
     streamed = stream_map(
         engine, tile, region, info, run.patch, run.mean, run.std, key, target, window, run.bands,
         min_confidence, progress,
@@ -152,10 +164,8 @@ def map_one(
         title = f"{tile.name}: {run.run_dir.name}"
         index = picture_index(out, key)
         result.files.append(save_map_png(index, list(key.names), out.with_suffix(".png"), title))
-    if isinstance(polygons, PolygonWriter):
+    if polygons is not None:
         polygons.add_polygons(streamed.polygons, key, tile.stem)
-    else:
-        result.polygons = streamed.polygons
     if streamed.confusion is not None:
         result.confusion = streamed.confusion
         result.metrics = scores_of_confusion(result.confusion, list(key.names))

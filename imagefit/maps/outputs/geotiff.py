@@ -25,6 +25,15 @@ from imagefit.maps.outputs.legend import aux_xml, colour_table, qgis_style
 from imagefit.maps.outputs.theme_map import CONFIDENCE_NODATA, Region, ThemeMap
 
 OVERVIEW_MIN = 128  # overviews halve the map down to about this many pixels on its longer side
+CACHE_BYTES = 32 * 2**20  # GDAL's block cache while maps are written (its default: 5 % of the RAM)
+
+
+def bounded_cache():
+    """A rasterio environment whose GDAL block cache is CACHE_BYTES: blocks written (and the COG
+    copy's reads) then hold that much memory at most, whatever the map's size."""
+    import rasterio
+
+    return rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES)
 
 
 def map_values(key: ThemeKey) -> tuple[str, int]:

@@ -186,3 +186,26 @@ def _write(path: Path, polygons: Polygons, layer: str, fields, data, append: boo
             path, shapely.to_wkb(polygons.geometry), data, fields, layer=layer, driver="GPKG",
             geometry_type="Polygon", crs=crs, append=append,
         )  # fmt: skip
+
+
+def read_polygons(path: str | Path, key: ThemeKey) -> Polygons:
+    """The polygons a PolygonWriter wrote to its first layer (one map's), as `Polygons` again."""
+    import shapely
+    from pyogrio.raw import read
+    from rasterio.crs import CRS
+
+    meta, _, wkb, data = read(path, layer=LAYER)
+    fields = list(meta["fields"])
+    names = list(key.names)
+    index = np.array([names.index(name) for name in data[fields.index("class")]], np.int64)
+    crs = CRS.from_user_input(meta["crs"]) if meta["crs"] else None
+    return Polygons(shapely.from_wkb(wkb), index, np.asarray(data[fields.index("area")], np.float64), crs)
+
+
+def merge_polygons(parts: list[Path], path: Path, key: ThemeKey, simplify: float = 0.0) -> Path:
+    """One GeoPackage of the polygons of many maps, each part (X-map-polygons.gpkg, a PolygonWriter's)
+    appended in turn with its tile X."""
+    with PolygonWriter(path, simplify) as writer:
+        for part in parts:
+            writer.add_polygons(read_polygons(part, key), key, part.name.removesuffix("-map-polygons.gpkg"))
+    return path
