@@ -165,4 +165,4 @@ def test_map_train_reads_space_separated_refs(tmp_path: Path, monkeypatch) -> No
     args = ["map-train", str(tmp_path), "--train", "T1P01", "T1P02", "--valid", "T1P03", "--train", "T2"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2 and "stop here" in result.output
-    assert seen == [(["T1P01", "T1P02", "T2"], "T1P03")]
+    assert seen == [(["T1P01", "T1P02", "T2"], ["T1P03"])]

@@ -21,7 +21,9 @@ from imagefit.audit import AuditResult, audit
 from imagefit.errors import ImagefitError, OptionError
 from imagefit.inference import Predictions
 from imagefit.maps.inputs.key import read_key
-from imagefit.maps.mapping.tile import MapResult, map_tile, read_truth
+from imagefit.maps.inputs.labels import read_labels
+from imagefit.maps.mapping.streaming import picture_index
+from imagefit.maps.mapping.tile import MapResult, check_truth, map_tile
 from imagefit.maps.outputs.metrics import confusion, scores_of_confusion
 from imagefit.maps.training.map_train import train_map
 from imagefit.models.defaults import DEFAULT_BACKBONE
@@ -185,8 +187,9 @@ def clear_map_run(folder: Path) -> bool:
 def held_out_accuracy(mapped: MapResult, image: Path, truth: Path, key: Path) -> dict[str, float]:
     """Pixel accuracy of the map on the west half (the held-out tile) and on the whole image."""
     theme_key = read_key(key)
-    labels = read_truth(truth, image, theme_key)
-    index = mapped.theme_map.index
+    check_truth(truth, image)
+    labels = read_labels(truth, theme_key)
+    index = picture_index(mapped.files[0], theme_key)  # the written map, whole: the image is small
     half = labels.shape[1] // 2
     names = list(theme_key.names)
     west = confusion(index[:, :half], labels[:, :half], len(names))
