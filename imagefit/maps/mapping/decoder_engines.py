@@ -16,6 +16,7 @@ import json
 import logging
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,6 @@ from torch import nn
 
 from imagefit.data.atomic import write_json
 from imagefit.errors import OptionError, WriteError
-from imagefit.features.autotune import machine_fingerprint
 from imagefit.features.cache import cache_root, cache_write_failed
 from imagefit.features.engines import export_onnx, onnx_session
 from imagefit.maps.mapping.dense_networks import ALIGN, DenseDecoder
@@ -101,8 +101,19 @@ class ChosenDecoderEngine:
             kind = remembered_choice(self.key)
             if kind is None:
                 return self._choose(x)
-            self.engine, self.name = self._build(kind), kind
+            self.use(kind)
         return self.engine(x)
+
+    def decide(self, x: np.ndarray) -> str:
+        """The engine for these weights: remembered, or measured now on window `x`."""
+        if self.engine is None:
+            self(x)
+        return self.name
+
+    def use(self, kind: str) -> None:
+        """Map with engine `kind` from now on (one decided elsewhere: by rank 0 of a torchrun world)."""
+        if kind != self.name:
+            self.engine, self.name = self._build(kind), kind
 
     def _build(self, kind: str):
         return self.torch_engine if kind == "torch" else GraphDecoderEngine(self.decoder, kind)
@@ -154,9 +165,28 @@ def _weights_key(decoder: nn.Module) -> str:
     return h.hexdigest()[:32]
 
 
+def machine() -> str:
+    """A short hash of the CPU, its instruction sets and the libraries, not the thread count: one
+    choice for a machine, so that one process and the ranks of a torchrun world map alike."""
+    parts = ""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        parts = next((x for x in lines if x.startswith("model name")), "")
+        parts += next((x for x in lines if x.startswith("flags")), "")
+    except OSError:
+        pass
+    versions = [torch.__version__]
+    for name in ("onnxruntime", "openvino"):
+        try:
+            versions.append(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            versions.append("none")
+    return hashlib.sha256("|".join([parts, *versions]).encode()).hexdigest()[:12]
+
+
 def choice_path(key: str) -> Path:
     """Where the choice for these weights on this machine is remembered."""
-    return cache_root() / "engines" / f"decoder-{key}-{machine_fingerprint()}.json"
+    return cache_root() / "engines" / f"decoder-{key}-{machine()}.json"
 
 
 def remembered_choice(key: str) -> str | None:

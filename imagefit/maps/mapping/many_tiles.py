@@ -25,10 +25,11 @@ import numpy as np
 from imagefit.data.atomic import write_json, write_text
 from imagefit.maps.inputs.rasters import check_bands, raster_info
 from imagefit.maps.inputs.sources import collect_tiles, pair_truths
+from imagefit.maps.mapping.decoder_engines import ChosenDecoderEngine
 from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
 from imagefit.maps.mapping.progress import MapProgress
 from imagefit.maps.mapping.records import TileRecord, read_record, record_path, write_record
-from imagefit.maps.mapping.region import region_of
+from imagefit.maps.mapping.region import WindowReader, region_of
 from imagefit.maps.mapping.tile import (
     check_min_confidence,
     check_truth,
@@ -89,13 +90,13 @@ def map_tiles(
     mine = share(tiles, sizes, distributed.world_size())[distributed.rank()]
     done = [t for t in mine if read_record(_out(out_dir, t), key, settings) is not None]
     skipped = int(distributed.all_sum([len(done)], "finding the tiles mapped before")[0])
-    model = None
+    model = make_engine(run.model, run.patch, naive, engine, tta, run.temperature)
+    _same_engine(model, run, tiles[0], window)
     with MapProgress([(t, sizes[t]) for t in mine], progress) as bar:
         for tile in mine:
             if tile in done:
                 bar.skip(tile)
                 continue
-            model = model or make_engine(run.model, run.patch, naive, engine, tta, run.temperature)
             _map_tile(run, model, tile, out_dir, key, truths.get(tile), settings, bar.advance)
             bar.tile_done(tile)
     if done:
@@ -120,6 +121,26 @@ def share(tiles: list[Path], sizes: dict[Path, int], ranks: int) -> list[list[Pa
         loads[r] += sizes[tile]
         shares[r].add(tile)
     return [[t for t in tiles if t in chosen] for chosen in shares]
+
+
+def _same_engine(model, run, tile: Path, window: int) -> None:
+    """A decoder's engine chosen once for every rank: rank 0 decides (remembered, or measured on the
+    first tile's first window) and tells the others, so that all map as one process would."""
+    chosen = model
+    while not isinstance(chosen, ChosenDecoderEngine) and hasattr(chosen, "engine"):
+        chosen = chosen.engine  # through temperature and symmetries
+    if not isinstance(chosen, ChosenDecoderEngine):
+        return
+    kind = [None]
+    if distributed.is_main():
+        info = raster_info(tile)
+        read = WindowReader(tile, info, run.mean, run.std, run.bands)
+        kind[0] = chosen.decide(read(0, 0, min(window, info.height), min(window, info.width)))
+    if distributed.active():
+        import torch.distributed as dist
+
+        dist.broadcast_object_list(kind, src=0)
+    chosen.use(kind[0])
 
 
 def _wait_for_records(maps: list[Path], key, settings: dict, poll_s: float = 1.0) -> list[TileRecord]:
