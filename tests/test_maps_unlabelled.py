@@ -107,6 +107,11 @@ def test_unlabelled_images_train_decoders_only_and_need_the_tiles_bands(tmp_path
         from imagefit.maps.training.options import MapTrainOptions
 
         MapTrainOptions(model="unet", unlabelled=("x",), semi="co-training")
+    # sized for the hour on 2 cores: an epoch with unlabelled images costs about 1.7x
+    assert (
+        MapTrainOptions(model="unet").epochs == 8
+        and MapTrainOptions(model="unet", unlabelled="x").epochs == 5
+    )
 
 
 def test_a_rare_class_gets_a_lower_threshold_but_not_below_the_floor():

@@ -59,6 +59,24 @@ def test_the_schedule_is_stretched_to_the_plan_and_ends_where_a_planned_one_ends
     assert peak == pytest.approx(0.01, rel=0.05)  # the one-cycle peak was reached, not cut short
 
 
+class DearerClock(Clock):
+    """Batches that cost 1 s, then 3 s from the 4th (a loss on unlabelled images after its warm-up)."""
+
+    def on_batch_end(self, trainer, logs):
+        self.now += 1.0 if trainer.epoch == 0 and logs["batch"] < 3 else 3.0
+
+
+def test_a_step_grown_dearer_within_the_epoch_shortens_the_plan_and_the_schedule_still_ends():
+    clock = DearerClock(0)
+    trainer = tiny_trainer([clock, TimeBudget(0.3, probe=2, clock=clock)], epochs=3)  # 18 s
+    trainer.fit()
+    assert len(trainer.history) == 1 and clock.now == pytest.approx(12)
+    one = make_schedule(OptimSpec("adam", 0.01))(_optimizer(), STEPS)  # as if planned for 1 epoch
+    for _ in range(STEPS - 1):
+        one.step()
+    assert trainer.history[-1]["lr"] == pytest.approx(one.get_last_lr()[0], rel=1e-6)  # annealed in time
+
+
 def test_max_epochs_caps_the_plan_and_a_budget_shorter_than_an_epoch_trains_one():
     trainer, _, _ = budget_run(1, cost=1.0, max_epochs=4)
     assert len(trainer.history) == 4

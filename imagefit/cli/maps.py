@@ -194,7 +194,7 @@ def given_map_options(ctx: click.Context) -> dict:
     type=click.FloatRange(min=0, min_open=True),
     help="Minutes of training: the epochs (and the lr schedule) fitted to them on this machine, so a GPU "
     "trains more in the same time (default: --epochs; decoders' 8 epochs take about 40 minutes on 2 CPU "
-    "cores for 62 training images of the aerial tiles, about 50 with --unlabelled).",
+    "cores for 62 training images of the aerial tiles; with --unlabelled 5 epochs, about 45).",
 )
 @click.option(
     "--budget-clock",

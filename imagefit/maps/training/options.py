@@ -8,8 +8,9 @@ from imagefit.errors import ModelError, OptionError
 
 # What an option left at None becomes, by the kind of model. Decoders: a pixel per target, crops a
 # multiple of the encoder's stride (32), fewer steps (a crop is 65,536 targets): 4 epochs took about
-# 20 minutes on 2 CPU cores, so 8 take about 40 (about 50 with --unlabelled, 1.36x per batch after
-# its warm-up), within the hour a map run may take there; --budget fits the epochs to a time instead.
+# 20 minutes on 2 CPU cores, so 8 take about 40, within the hour a map run may take there; with
+# --unlabelled an epoch cost about 1.7x (CPU time, one reduced tile-6 run), so UNLABELLED_EPOCHS.
+# --budget fits the epochs to a time instead.
 # Their lr on the tile-6 proxy (120 steps): 0.842 pixel accuracy, mIoU 0.514 (1e-3 with full class
 # weights: 0.728, 0.387). A backbone's validation crops hold ~800,000 positions: their accuracy is a
 # steady guide, while their loss grows with confidence in regions whose labels are ambiguous
@@ -30,6 +31,7 @@ KIND_DEFAULTS: dict[str, dict[str, int | float | str]] = {
 # Block groups that train (below the classifier, or the decoder) when --stages is not given: backward
 # through the early, high-resolution depthwise blocks is what makes CPU fine-tuning slow
 TRAINED_BLOCKS = {"backbones": 4, "decoders": 5}  # decoders: blocks 2-6 of Lite0
+UNLABELLED_EPOCHS = 5  # a decoder's default epochs with --unlabelled: about 45 minutes on 2 cores
 MONITORS = ("val_loss", "val_acc", "val_miou")
 SEMI_METHODS = ("fixmatch", "mean-teacher")  # imagefit.maps.training.unlabelled
 VALID_ROI = 300  # side of the validation map region (from the tile's top-left corner) without --roi
@@ -129,6 +131,8 @@ class MapTrainOptions:
     def _fill_defaults(self) -> None:
         """Options left at None take KIND_DEFAULTS' value for the kind of model."""
         defaults = KIND_DEFAULTS[self.kind]
+        if self.unlabelled and self.decoder and self.epochs is None:
+            self.epochs = UNLABELLED_EPOCHS
         if self.crop is None and "crop" in defaults:  # a crop holds at least one patch
             self.crop = max(defaults["crop"], self.patch if self.patch is not None else defaults["patch"])
         for name, value in defaults.items():

@@ -29,9 +29,9 @@ CLOCKS: dict[str, Callable[[], float]] = {"wall": time.monotonic, "cpu": cpu_clo
 class TimeBudget(Callback):
     """Fits training into `minutes` of wall time, on whatever machine it runs.
 
-    After `probe` batches of the first epoch it plans the epochs from the seconds per batch (plus
-    VALIDATION_SHARE), then after every epoch from the seconds the last epoch took in all
-    (validation and the other callbacks included), so that the last epoch ends within the budget.
+    Every `probe` batches it plans the epochs from the epoch's seconds per batch (plus the last
+    epoch's validation and callbacks, or VALIDATION_SHARE before one has ended), and after every
+    epoch from the seconds that epoch took in all, so that the last epoch ends within the budget.
     The Trainer stretches or shrinks the learning-rate schedule to each plan (`Trainer.replan`): a
     faster machine trains more epochs in the same time, a slower one fewer, each with a whole
     schedule. `clock` reads the time: wall time (monotonic) by default, or CLOCKS['cpu'].
@@ -55,38 +55,53 @@ class TimeBudget(Callback):
 
     def on_train_begin(self, trainer, logs: dict) -> None:
         self.started = self.last_end = self.clock()
-        self.first_epoch, self.steps, self.probe_start = trainer.epoch, None, None
+        self.steps = self.pace_start = self.batches_end = None
+        self.overhead: float | None = None  # seconds of an epoch after its last batch (validation...)
 
     def on_epoch_begin(self, trainer, logs: dict) -> None:
         self.steps = logs["steps"]
 
     def on_batch_end(self, trainer, logs: dict) -> None:
-        """The first plan: from the batches after the first (which pays one-time costs) of epoch 1."""
-        if trainer.epoch != self.first_epoch or self.steps is None or self.steps <= self.probe:
+        """Plans within an epoch, every `probe` batches, from the epoch's pace so far (its first batch,
+        which may pay one-time costs, left out): a step that grows dearer during training (unlabelled
+        images after their warm-up) is seen before the epoch ends, and the schedule follows."""
+        batch, now = logs["batch"], self.clock()
+        if batch == 0:
+            self.pace_start = now
+        if batch == self.steps - 1:
+            self.batches_end = now
+        if self.steps is None or self.steps <= self.probe or batch == 0 or batch % self.probe:
             return
-        if logs["batch"] == 0:
-            self.probe_start = self.clock()
-        elif logs["batch"] == self.probe and self.probe_start is not None:
-            per_batch = (self.clock() - self.probe_start) / self.probe
-            elapsed = self.clock() - self.started
-            self._plan(trainer, per_batch * self.steps * (1 + VALIDATION_SHARE), elapsed, running=True)
+        if batch >= self.steps - 1:
+            return
+        per_batch = (now - self.pace_start) / batch
+        overhead = self.overhead if self.overhead is not None else VALIDATION_SHARE * per_batch * self.steps
+        rest = per_batch * (self.steps - batch - 1) + overhead
+        self._plan(trainer, per_batch * self.steps + overhead, now - self.started, rest)
 
     def on_epoch_end(self, trainer, logs: dict) -> None:
         now = self.clock()
         self.seconds_per_epoch, self.last_end = now - self.last_end, now
-        self._plan(trainer, self.seconds_per_epoch, now - self.started, running=False)
+        if self.pace_start is not None and self.batches_end is not None and self.steps and self.steps > 1:
+            per_batch = (self.batches_end - self.pace_start) / (self.steps - 1)
+            self.overhead = max(0.0, self.seconds_per_epoch - per_batch * self.steps)
+        self._plan(trainer, self.seconds_per_epoch, now - self.started, None)
 
-    def _plan(self, trainer, per_epoch: float, elapsed: float, running: bool) -> None:
-        """Plan as many more epochs as fit in the time left (the one under way counts as begun)."""
-        left = self.budget - elapsed
-        if running:  # the rest of the current epoch is part of what must fit
-            left -= per_epoch * (1 - (self.probe + 1) / self.steps)
+    def _plan(self, trainer, per_epoch: float, elapsed: float, rest: float | None) -> None:
+        """Plan as many more epochs as fit in the time left after the `rest` of the epoch under way
+        (None: at an epoch's end)."""
+        left = self.budget - elapsed - (rest or 0.0)
         more = max(0, math.floor(left / max(per_epoch, 1e-9)))
-        epochs = trainer.epoch + (1 if running else 0) + more
+        epochs = trainer.epoch + (0 if rest is None else 1) + more
         if self.max_epochs is not None:
             epochs = min(epochs, self.max_epochs)
+        before = trainer.total_epochs
         trainer.replan(epochs)
         self.plans.append(trainer.total_epochs)
-        log.info(
-            "time budget %.0f min: %.0f s per epoch, %d epochs planned", self.budget / 60, per_epoch, epochs
-        )
+        if trainer.total_epochs != before or rest is None:
+            log.info(
+                "time budget %.0f min: %.0f s per epoch, %d epochs planned",
+                self.budget / 60,
+                per_epoch,
+                epochs,
+            )
