@@ -115,7 +115,7 @@ def start_readme_server(serve: str, cwd: Path) -> tuple[subprocess.Popen, list[s
     )
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600  # at its first start it measures engines, int8 included
     while time.monotonic() < deadline and proc.poll() is None:
         found = [re.search(r"imagefit serve: http://127\.0\.0\.1:(\d+)/", line) for line in lines]
         if any(found):

@@ -22,9 +22,9 @@ from imagefit.errors import ImagefitError, OptionError
 from imagefit.inference import Predictions
 from imagefit.maps.inputs.key import read_key
 from imagefit.maps.inputs.labels import read_labels
-from imagefit.maps.mapping.streaming import picture_index
-from imagefit.maps.mapping.tile import MapResult, check_truth, map_tile
-from imagefit.maps.outputs.metrics import confusion, scores_of_confusion
+from imagefit.maps.inputs.rasters import open_raster
+from imagefit.maps.mapping.tile import MapResult, map_tile
+from imagefit.maps.outputs.metrics import map_metrics
 from imagefit.maps.training.map_train import train_map
 from imagefit.models.defaults import DEFAULT_BACKBONE
 from imagefit.runs import RunFolder, load, read_config
@@ -136,7 +136,7 @@ def demo(out: str | Path = "demo", progress: bool = True, say: Say | None = prin
     image, truth = tiles / "3band" / f"{REF}.jpg", tiles / "theme" / f"{REF}-theme.png"
     mapped = map_tile(out / "map-run", image, out=out / "map" / f"{REF}-map.tif", png=True, truth=truth)
     clock.lap("map")
-    accuracy = held_out_accuracy(mapped, image, truth, tiles / "key-theme.txt")
+    accuracy = held_out_accuracy(mapped, truth, tiles / "key-theme.txt")
     say(
         f"6. map of the whole image -> {out / 'map' / (REF + '-map.tif')} (GeoTIFF with the classes' "
         f"colour table), {out / 'map' / (REF + '-map.png')}"
@@ -184,17 +184,18 @@ def clear_map_run(folder: Path) -> bool:
     return True
 
 
-def held_out_accuracy(mapped: MapResult, image: Path, truth: Path, key: Path) -> dict[str, float]:
-    """Pixel accuracy of the map on the west half (the held-out tile) and on the whole image."""
+def held_out_accuracy(mapped: MapResult, truth: Path, key: Path) -> dict[str, float]:
+    """Pixel accuracy of the map GeoTIFF written, read back, on the west half (the held-out tile)
+    and on the whole image."""
     theme_key = read_key(key)
-    check_truth(truth, image)
-    labels = read_labels(truth, theme_key)
-    index = picture_index(mapped.files[0], theme_key)  # the written map, whole: the image is small
-    half = labels.shape[1] // 2
+    with open_raster(truth) as ds:
+        height, width = ds.height, ds.width
+    west = (0, 0, height, width // 2)  # row, col, height, width
+    predicted = read_labels(mapped.files[0], theme_key, west)
+    labels = read_labels(truth, theme_key, west)
     names = list(theme_key.names)
-    west = confusion(index[:, :half], labels[:, :half], len(names))
     return {
-        "held_out": float(scores_of_confusion(west, names)["pixel_accuracy"]),
+        "held_out": float(map_metrics(predicted, labels, names)["pixel_accuracy"]),
         "whole": float(mapped.metrics["pixel_accuracy"]),
     }
 
