@@ -130,6 +130,17 @@ def summary(results: dict) -> None:
     shown = ", ".join(f"{s}: {v:.2f} s/Mpx" for s, v in per_mpx.items())
     print(f"peak RSS {small} -> {large} px: {growth:+.1%} (target < +20 %, and < 1.5 GB at every size)")
     print(f"seconds per Mpx: {shown}; spread {spread:.1%} (target: linear within 15 %)", flush=True)
+    if len(done) >= 3:  # a fixed start plus time in proportion to pixels, and how far each size is off
+        mpx = np.array([s * s / 1e6 for s in done])
+        wall = np.array([r[0] for r in done.values()])
+        slope, start = np.polyfit(mpx, wall, 1)
+        off = ", ".join(
+            f"{s}: {w / (start + slope * m) - 1:+.1%}" for s, m, w in zip(done, mpx, wall, strict=True)
+        )
+        print(
+            f"least-squares fit: {start:.1f} s + {slope:.3f} s per Mpx; each size off the fit by {off}",
+            flush=True,
+        )
 
 
 def ranks(run: Path, n: int, work: Path, threads: int) -> None:

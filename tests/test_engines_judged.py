@@ -61,7 +61,10 @@ def test_an_engine_that_disagrees_on_purpose_is_not_chosen(run: Path, monkeypatc
     images = json.loads((run / JUDGE_IMAGES).read_text())
     assert len(images["valid"]) == 12 and images["calibration"]  # written by training
     assert not (run / ENGINES_FILE).exists()  # 12 validation images: too few to judge when training
-    record = judge_run(run, load(run))
+    assert judge_run(run, load(run)) is None and not (run / ENGINES_FILE).exists()  # nor later
+    assert load(run).engine_for("auto", 10_000) == "auto"  # a large job on it keeps fp32, unjudged
+    assert not (run / ENGINES_FILE).exists()
+    record = judge_run(run, load(run), minimum=12)  # judged on purpose, however few
     verdicts = record["engines"]
     assert verdicts[bad]["agreement"] < judge.AGREEMENT and not verdicts[bad]["eligible"]
     assert "agrees with fp32 on" in verdicts[bad]["reason"]

@@ -225,11 +225,16 @@ def test_a_many_tile_map_killed_then_run_again_maps_every_tile_once(trained, tmp
         env=_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.monotonic() + 120
-    while len(list(out.glob("*-done.json"))) < 2:
+    seen: dict[int, float] = {}  # tiles done -> when first seen
+    while (done := len(list(out.glob("*-done.json")))) < 2:
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert time.monotonic() < deadline
-        time.sleep(0.02)
-    time.sleep(random.Random(SEED).uniform(0.0, 0.3))
+        seen.setdefault(done, time.monotonic())
+        time.sleep(0.01)
+    tile = time.monotonic() - seen.get(
+        1, seen.get(0, time.monotonic())
+    )  # about one tile's time on this machine, now
+    time.sleep(random.Random(SEED).uniform(0.0, tile))  # killed before the last tiles are done
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     proc.stderr.close()

@@ -54,11 +54,13 @@ def read_engines(run_dir: str | Path) -> dict | None:
     return record if isinstance(record, dict) and record.get("machine") == machine_fingerprint() else None
 
 
-def judge_run(run_dir: str | Path, classifier, batch_size: int = 32) -> dict | None:
+def judge_run(
+    run_dir: str | Path, classifier, batch_size: int = 32, minimum: int = JUDGE_WORTH
+) -> dict | None:
     """Judge the run's engines on its validation images and write RUN/engines.json; None when the
-    images are gone (a warning says so)."""
+    images are gone (a warning says so) or fewer than `minimum`."""
     run_dir = Path(run_dir)
-    inputs = judge_inputs(run_dir, classifier)
+    inputs = judge_inputs(run_dir, classifier, minimum)
     if inputs is None:
         return None
     record = judge_engines(classifier, *inputs, batch_size=batch_size)
@@ -70,8 +72,11 @@ def judge_run(run_dir: str | Path, classifier, batch_size: int = 32) -> dict | N
     return record
 
 
-def judge_inputs(run_dir: Path, classifier) -> tuple[list[Path], np.ndarray, Calibration | None] | None:
-    """(validation images, their labels, calibration set) recorded by training; None when gone."""
+def judge_inputs(
+    run_dir: Path, classifier, minimum: int = JUDGE_WORTH
+) -> tuple[list[Path], np.ndarray, Calibration | None] | None:
+    """(validation images, their labels, calibration set) recorded by training; None when gone or
+    fewer than `minimum` (too few to tell 99.5 % agreement apart)."""
     try:
         images = json.loads((Path(run_dir) / JUDGE_IMAGES).read_text(encoding="utf-8"))
         paths = [Path(v["path"]) for v in images["valid"]]
@@ -79,7 +84,16 @@ def judge_inputs(run_dir: Path, classifier) -> tuple[list[Path], np.ndarray, Cal
     except (OSError, ValueError, KeyError, TypeError):
         log.info("%s has no readable %s: its engines are not judged (fp32 is used)", run_dir, JUDGE_IMAGES)
         return None
-    if missing or len(paths) < 2:
+    if len(paths) < max(minimum, 2):
+        log.info(
+            "%s has %d validation images, too few to tell 99.5 %% agreement apart (%d needed):"
+            " its engines are not judged (fp32 is used)",
+            run_dir,
+            len(paths),
+            minimum,
+        )
+        return None
+    if missing:
         log.warning("the validation images of %s are not all there (%s): fp32 is used", run_dir, missing[:1])
         return None
     truth = _truth(images, len(classifier.classes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -18,6 +19,15 @@ MAPS = "maps"  # map runs: the validation map after every epoch
 ENGINES_FILE = "engines.json"  # the inference engines judged on the validation images, and the choice
 JUDGE_IMAGES = "judge_images.json"  # the validation and calibration images that judgement needs
 JUDGE_WORTH = 200  # validation images that tell 99.5 % agreement apart; a prediction job that pays
+
+
+def judged_images(run_dir: str | Path) -> int:
+    """How many validation images RUN/judge_images.json records for judging engines (0 without one)."""
+    try:
+        record = json.loads((Path(run_dir) / JUDGE_IMAGES).read_text(encoding="utf-8"))
+        return len(record["valid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 class RunFolder:

@@ -17,7 +17,7 @@ from imagefit.errors import ImagefitError
 from imagefit.features.locations import cache_root
 from imagefit.inference.onnx_classifier import OnnxClassifier, graph_metadata, is_onnx_model
 from imagefit.runs.familiarity import run_familiarity
-from imagefit.runs.folder import CONFIG, ENGINES_FILE, JUDGE_IMAGES, JUDGE_WORTH, WEIGHTS
+from imagefit.runs.folder import CONFIG, ENGINES_FILE, JUDGE_WORTH, WEIGHTS, judged_images
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ def engines_matter(run_dir: str | Path, n_images: int) -> bool:
     (judged already, or now for a large job) rather than the quick fp32 graph."""
     run_dir = Path(run_dir)
     judged = (run_dir / ENGINES_FILE).is_file()
-    return judged or (n_images >= JUDGE_WORTH and (run_dir / JUDGE_IMAGES).is_file())
+    return judged or (n_images >= JUDGE_WORTH and judged_images(run_dir) >= JUDGE_WORTH)
 
 
 def predictor(run_dir: str | Path, quick: bool = True):
