@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from imagefit.audit.labels import LabelIssues, label_issues
 from imagefit.audit.multilabel import multilabel_issues
 from imagefit.audit.outliers import flag_outliers, outlier_scores
 from imagefit.audit.page import write_page
+from imagefit.clock import StageClock
 from imagefit.data.atomic import write_json
 from imagefit.data.sources import data_source
 from imagefit.data.tables import is_frame, is_table
@@ -76,7 +76,7 @@ def audit(
     threshold = threshold if threshold is not None else (0.9 if duplicates == "thorough" else 0.95)
     from imagefit.search.embed import make_extractor
 
-    clock = _Clock()
+    clock = StageClock()
     table = {"images": images, "valid": valid, "path_col": path_col, "label_col": label_col,
              "label_delim": label_delim}  # fmt: skip
     items = labelled_images(data, valid_pct, seed, **table)
@@ -129,19 +129,6 @@ def _unusable_files(items: LabelledImages) -> dict[Path, str]:
 
     checks = [probe(p) for p in items.paths + items.unlabelled]
     return {c.path: c.problem for c in checks if not c.ok}
-
-
-class _Clock:
-    """Seconds per stage of the audit."""
-
-    def __init__(self):
-        self.start = self.last = time.perf_counter()
-        self.seconds: dict[str, float] = {}
-
-    def lap(self, name: str, since_start: bool = False) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = now - (self.start if since_start else self.last)
-        self.last = now
 
 
 def _label_findings(items: LabelledImages, kept: np.ndarray, issues: LabelIssues) -> list[Finding]:

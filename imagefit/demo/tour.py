@@ -8,7 +8,6 @@ EfficientNet-Lite0 weights are all installed with the package.
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from imagefit.audit import AuditResult, audit
+from imagefit.clock import StageClock
 from imagefit.errors import ImagefitError, OptionError
 from imagefit.inference import Predictions
 from imagefit.maps.inputs.key import read_key
@@ -87,7 +87,7 @@ def demo(out: str | Path = "demo", progress: bool = True, say: Say | None = prin
     if out.exists() and not out.is_dir():
         raise OptionError(f"--out {out} is a file: give a folder for the demo (new or existing)")
     say = say or (lambda line: None)
-    clock = _Clock()
+    clock = StageClock()
     if clear_map_run(out / "map-run"):
         say(f"replacing the map run of an earlier demo in {out / 'map-run'}")
     photos, tiles = copy_data(out)
@@ -213,14 +213,3 @@ def _short(path: str | Path, out: Path) -> str:
         return str(out / path.resolve().relative_to(out.resolve()))
     except ValueError:
         return str(path)
-
-
-class _Clock:
-    def __init__(self):
-        self.start = self.last = time.perf_counter()
-        self.seconds: dict[str, float] = {}
-
-    def lap(self, name: str, since_start: bool = False) -> None:
-        now = time.perf_counter()
-        self.seconds[name] = round(now - (self.start if since_start else self.last), 3)
-        self.last = now
