@@ -184,3 +184,28 @@ def test_evaluate_command_prints_metrics_and_writes_figures(trained: Path, tiny_
     assert (trained / "evaluation" / "confusion.png").stat().st_size > 1000
     missing = CliRunner().invoke(cli, ["evaluate", str(trained), str(tiny_data / "nope")])
     assert missing.exit_code == 2 and "Traceback" not in missing.output
+
+
+def test_each_log_line_reaches_stderr_in_one_write(monkeypatch):
+    """Processes sharing a stderr (the ranks of a torchrun world) write whole lines: a message and
+    its newline go out in one write, so lines never run into each other."""
+    import io
+    import logging
+
+    from imagefit.cli.root import setup_logging
+
+    writes = []
+
+    class Recorder(io.StringIO):
+        def write(self, text):
+            writes.append(text)
+            return len(text)
+
+    monkeypatch.setattr(sys, "stderr", Recorder())
+    setup_logging(quiet=False)
+    logging.getLogger("imagefit.maps").info("map 1/2 T1.tif: 0.0 Mpx in 0.6 s")
+    logging.getLogger("imagefit.maps").warning("no label raster for 1 tile(s)")
+    assert [w for w in writes if w] == [
+        "map 1/2 T1.tif: 0.0 Mpx in 0.6 s\n",
+        "warning: no label raster for 1 tile(s)\n",
+    ]

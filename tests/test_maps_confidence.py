@@ -127,7 +127,8 @@ def test_a_run_without_calibration_maps_as_before(trained, tmp_path):
     from imagefit.maps.mapping.blend import softmax
     from imagefit.maps.mapping.region import region_logits
     from imagefit.maps.mapping.tile import load_map_run
-    from imagefit.maps.mapping.window_engines import TemperatureEngine, make_engine
+    from imagefit.maps.mapping.view_engines import TemperatureEngine
+    from imagefit.maps.mapping.window_engines import make_engine
 
     _, run, tile, _, _ = trained
     old = tmp_path / "old-run"

@@ -227,3 +227,29 @@ def test_map_engine_flags_map_a_decoder_as_pytorch_does(trained, tmp_path):
             maps[engine] = ds.read(1)
     for engine in ("onnx", "openvino", "auto"):
         assert (maps[engine] == maps["torch"]).mean() >= 0.995, engine
+
+
+def test_a_decoder_run_mapped_again_on_this_machine_never_imports_pytorch(trained, tmp_path):
+    """The first map of a run exports its decoder's graph and measures the engines; a later map, in a
+    fresh process, finds both in the cache and maps the same pixels without importing PyTorch."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tiles, run = trained
+    env = {**os.environ, "IMAGEFIT_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    imported, outputs = {}, {}
+    for name, engine in (("first", "auto"), ("again", "auto"), ("forced", "torch")):
+        out = tmp_path / name / "B1.tif"
+        cmd = [sys.executable, "-X", "importtime", "-m", "imagefit", "-q", "map", str(run.run_dir)]
+        cmd += [str(tiles / "3band" / "B1.png"), "-o", str(out), "--window", "128", "--engine", engine]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        lines = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
+        imported[name] = {line.rsplit("|", 1)[-1].strip() for line in lines}
+        outputs[name] = [out.read_bytes(), out.with_name("B1-confidence.tif").read_bytes()]
+    assert {"torch", "timm"} <= imported["first"] and {"torch", "timm"} <= imported["forced"]
+    assert not {"torch", "timm", "torchvision"} & imported["again"]
+    assert outputs["again"] == outputs["first"]  # the same engine on the same graph: the same bytes

@@ -268,7 +268,7 @@ def test_two_torchrun_ranks_share_the_tiles_and_write_what_one_process_writes(tr
         for line in two.stderr.splitlines()
         if "map 1/2" in line or "map 2/2" in line
     )
-    assert mapped == ["T0.tif", "T1.tif", "T2.tif", "T3.tif"]  # two tiles a rank, each tile once
+    assert mapped == ["T0.tif", "T1.tif", "T2.tif", "T3.tif"], two.stderr  # two tiles a rank, each tile once
     assert two.stdout.count("pooled over 4 tiles") == 1  # rank 0 reports
     _same_outputs(tmp_path / "one", tmp_path / "two")
 

@@ -204,13 +204,14 @@ class RootGroup(click.Group):
 
 
 class _ProgressBarHandler(logging.Handler):
-    """Log lines written between progress bars, not through them."""
+    """Log lines written between progress bars, not through them; each line in one write, so that the
+    lines of processes sharing a stderr (the ranks of a torchrun world) never run into each other."""
 
     def emit(self, record: logging.LogRecord) -> None:
         from tqdm.auto import tqdm
 
         prefix = "warning: " if record.levelno >= logging.WARNING else ""
-        tqdm.write(prefix + record.getMessage(), file=sys.stderr)
+        tqdm.write(prefix + record.getMessage() + "\n", file=sys.stderr, end="")
 
 
 def setup_logging(quiet: bool) -> None:

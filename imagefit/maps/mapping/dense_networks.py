@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from imagefit.errors import ModelError
+from imagefit.maps.mapping.defaults import ALIGN
 from imagefit.models.dense_skips import SKIP_REDUCTIONS
 from imagefit.models.small_cnn import SmallCNN
-
-ALIGN = 32  # the encoder's total stride: smp decoders take sides that are multiples of it
 
 
 class DenseSmallCNN(nn.Module):

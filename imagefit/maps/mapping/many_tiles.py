@@ -35,10 +35,10 @@ from imagefit.maps.mapping.tile import (
     check_truth,
     clear_partial,
     load_map_run,
+    map_engine,
     map_one,
     sidecar,
 )
-from imagefit.maps.mapping.window_engines import make_engine
 from imagefit.maps.outputs.areas import AreaTable, write_areas_csv
 from imagefit.maps.outputs.metrics import scores_of_confusion
 from imagefit.maps.outputs.mosaic import mosaic_problem, write_mosaic
@@ -76,7 +76,7 @@ def map_tiles(
     other ranks return None)."""
     check_min_confidence(min_confidence)
     distributed.init()
-    run = load_map_run(run_dir)
+    run = load_map_run(run_dir, model=False)  # loaded only if no cached graph maps it
     out_dir = Path(out_dir)
     tiles = collect_tiles(inputs, exclude=out_dir)
     truths = pair_truths(tiles, truth)
@@ -90,7 +90,8 @@ def map_tiles(
     mine = share(tiles, sizes, distributed.world_size())[distributed.rank()]
     done = [t for t in mine if read_record(_out(out_dir, t), key, settings) is not None]
     skipped = int(distributed.all_sum([len(done)], "finding the tiles mapped before")[0])
-    model = make_engine(run.model, run.patch, naive, engine, tta, run.temperature)
+    # the ranks of a world (maybe on unlike machines) map with the engine rank 0 decides, never a cached one
+    model = map_engine(run, naive, engine, tta, cached=not distributed.active())
     _same_engine(model, run, tiles[0], window)
     with MapProgress([(t, sizes[t]) for t in mine], progress) as bar:
         for tile in mine:

@@ -18,10 +18,11 @@ from imagefit.maps.inputs.key import ThemeKey
 from imagefit.maps.inputs.rasters import check_bands, raster_info
 from imagefit.maps.inputs.tileset import Roi
 from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
+from imagefit.maps.mapping.graph_engine import GRAPH_ENGINES, cached_graph_engine, run_key
 from imagefit.maps.mapping.progress import MapProgress
 from imagefit.maps.mapping.region import region_of
 from imagefit.maps.mapping.streaming import MapTarget, StreamedMap, picture_index, stream_map
-from imagefit.maps.mapping.window_engines import make_engine
+from imagefit.maps.mapping.view_engines import with_views
 from imagefit.maps.outputs.areas import AreaTable, write_areas_csv
 from imagefit.maps.outputs.metrics import scores_of_confusion
 from imagefit.maps.outputs.pictures import save_map_png
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class MapRun:
-    """A trained patch classifier with its theme key, patch size and preprocessing."""
+    """A trained patch classifier (None until loaded) with its theme key, patch size and preprocessing."""
 
     model: object
     key: ThemeKey
@@ -85,23 +86,50 @@ def sidecar(out: Path, name: str) -> Path:
     return out.with_name(f"{out.stem}-{name}")
 
 
-def load_map_run(run_dir: str | Path) -> MapRun:
-    """The model of a run folder written by map-train."""
-    from imagefit.runs import load, read_config
+def load_map_run(run_dir: str | Path, model: bool = True) -> MapRun:
+    """The model of a run folder written by map-train; without `model`, its settings only (no PyTorch)."""
+    from imagefit.runs import read_config
 
     config = read_config(run_dir)
     if "map" not in config.options:
         raise ModelError(
             f"{run_dir} is a {config.strategy} run, not a map run: train one with imagefit map-train"
         )
-    classifier = load(run_dir)
     maps = config.options["map"]
     key = ThemeKey.from_json(maps["key"])
     dc = config.data_config
-    model, patch = classifier.model.eval(), int(maps["patch"])
     calibration = Calibration.from_dict(config.calibration)
     temperature = None if calibration is None else calibration.temperature
-    return MapRun(model, key, patch, dc["mean"], dc["std"], Path(run_dir), maps.get("bands"), temperature)
+    run = MapRun(
+        None, key, int(maps["patch"]), dc["mean"], dc["std"], Path(run_dir), maps.get("bands"), temperature
+    )
+    if model:
+        load_model(run)
+    return run
+
+
+def load_model(run: MapRun):
+    """The run's network, loaded with PyTorch (once)."""
+    if run.model is None:
+        from imagefit.runs import load
+
+        run.model = load(run.run_dir).model.eval()
+    return run.model
+
+
+def map_engine(
+    run: MapRun, naive: bool = False, engine: str = "auto", tta: bool = False, cached: bool = True
+):  # fmt: skip
+    """The engine that maps with the run: a decoder's cached graph on the engine chosen for it on this
+    machine when there is one and `cached` (no PyTorch), else the run's network
+    (`window_engines.make_engine`), whose graph and choice are cached for next time."""
+    if cached and not naive and engine in ("auto", *GRAPH_ENGINES):
+        graph = cached_graph_engine(run.run_dir, engine)
+        if graph is not None:
+            return with_views(graph, tta, run.temperature)
+    from imagefit.maps.mapping.window_engines import make_engine
+
+    return make_engine(load_model(run), run.patch, naive, engine, tta, run.temperature, run_key(run.run_dir))
 
 
 def map_tile(
@@ -117,7 +145,7 @@ def map_tile(
     in 8 symmetries; pixels whose calibrated top probability is below `min_confidence` are left unsure
     (no data in the map, out of its areas, polygons and metrics); `progress` shows a progress bar."""
     check_min_confidence(min_confidence)
-    run = load_map_run(run_dir)
+    run = load_map_run(run_dir, model=False)
     tile = Path(tile)
     region = region_of(raster_info(tile), roi, run.patch)  # a bad ROI, patch or band fails before any work
     check_bands(tile, run.bands, len(run.mean))
@@ -126,7 +154,7 @@ def map_tile(
         check_truth(truth, tile)
     out = Path(out) if out is not None else Path(f"{tile.stem}-map.tif")
     clear_partial(out)
-    model = make_engine(run.model, run.patch, naive, engine, tta, run.temperature)
+    model = map_engine(run, naive, engine, tta)
     writer = PolygonWriter(polygons, simplify) if polygons is not None else nullcontext()
     options = dict(png=png, roi=roi, window=window, min_confidence=min_confidence)
     with writer as polygon_writer, MapProgress([(tile, region.height * region.width)], progress) as bar:

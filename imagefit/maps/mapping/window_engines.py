@@ -16,16 +16,13 @@ from torch import nn
 
 from imagefit.errors import OptionError
 from imagefit.features.engines import export_onnx, onnx_session
-from imagefit.maps.mapping.blend import softmax
 from imagefit.maps.mapping.decoder_engines import GRAPH_ENGINES, ChosenDecoderEngine, GraphDecoderEngine
 from imagefit.maps.mapping.defaults import ENGINES
 from imagefit.maps.mapping.dense_networks import DenseDecoder, DenseSmallCNN, dense_model
-from imagefit.maps.mapping.symmetries import dihedral, undo_dihedral
+from imagefit.maps.mapping.view_engines import with_views
 from imagefit.models.small_cnn import SmallCNN
 
 log = logging.getLogger(__name__)
-
-AXES = (-2, -1)  # a window's rows and columns
 
 
 class NaiveEngine:
@@ -90,62 +87,29 @@ class OnnxDenseEngine:
         return self.session.run(None, {"images": x})[0][0]
 
 
-class DihedralEngine:
-    """Test-time augmentation of a per-pixel engine (a decoder): each window is mapped in the 8
-    symmetries of the square (the views training drew), each view's class probabilities turned
-    back, and their mean returned as log-probabilities. 8 times the work of one view."""
-
-    def __init__(self, engine):
-        if engine.reduction != 1 or engine.margin or engine.exact:
-            raise OptionError("--tta applies to decoders (a class for every pixel), not patch classifiers")
-        self.engine = engine
-        self.exact, self.margin, self.reduction = engine.exact, engine.margin, engine.reduction
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        total = None
-        for k in range(8):
-            view = np.ascontiguousarray(dihedral(x, k, AXES))
-            p = undo_dihedral(softmax(self.engine(view)), k, AXES)
-            total = p if total is None else total + p
-        return np.log(np.maximum(total / 8, 1e-12)).astype(np.float32)
-
-
-class TemperatureEngine:
-    """An engine's logits divided by a run's calibration temperature: the same classes, calibrated
-    probabilities after the softmax."""
-
-    def __init__(self, engine, temperature: float):
-        self.engine, self.temperature = engine, np.float32(temperature)
-        self.exact, self.margin, self.reduction = engine.exact, engine.margin, engine.reduction
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.engine(x) / self.temperature
-
-
 def make_engine(
     model: nn.Module, patch: int, naive: bool = False, engine: str = "auto", tta: bool = False,
-    temperature: float | None = None,
+    temperature: float | None = None, key: str | None = None,
 ):  # fmt: skip
     """The engine that maps with `model`: naive, or dense through ONNX Runtime or PyTorch (a decoder
     also OpenVINO, and with `auto` on a CPU the fastest that maps as PyTorch does, measured); with
     `tta`, a decoder's windows are mapped in their 8 symmetries and averaged; with a `temperature`
-    (a calibrated run's), each view's logits are divided by it before any softmax."""
+    (a calibrated run's), each view's logits are divided by it before any softmax. `key` names the
+    weights where a decoder's graph and engine are cached (a run's key, see `graph_engine.run_key`)."""
     if engine not in ENGINES:
         raise OptionError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
-    if tta:
-        if naive or patch != 1:
-            raise OptionError("--tta applies to decoders (a class for every pixel), not patch classifiers")
-        return DihedralEngine(make_engine(model, patch, False, engine, temperature=temperature))
-    if temperature is not None and temperature != 1:
-        return TemperatureEngine(make_engine(model, patch, naive, engine), temperature)
+    if tta and (naive or patch != 1):
+        raise OptionError("--tta applies to decoders (a class for every pixel), not patch classifiers")
+    if tta or (temperature is not None and temperature != 1):
+        return with_views(make_engine(model, patch, naive, engine, key=key), tta, temperature)
     if naive:
         return NaiveEngine(model, patch)
     on_cpu = next(model.parameters()).device.type == "cpu"
     dense = dense_model(model, patch)
     if isinstance(dense, DenseDecoder) and (engine in GRAPH_ENGINES or (engine == "auto" and on_cpu)):
         if engine == "auto":
-            return ChosenDecoderEngine(dense, TorchDenseEngine(model, patch))
-        return GraphDecoderEngine(dense, engine)
+            return ChosenDecoderEngine(dense, TorchDenseEngine(model, patch), key)
+        return GraphDecoderEngine(dense, engine, key=key)
     if engine.startswith("openvino"):
         raise OptionError(f"--engine {engine} maps decoders (unet, fpn, deeplabv3plus): use onnx or torch")
     if engine == "onnx" or (
