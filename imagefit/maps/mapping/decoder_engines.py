@@ -3,10 +3,11 @@
 A decoder's network is exported once to ONNX with free height and width (the window is padded by
 reflection to the encoder's stride here, outside the graph) and run by ONNX Runtime or OpenVINO,
 in fp32 or, where the CPU computes it natively (avx512_bf16 or AMX), in bf16. With `--engine auto`
-the first window of a map is run by every candidate: one whose classes agree with PyTorch fp32 on
-fewer than AGREEMENT of the window's pixels is refused, the fastest of the rest is kept, and the
-choice is remembered for this run's weights on this machine (as `features` remembers its engines).
-`bench/maps_engines.py` checks the choice against the labels of the validation tile.
+the centre of the first window of a map (PROBE pixels a side) is run by every candidate, one at a
+time: one whose classes agree with PyTorch fp32 on fewer than AGREEMENT of its pixels is refused, the
+fastest of the rest is kept, and the choice is remembered for this run's weights on this machine (as
+`features` remembers its engines), where later maps find it and the graph without PyTorch
+(`graph_engine`). `bench/maps_engines.py` checks the choice against the labels of the validation tile.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from imagefit.maps.mapping.graph_engine import (
 log = logging.getLogger(__name__)
 
 AGREEMENT = 0.995  # least share of a window's pixels whose class a candidate must give as fp32 PyTorch does
+PROBE = 512  # side of the centre of the first window the candidates are measured on (262,144 pixels)
 
 
 class GraphDecoderEngine(GraphEngine):
@@ -104,28 +106,40 @@ class ChosenDecoderEngine:
         return self.torch_engine if kind == "torch" else GraphDecoderEngine(self.decoder, kind, key=self.key)
 
     def _choose(self, x: np.ndarray) -> np.ndarray:
-        reference, seconds = _timed(self.torch_engine, x)
-        rates, agreement, outputs, errors = {"torch": x[0, 0].size / seconds}, {"torch": 1.0}, {}, {}
+        probe = _centre(x, PROBE)
+        reference, seconds = _timed(self.torch_engine, probe)
+        labels, pixels = reference.argmax(0), probe[0, 0].size
+        del reference
+        rates, agreement, errors = {"torch": pixels / seconds}, {"torch": 1.0}, {}
+        best, kept = "torch", self.torch_engine
         for kind in candidates():
             try:
                 engine = GraphDecoderEngine(self.decoder, kind, key=self.key)
-                outputs[kind], seconds = _timed(engine, x)
+                out, seconds = _timed(engine, probe)
             except Exception as exc:  # an engine this model or machine cannot run is skipped
                 errors[kind] = f"{exc.__class__.__name__}: {exc}"
                 continue
-            rates[kind] = x[0, 0].size / seconds
-            agreement[kind] = float((outputs[kind].argmax(0) == reference.argmax(0)).mean())
-        good = [k for k in rates if agreement[k] >= AGREEMENT]
-        best = max(good, key=rates.get)
+            rates[kind] = pixels / seconds
+            agreement[kind] = float((out.argmax(0) == labels).mean())
+            if agreement[kind] >= AGREEMENT and rates[kind] > rates[best]:
+                best, kept = kind, engine
+            del engine, out  # a candidate's memory goes before the next one's comes (unless kept)
         shown = ", ".join(f"{k} {rates[k] / 1e6:.3f} Mpx/s ({agreement[k]:.2%})" for k in rates)
-        log.info("decoder engine %s chosen on a %dx%d window: %s", best, *x.shape[2:], shown)
+        log.info("decoder engine %s chosen on a %dx%d window: %s", best, *probe.shape[2:], shown)
         record = {"engine": best, "mpx_per_s": rates, "agreement": agreement, "errors": errors}
         try:
             write_json(choice_path(self.key), {**record, "agreement_threshold": AGREEMENT})
         except WriteError as exc:
             cache_write_failed(exc)
-        self.engine, self.name = self._build(best), best
-        return reference if best == "torch" else outputs[best]
+        self.engine, self.name = kept, best
+        return self.engine(x)
+
+
+def _centre(x: np.ndarray, side: int) -> np.ndarray:
+    """The centre of window `x` (1, bands, h, w), at most `side` pixels a side."""
+    h, w = x.shape[2:]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return np.ascontiguousarray(x[:, :, top : top + side, left : left + side])
 
 
 def candidates() -> list[str]:

@@ -43,18 +43,18 @@ class GraphEngine:
         if kind not in GRAPH_ENGINES:
             raise OptionError(f"unknown decoder engine {kind!r}: choose one of {', '.join(GRAPH_ENGINES)}")
         self.graph, self.name, self.threads = Path(graph), kind, threads or default_threads()
-        self._shape, self._compiled = None, None
+        self._shape, self._compiled, self._session = None, None, None
         if kind == "onnx":
-            session = onnx_session(self.graph, self.threads)
-            self._run = lambda x: session.run(None, {"images": x})[0]
+            self._session = onnx_session(self.graph, self.threads)
         else:
             import openvino
 
             self._core = openvino.Core()
             self._network = self._core.read_model(str(self.graph))
-            self._run = self._openvino
 
-    def _openvino(self, x: np.ndarray) -> np.ndarray:
+    def _logits(self, x: np.ndarray) -> np.ndarray:
+        if self._session is not None:
+            return self._session.run(None, {"images": x})[0]
         if x.shape != self._shape:
             self._compiled = None  # the last shape's buffers go before the next shape's come
             network = self._network.clone()
@@ -69,7 +69,7 @@ class GraphEngine:
         pad = ((0, 0), (0, 0), (0, -h % ALIGN), (0, -w % ALIGN))
         if any(p for _, p in pad):
             x = np.pad(x, pad, mode="reflect" if -h % ALIGN < h and -w % ALIGN < w else "edge")
-        return self._run(np.ascontiguousarray(x))[0, :, :h, :w]
+        return self._logits(np.ascontiguousarray(x))[0, :, :h, :w]
 
 
 def default_threads() -> int:
