@@ -7,8 +7,8 @@
 The rasters are real imagery: the aerial tile T8P01 repeated with alternate copies mirrored, written
 strip by strip as a tiled, JPEG-compressed, georeferenced GeoTIFF (EPSG:32640, 0.5 m) like an
 orthophoto, kept in the work folder for the next run. Each size is mapped by `imagefit map RUN
-RASTER -o MAP` in a child process: wall time, Mpx/s and its peak resident memory (the child's
-ru_maxrss, in MiB and GB), with the machine's load beside; after a first map that measured the
+RASTER -o MAP` in a child process: wall time, Mpx/s and its peak resident memory (the child's own
+VmHWM, in MiB and GB), with the machine's load beside; after a first map that measured the
 engines (later maps of a run find its graph and engine cached and do not load PyTorch), and for
 the sizes of `--cold-sizes` again from an empty cache, as the first map of a run on a machine.
 `--old-code DIR` maps the sizes of `--old-sizes` with another checkout too (today's code before
@@ -77,9 +77,32 @@ def train_unet(work: Path, env: dict) -> Path:
     return run
 
 
+# runs `python -m imagefit ...` and writes its own peak resident memory (VmHWM, KiB) where told at exit
+PEAK = """
+import atexit, os, runpy, sys
+
+def peak():
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    with open(os.environ["IMAGEFIT_BENCH_PEAK"], "w") as out:
+        out.write(str(kib))
+
+atexit.register(peak)
+sys.argv = ["imagefit", *sys.argv[1:]]
+runpy.run_module("imagefit", run_name="__main__", alter_sys=True)
+"""
+
+
 def run_child(cmd: list[str], env: dict, cwd: Path) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS (MB) and exit status of a child process."""
+    """Wall seconds, peak RSS (MiB) and exit status of a child process.
+
+    For `python -m imagefit ...` the peak is the child's own (its VmHWM, written at its exit): a
+    child's ru_maxrss on Linux starts from the resident memory of the parent that forked it, here a
+    floor of about 750 MiB (this process had loaded the run) that hid lighter children's peaks."""
     started = time.perf_counter()
+    peak_file = Path(tempfile.mkstemp(prefix="imagefit-peak-")[1])
+    if cmd[1:3] == ["-m", "imagefit"]:
+        cmd, env = [cmd[0], "-c", PEAK, *cmd[3:]], {**env, "IMAGEFIT_BENCH_PEAK": str(peak_file)}
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
@@ -88,14 +111,16 @@ def run_child(cmd: list[str], env: dict, cwd: Path) -> tuple[float, float, int]:
     proc.stderr.close()
     if proc.returncode:
         print(f"    exit {proc.returncode}: {err.strip()}", flush=True)
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    own = peak_file.read_text()
+    peak_file.unlink()
+    return wall, (int(own) if own else usage.ru_maxrss) / 1024, proc.returncode
 
 
 def map_sizes(
     run: Path, sizes: list[int], work: Path, code: Path, label: str, threads: int, cold: bool = False
 ) -> dict:
-    """Map a mosaic of each size with the checkout at `code`, each in a fresh process: after an
-    untimed first map that measures the engines and caches the graph, or with `cold` each from an
+    """Map a mosaic of each size with the checkout at `code`, each in a fresh process: after a
+    warm-up map that measures the engines and caches the graph, or with `cold` each from an
     empty cache (the first map of a run on a machine: engines measured, graph exported, PyTorch loaded)."""
     env = {**offline_env(), "PYTHONPATH": str(code), "OMP_NUM_THREADS": str(threads)}
     env["IMAGEFIT_CACHE"] = str(work / "cache")
@@ -111,7 +136,8 @@ def map_sizes(
         ]
         wall, rss, _ = run_child([*warm, "-o", str(work / f"{label}-warm-map.tif")], env, work)
         print(
-            f"{label:>6} first map of the run (1100 px, engines measured): {wall:.1f} s, {_rss(rss)}",
+            f"{label:>6} warm-up map, 1100 px (the engines measured unless the cache has a choice): "
+            f"{wall:.1f} s, {_rss(rss)}",
             flush=True,
         )
     results = {}
@@ -136,12 +162,13 @@ def map_sizes(
 
 
 def _rss(mib: float) -> str:
-    """A peak resident size (MiB, as ru_maxrss / 1024 gives it) in MiB and decimal GB."""
+    """A peak resident size given in MiB, in MiB and decimal GB."""
     return f"peak RSS {mib:6.0f} MiB ({mib * 2**20 / 1e9:.2f} GB)"
 
 
-def summary(results: dict) -> None:
-    """Peak RSS growth from the smallest to the largest size, and seconds per Mpx of each size."""
+def summary(results: dict, times: bool = True) -> None:
+    """Peak RSS growth from the smallest to the largest size, and (with `times`) seconds per Mpx of
+    each size."""
     done = {s: r for s, r in results.items() if r[2] == 0}
     if len(done) < 2:
         return
@@ -155,6 +182,8 @@ def summary(results: dict) -> None:
         f"peak RSS {small} -> {large} px: {growth:+.1%} (target < +20 %); "
         f"highest {highest:.2f} GB (target < 1.5)"
     )
+    if not times:
+        return
     print(f"seconds per Mpx: {shown}; spread {spread:.1%} (target: linear within 15 %)", flush=True)
     if len(done) >= 3:  # a fixed start plus time in proportion to pixels, and how far each size is off
         mpx = np.array([s * s / 1e6 for s in done])
@@ -233,15 +262,16 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = {**offline_env(), "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(args.threads)}
     run = args.run or train_unet(work, env)
-    from imagefit.maps.mapping.tile import load_map_run
-
-    params = sum(p.numel() for p in load_map_run(run).model.parameters())
+    count = "import sys; from imagefit.maps.mapping.tile import load_map_run as l; "
+    count += "print(sum(p.numel() for p in l(sys.argv[1]).model.parameters()))"
+    params = int(subprocess.run([sys.executable, "-c", count, str(run)], env=env, capture_output=True,
+                                text=True, check=True).stdout.split()[-1])  # fmt: skip
     print(f"run {run}: {params:,} parameters; work folder {work}; {args.threads} threads", flush=True)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     summary(map_sizes(run, sizes, work, ROOT, "new", args.threads))
     cold = [int(s) for s in args.cold_sizes.split(",") if s]
     if cold:
-        map_sizes(run, cold, work, ROOT, "cold", args.threads, cold=True)
+        summary(map_sizes(run, cold, work, ROOT, "cold", args.threads, cold=True), times=False)
     if args.old_code:
         old = [s for s in (int(s) for s in args.old_sizes.split(",") if s) if s in sizes]
         map_sizes(run, old, work, args.old_code.resolve(), "old", args.threads)

@@ -91,6 +91,58 @@ def test_windows_cover_the_axis_with_context_and_overlap():
     assert w.max() <= 1 and w.min() > 0 and w[0] < 0.05 and np.allclose(w, w[::-1])
 
 
+class _WindowDependentEngine:
+    """Logits from the window's pixels plus an offset that differs from window to window (so that
+    overlapping windows disagree and the blend's weights matter); a new array each call."""
+
+    exact = False
+
+    def __init__(self, classes: int = 4):
+        self.mix = np.random.default_rng(1).normal(size=(classes, 3)).astype(np.float32)
+        self.calls = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        logits = np.tensordot(self.mix, x[0], axes=1)
+        logits[self.calls % len(self.mix)] += 0.7 * np.sin(self.calls)
+        return logits.astype(np.float32)
+
+
+def test_blended_blocks_match_a_dense_float64_blend_of_the_same_windows():
+    from imagefit.maps.mapping.blend import softmax
+
+    image = np.random.default_rng(0).normal(size=(3, 700, 800)).astype(np.float32)
+    margin = 100  # the region sits inside the image: windows reach beyond the region, not the image
+
+    def read(top, left, height, width):
+        rows, cols = slice(top + margin, top + margin + height), slice(left + margin, left + margin + width)
+        return image[None, :, rows, cols].copy()
+
+    region, window = Region(0, 0, 460, 530), 256  # 3 rows x 4 columns of windows: rows carried twice
+    out = np.zeros((4, region.height, region.width), np.float32)
+    for _, r0, c0, p in blended_blocks(_WindowDependentEngine(), read, region, 1, window):
+        out[:, r0 : r0 + p.shape[1], c0 : c0 + p.shape[2]] = p
+
+    (rows, rside), (cols, cside) = (window_starts(n, window) for n in (region.height, region.width))
+    assert len(rows) >= 3 and len(cols) >= 3
+    acc = np.zeros((4, region.height + 2 * margin, region.width + 2 * margin))
+    total = np.zeros(acc.shape[1:])
+    engine = _WindowDependentEngine()
+    for top in rows:
+        for left in cols:
+            w = np.outer(window_weight(rside), window_weight(cside)).astype(np.float64)
+            p = softmax(engine(read(top, left, rside, cside))).astype(np.float64)
+            at = np.s_[top + margin : top + margin + rside, left + margin : left + margin + cside]
+            acc[(slice(None), *at)] += p * w
+            total[at] += w
+    inside = np.s_[margin : margin + region.height, margin : margin + region.width]
+    dense = acc[(slice(None), *inside)] / total[inside]
+    assert np.abs(out - dense).max() < 1e-5 and np.abs(out.sum(0) - 1).max() < 1e-5
+    assert (out.argmax(0) != dense.argmax(0)).mean() < 1e-3
+    edge = dense.max(0) - np.sort(dense, 0)[-2]  # margins between the top two classes
+    assert (out.argmax(0) == dense.argmax(0))[edge > 0.01].all()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A U-Net trained a little on generated tiles (colour tells the class: quickly confident)."""

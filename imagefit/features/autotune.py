@@ -11,9 +11,6 @@ start with it at once.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import hashlib
 import json
 import logging
@@ -29,6 +26,7 @@ from imagefit.data.atomic import write_json
 from imagefit.errors import WriteError
 from imagefit.features.cache import cache_root, cache_write_failed
 from imagefit.features.engines import Engine, build_engine
+from imagefit.heap import release_memory
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +103,7 @@ def choose_engine(
             continue
         reference = out if reference is None else reference
         agreement[name] = min_cosine(out, reference)
-    _release_memory()  # the candidates' buffers (an ONNX Runtime arena holds ~25 MB per image)
+    release_memory()  # the candidates' buffers (an ONNX Runtime arena holds ~25 MB per image)
     good = [n for n in seconds if agreement[n] >= AGREEMENT]
     best = min(good, key=seconds.get)
     rates = {n: round(len(sample) / s, 2) for n, s in seconds.items()}
@@ -124,13 +122,6 @@ def _time(engine: Engine, x: torch.Tensor) -> tuple[np.ndarray, float]:
     start = time.perf_counter()
     engine(x)
     return out, time.perf_counter() - start
-
-
-def _release_memory() -> None:
-    """Collect the discarded engines and give their freed heap back to the system (glibc)."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def min_cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
+import tempfile
 from collections.abc import Callable
 
 import numpy as np
 
 from imagefit.errors import OptionError
+from imagefit.heap import release_memory
 
 OVERLAP = 96  # pixels shared by neighbouring windows (at least)
 CONTEXT = 32  # pixels beyond the region's edges that windows cover
@@ -34,45 +37,66 @@ def blended_blocks(engine, read: Callable, region, patch: int, window: int, prob
     logits (classes, height - patch + 1, width - patch + 1), one per patch centred at each pixel.
     The region's columns are cut where windows start and end; a piece of a row of windows is final
     once the next window of the row starts right of it, and only the rows the next row of windows
-    shares are carried over: memory follows a window and those shared rows, not the raster.
+    shares are carried over, in a temporary file (`CarriedRows`): what is held in memory is a window
+    and its pieces, whatever the region's width. The windows form a grid of one size, so the sum of
+    the weights at a pixel is the product of a row's and a column's (`axis_totals`), never accumulated.
     """
-    c, out = patch // 2, window - patch + 1
+    out = window - patch + 1
     if out <= OVERLAP:
         raise OptionError(f"window {window} is too small to blend: use at least {OVERLAP + patch + ALIGN}")
     rows, rside = window_starts(region.height, out)
     cols, cside = window_starts(region.width, out)
+    with CarriedRows(_pieces(cols, cside, region.width)) as carry:
+        yield from _blend(engine, read, region, patch, probabilities, (rows, rside), (cols, cside), carry)
+
+
+def _blend(engine, read, region, patch: int, probabilities: bool, row_windows, col_windows, carry):
+    """`blended_blocks` for windows starting at `rows` and `cols` (with their sides)."""
+    (rows, rside), (cols, cside) = row_windows, col_windows
+    c, height, width, pieces = patch // 2, region.height, region.width, carry.pieces
     wr, wc = window_weight(rside), window_weight(cside)
-    height, width = region.height, region.width
-    pieces = _pieces(cols, cside, width)
-    carry: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # piece -> its rows the next windows share
+    row_total, col_total = axis_totals(rows, wr, height), axis_totals(cols, wc, width)
     base, n = 0, 0  # the rows not yet final start at base
     for k, top in enumerate(rows):
         lo, hi = max(top, 0), min(top + rside, height)
         done = max(rows[k + 1], 0) if k + 1 < len(rows) else height  # rows above are final after k
-        band: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        band: dict[int, np.ndarray] = {}
         emitted = 0
         for j, left in enumerate(cols):
             x = read(region.row + top - c, region.col + left - c, rside + patch - 1, cside + patch - 1)
-            values = softmax(engine(x)) if probabilities else engine(x)
+            values = engine(x)  # a new array for each window: weighted (and softmaxed) in place
+            if probabilities:
+                softmax(values, out=values)
             n += 1
-            w = wr[lo - top : hi - top, None] * wc[None, :]
+            inside = values[:, lo - top : hi - top]
+            inside *= wr[lo - top : hi - top, None] * wc[None, :]
             for i, (a, b) in enumerate(pieces):
                 if a < left + cside and b > left:
                     if i not in band:
-                        band[i] = _started(carry.pop(i, None), len(values), hi - base, b - a)
-                    acc, total = band[i]
-                    acc[:, lo - base : hi - base] += (
-                        values[:, lo - top : hi - top, a - left : b - left] * w[:, a - left : b - left]
-                    )
-                    total[lo - base : hi - base] += w[:, a - left : b - left]
+                        band[i] = carry.started(i, len(values), hi - base)
+                    band[i][:, lo - base : hi - base] += inside[:, :, a - left : b - left]
+            del values, inside
             limit = max(cols[j + 1], 0) if j + 1 < len(cols) else width
             while emitted < len(pieces) and pieces[emitted][1] <= limit:  # no later window reaches it
-                acc, total = band.pop(emitted)
+                acc, (a, b) = band.pop(emitted), pieces[emitted]
+                carry.put(emitted, acc[:, done - base :])
                 if done > base:
-                    yield n, base, pieces[emitted][0], acc[:, : done - base] / total[: done - base]
-                carry[emitted] = (acc[:, done - base :].copy(), total[done - base :].copy())
+                    final = acc[:, : done - base]
+                    final /= row_total[base:done, None] * col_total[None, a:b]
+                    yield n, base, a, final
+                del acc
                 emitted += 1
         base = max(base, done)
+        release_memory(collect=False)  # the row's windows and pieces, freed: the heap keeps their pages
+
+
+def axis_totals(starts: list[int], weight: np.ndarray, length: int) -> np.ndarray:
+    """The sum, at each pixel of an axis of `length`, of the weights of the windows starting at `starts`."""
+    total = np.zeros(length, np.float32)
+    for start in starts:
+        lo, hi = max(start, 0), min(start + len(weight), length)
+        total[lo:hi] += weight[lo - start : hi - start]
+    return total
 
 
 def _pieces(cols: list[int], side: int, width: int) -> list[tuple[int, int]]:
@@ -81,19 +105,55 @@ def _pieces(cols: list[int], side: int, width: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise(sorted(edges)))
 
 
-def _started(carried, classes: int, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """A piece's sums over `rows` rows, its first rows those carried from the row of windows above."""
-    acc, total = np.zeros((classes, rows, cols), np.float32), np.zeros((rows, cols), np.float32)
-    if carried is not None:
-        acc[:, : carried[1].shape[0]] = carried[0]
-        total[: carried[1].shape[0]] = carried[1]
-    return acc, total
+class CarriedRows:
+    """The weighted sums of each piece of a row of windows over the rows the next row of windows
+    shares, kept (float32) in an unnamed temporary file until that row takes them: they are the one
+    thing in a blend that grows with the region's width (about 3 MB per 1,000 px of width for 6
+    classes), so memory does not; the file lives in the page cache and goes when closed."""
+
+    def __init__(self, pieces: list[tuple[int, int]]):
+        self.pieces = pieces
+        self.file = tempfile.TemporaryFile(prefix="imagefit-blend-")  # noqa: SIM115 (closed on exit)
+        self.shapes: dict[int, tuple[int, ...]] = {}  # pieces carried
+        self.offsets: dict[int, int] = {}  # where each piece's sums go in the file (the same each row)
+
+    def __enter__(self) -> CarriedRows:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+    def put(self, i: int, sums: np.ndarray) -> None:
+        """Piece `i`'s sums (classes, rows, its columns) for the next row of windows."""
+        if not sums.size:  # the last row of windows: nothing follows
+            return
+        sums = np.ascontiguousarray(sums, np.float32)
+        offset = self.offsets.setdefault(i, self.file.seek(0, os.SEEK_END))
+        self.file.seek(offset)
+        self.file.write(memoryview(sums).cast("B"))
+        self.shapes[i] = sums.shape
+
+    def started(self, i: int, classes: int, rows: int) -> np.ndarray:
+        """Piece `i`'s sums over `rows` rows: zeros, the first rows those carried from the row above."""
+        a, b = self.pieces[i]
+        acc = np.zeros((classes, rows, b - a), np.float32)
+        shape = self.shapes.pop(i, None)
+        if shape is not None:
+            self.file.seek(self.offsets[i])
+            carried = np.empty(shape, np.float32)
+            if self.file.readinto(memoryview(carried).cast("B")) != carried.nbytes:
+                raise OSError(f"the blend's temporary file {self.file.name} lost rows")
+            acc[:, : shape[1]] = carried
+        return acc
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Class probabilities (classes, rows, cols) from logits."""
-    e = np.exp(logits - logits.max(0, keepdims=True))
-    return e / e.sum(0, keepdims=True)
+def softmax(logits: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Class probabilities (classes, rows, cols) from logits, into `out` (which may be `logits`) or a
+    new array."""
+    out = np.subtract(logits, logits.max(0, keepdims=True), out=out)
+    np.exp(out, out=out)
+    out /= out.sum(0, keepdims=True)
+    return out
 
 
 def window_starts(

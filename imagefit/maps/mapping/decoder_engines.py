@@ -26,6 +26,7 @@ from imagefit.errors import WriteError
 from imagefit.features.cache import cache_write_failed
 from imagefit.features.engines import export_onnx
 from imagefit.features.machine import native_bf16
+from imagefit.heap import release_memory
 from imagefit.maps.mapping.defaults import ALIGN
 from imagefit.maps.mapping.dense_networks import DenseDecoder
 from imagefit.maps.mapping.graph_engine import (
@@ -132,6 +133,8 @@ class ChosenDecoderEngine:
         except WriteError as exc:
             cache_write_failed(exc)
         self.engine, self.name = kept, best
+        del kept
+        release_memory()  # the candidates' freed buffers go back to the system before mapping starts
         return self.engine(x)
 
 

@@ -76,8 +76,11 @@ class WindowReader:
         pad = ((r0 - top, top + height - r1), (c0 - left, left + width - c1), (0, 0))
         if any(p for axis in pad for p in axis):
             pixels = np.pad(pixels, pad, mode="reflect" if min(pixels.shape[:2]) > 1 else "edge")
-        x = (pixels.transpose(2, 0, 1).astype(np.float32) - self.mean) / self.std
-        return np.ascontiguousarray(x[None])
+        x = np.empty((1, pixels.shape[2], height, width), np.float32)
+        x[0] = pixels.transpose(2, 0, 1)
+        x[0] -= self.mean
+        x[0] /= self.std
+        return x
 
 
 def iter_logits(

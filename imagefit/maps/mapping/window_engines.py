@@ -1,7 +1,7 @@
 """How logits are computed for a window of pixels: densely (PyTorch or ONNX Runtime) or patch by patch.
 
-Every engine takes a normalised window (1, 3, h, w) and returns logits (classes, h-P+1, w-P+1):
-the logits of the patch whose top-left corner is at each position.
+Every engine takes a normalised window (1, 3, h, w) and returns logits (classes, h-P+1, w-P+1),
+a new array its caller may change: the logits of the patch whose top-left corner is at each position.
 """
 
 from __future__ import annotations
