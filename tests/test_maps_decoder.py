@@ -118,7 +118,7 @@ def test_blended_blocks_match_a_dense_float64_blend_of_the_same_windows():
         rows, cols = slice(top + margin, top + margin + height), slice(left + margin, left + margin + width)
         return image[None, :, rows, cols].copy()
 
-    region, window = Region(0, 0, 460, 530), 256  # 3 rows x 4 columns of windows: rows carried twice
+    region, window = Region(0, 0, 363, 530), 256  # 3 rows x 4 columns of windows: 122 then 123 rows carried
     out = np.zeros((4, region.height, region.width), np.float32)
     for _, r0, c0, p in blended_blocks(_WindowDependentEngine(), read, region, 1, window):
         out[:, r0 : r0 + p.shape[1], c0 : c0 + p.shape[2]] = p

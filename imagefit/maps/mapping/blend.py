@@ -115,7 +115,7 @@ class CarriedRows:
         self.pieces = pieces
         self.file = tempfile.TemporaryFile(prefix="imagefit-blend-")  # noqa: SIM115 (closed on exit)
         self.shapes: dict[int, tuple[int, ...]] = {}  # pieces carried
-        self.offsets: dict[int, int] = {}  # where each piece's sums go in the file (the same each row)
+        self.slots: dict[int, tuple[int, int]] = {}  # piece -> where its sums go in the file, and room
 
     def __enter__(self) -> CarriedRows:
         return self
@@ -128,7 +128,10 @@ class CarriedRows:
         if not sums.size:  # the last row of windows: nothing follows
             return
         sums = np.ascontiguousarray(sums, np.float32)
-        offset = self.offsets.setdefault(i, self.file.seek(0, os.SEEK_END))
+        offset, room = self.slots.get(i, (0, -1))
+        if sums.nbytes > room:  # the rows carried differ by one from row to row: a slot never overflows
+            offset, room = self.file.seek(0, os.SEEK_END), sums.nbytes
+            self.slots[i] = offset, room
         self.file.seek(offset)
         self.file.write(memoryview(sums).cast("B"))
         self.shapes[i] = sums.shape
@@ -139,7 +142,7 @@ class CarriedRows:
         acc = np.zeros((classes, rows, b - a), np.float32)
         shape = self.shapes.pop(i, None)
         if shape is not None:
-            self.file.seek(self.offsets[i])
+            self.file.seek(self.slots[i][0])
             carried = np.empty(shape, np.float32)
             if self.file.readinto(memoryview(carried).cast("B")) != carried.nbytes:
                 raise OSError(f"the blend's temporary file {self.file.name} lost rows")
