@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 
 
@@ -21,11 +22,6 @@ def release_memory(collect: bool = True) -> None:
         _libc().malloc_trim(0)
 
 
+@functools.cache
 def _libc():
-    global _LIBC
-    if _LIBC is None:
-        _LIBC = ctypes.CDLL("libc.so.6")
-    return _LIBC
-
-
-_LIBC = None
+    return ctypes.CDLL("libc.so.6")

@@ -133,7 +133,6 @@ class ChosenDecoderEngine:
         except WriteError as exc:
             cache_write_failed(exc)
         self.engine, self.name = kept, best
-        del kept
         release_memory()  # the candidates' freed buffers go back to the system before mapping starts
         return self.engine(x)
 
