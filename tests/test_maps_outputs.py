@@ -275,3 +275,14 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written_is_lost(mapped, tmp_pa
     assert sorted(p.name for p in out.iterdir()) == [f"{REFS[0]}-map.tif"]
     result = CliRunner().invoke(cli, ["map", str(run), geo])
     assert result.exit_code == 2 and "need --out-dir" in result.output
+
+
+@pytest.mark.parametrize("n", [3, 10, 11, 20, 23])
+def test_default_class_colours_are_matplotlibs_tab10_or_tab20(n):
+    import matplotlib
+
+    from imagefit.maps.outputs.legend import class_colours
+
+    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
+    expected = (np.array([cmap(k % cmap.N)[:3] for k in range(n)]) * 255).round().astype(np.uint8)
+    assert np.array_equal(class_colours(n), expected)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from imagefit.cores import default_threads
 from imagefit.data.digests import file_digest
 from imagefit.errors import OptionError
 from imagefit.features.locations import cache_root
@@ -70,29 +70,6 @@ class GraphEngine:
         if any(p for _, p in pad):
             x = np.pad(x, pad, mode="reflect" if -h % ALIGN < h and -w % ALIGN < w else "edge")
         return self._logits(np.ascontiguousarray(x))[0, :, :h, :w]
-
-
-def default_threads() -> int:
-    """The threads PyTorch would compute with: OMP_NUM_THREADS when set, else one per physical core
-    this process may run on (so a map runs alike with or without PyTorch loaded)."""
-    try:
-        return max(1, int(os.environ["OMP_NUM_THREADS"]))
-    except (KeyError, ValueError):
-        pass
-    allowed = os.sched_getaffinity(0)
-    try:
-        cores, cpu, package = set(), None, "0"
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = (part.strip() for part in line.partition(":"))
-            if name == "processor":
-                cpu = int(value)
-            elif name == "physical id":
-                package = value
-            elif name == "core id" and cpu in allowed:
-                cores.add((package, value))
-        return len(cores) or len(allowed)
-    except (OSError, ValueError):
-        return len(allowed)
 
 
 def machine() -> str:

@@ -40,7 +40,9 @@ class TemperatureEngine:
         self.exact, self.margin, self.reduction = engine.exact, engine.margin, engine.reduction
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.engine(x) / self.temperature
+        logits = self.engine(x)  # a new array (engines return one): divided in place
+        logits /= self.temperature
+        return logits
 
 
 def with_views(engine, tta: bool = False, temperature: float | None = None):

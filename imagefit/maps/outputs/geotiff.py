@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imagefit.cores import default_threads
 from imagefit.data.atomic import write_text, write_with
 from imagefit.maps.inputs.key import ThemeKey
 from imagefit.maps.inputs.rasters import RasterInfo
@@ -30,10 +31,11 @@ CACHE_BYTES = 32 * 2**20  # GDAL's block cache while maps are written (its defau
 
 def bounded_cache():
     """A rasterio environment whose GDAL block cache is CACHE_BYTES: blocks written (and the COG
-    copy's reads) then hold that much memory at most, whatever the map's size."""
+    copy's reads) then hold that much memory at most, whatever the map's size. GDAL computes
+    overviews and compresses the COG's blocks with the job's threads (`imagefit.cores`)."""
     import rasterio
 
-    return rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES)
+    return rasterio.Env(GDAL_CACHEMAX=CACHE_BYTES, GDAL_NUM_THREADS=str(default_threads()))
 
 
 def map_values(key: ThemeKey) -> tuple[str, int]:
@@ -113,7 +115,7 @@ class BandWriter:
             self._ds.build_overviews(factors, self.resampling)
         self._ds.close()
         options = {"compress": "deflate", "blocksize": 256, "overviews": "FORCE_USE_EXISTING"}
-        options["BIGTIFF"] = "IF_SAFER"
+        options.update(BIGTIFF="IF_SAFER", num_threads=str(default_threads()))
         write_with(self.path, lambda tmp: rasterio.shutil.copy(self._tmp, tmp, driver="COG", **options))
 
 

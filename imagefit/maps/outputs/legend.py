@@ -28,22 +28,27 @@ from imagefit.maps.inputs.key import ThemeKey
 
 RGBA = tuple[int, int, int, int]
 TRANSPARENT: RGBA = (0, 0, 0, 0)
+# matplotlib's categorical palettes: tab10, and tab20 (each tab10 colour followed by a lighter one)
+TAB10 = ["1f77b4", "ff7f0e", "2ca02c", "d62728", "9467bd", "8c564b", "e377c2", "7f7f7f", "bcbd22", "17becf"]
+LIGHT = ["aec7e8", "ffbb78", "98df8a", "ff9896", "c5b0d5", "c49c94", "f7b6d2", "c7c7c7", "dbdb8d", "9edae5"]
 
 
 def key_colours(key: ThemeKey) -> np.ndarray:
     """An RGB colour (uint8) per class: the key's own `#RRGGBB` colours if it has them, else tab10/tab20."""
     own = getattr(key, "colours", ())
-    if own:
-        return np.array([[int(c.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)] for c in own], np.uint8)
-    return class_colours(len(key.names))
+    return rgb(own) if own else class_colours(len(key.names))
 
 
 def class_colours(n: int) -> np.ndarray:
-    """A distinct RGB colour (uint8) per class, from matplotlib's tab10/tab20."""
-    from imagefit.figures import pyplot
+    """A distinct RGB colour (uint8) per class: matplotlib's tab10 up to ten classes, else tab20
+    (repeated beyond twenty), without loading matplotlib (a map written needs its colour table)."""
+    palette = TAB10 if n <= 10 else [c for pair in zip(TAB10, LIGHT, strict=True) for c in pair]
+    return rgb([palette[k % len(palette)] for k in range(n)])
 
-    cmap = pyplot().get_cmap("tab10" if n <= 10 else "tab20")
-    return (np.array([cmap(k % cmap.N)[:3] for k in range(n)]) * 255).round().astype(np.uint8)
+
+def rgb(colours) -> np.ndarray:
+    """`#RRGGBB` (or `RRGGBB`) colours as an (n, 3) uint8 array."""
+    return np.array([[int(c.lstrip("#")[i : i + 2], 16) for i in (0, 2, 4)] for c in colours], np.uint8)
 
 
 def colour_table(key: ThemeKey, nodata: int) -> dict[int, RGBA]:

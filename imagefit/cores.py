@@ -1,0 +1,29 @@
+"""How many threads a job computes with: the same count for PyTorch, ONNX Runtime, OpenVINO and GDAL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def default_threads() -> int:
+    """The threads PyTorch would compute with: OMP_NUM_THREADS when set, else one per physical core
+    this process may run on (so a map runs alike with or without PyTorch loaded)."""
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        pass
+    allowed = os.sched_getaffinity(0)
+    try:
+        cores, cpu, package = set(), None, "0"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = (part.strip() for part in line.partition(":"))
+            if name == "processor":
+                cpu = int(value)
+            elif name == "physical id":
+                package = value
+            elif name == "core id" and cpu in allowed:
+                cores.add((package, value))
+        return len(cores) or len(allowed)
+    except (OSError, ValueError):
+        return len(allowed)
