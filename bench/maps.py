@@ -4,7 +4,7 @@
         [--threads 2] [--run NAME=RUN ...] [--tta] [--epochs-decoder N --steps-decoder N ...]
         [--splits tile6,random0,...] [--seeds 0,1,...]
     python -m bench.maps --methods default,fixmatch [--protocol tile6|random] [--seeds 0,1]
-        [--budget MINUTES] [--tta] [--json FILE]
+        [--budget MINUTES] [--tta] [--json FILE [--resume]]
 
 Quality (the protocol of the models published on this dataset): each model trains on every image of
 tiles 1-5 and 8 but one (T3P01, held out for validation and the per-epoch map), then maps all 9
@@ -30,7 +30,11 @@ an otherwise idle machine, so that runs on a shared machine get the same work; `
 by val_acc), `pooled` (several held-out images of several tiles chosen by map-train, pooled, best
 epoch by their mIoU), `fixmatch` and `mean-teacher` (pooled, plus the split's test images as
 `--unlabelled` input: their pixels, never their labels). Printed per seed and as the mean of the
-seeds: pixel accuracy, mIoU(6), per-class IoU and training minutes; `--json FILE` writes them all.
+seeds: pixel accuracy, mIoU(6), per-class IoU and training minutes; `--json FILE` writes them all,
+each run as it finishes, with the commit it measured. A comparison takes hours (8 runs of 60
+minutes for one protocol), more than a working session: `--resume` keeps the runs FILE holds from
+the same commit with the same options (a clean tree only: uncommitted code measures nothing
+reproducible), trains the others, and prints all of them side by side, each with when it ran.
 `--protocol tile6` is `--splits tile6`, `--protocol random` `--splits random0,random1`.
 Targets (issue 28, mean of two seeds, at most 60 minutes of training each on 2 cores): tile 6 >=
 0.87 pixel accuracy and >= 0.56 mIoU, random images >= 0.867 pixel accuracy. `bench/maps_gpu.sh`
@@ -236,13 +240,15 @@ def method_run(method: str, split: Split, budget: float | None, clock: str = "cp
 
 
 def compare_methods(args: argparse.Namespace, tmp: Path) -> dict:
-    """Every method on every split and seed, side by side; the means of the seeds; the targets."""
+    """Every method on every split and seed, side by side; the means of the seeds; the targets.
+    With `args.json` each run is recorded as it finishes; with `args.resume` the runs recorded there
+    by the same commit with the same options are kept, not trained again."""
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise SystemExit(f"--methods: unknown {', '.join(sorted(unknown))} (of {', '.join(METHODS)})")
     seeds = [int(s) for s in args.seeds.split(",")]
-    table: dict[str, dict[str, list[dict]]] = {}
+    record = Record(args.json, _settings(args), resume=args.resume)
     for split in _splits(args.splits):
         for method in methods:
             run_split, options = method_run(method, split, args.budget, args.budget_clock)
@@ -250,13 +256,81 @@ def compare_methods(args: argparse.Namespace, tmp: Path) -> dict:
             valid = run_split.valid if isinstance(run_split.valid, str) else ",".join(run_split.valid)
             print(f"{split.name} / {method}: train {len(run_split.train)} images, valid {valid}", flush=True)
             for seed in seeds:
+                if record.has(split.name, method, seed):
+                    print(
+                        f"  seed {seed}: recorded {record.when(split.name, method, seed)}, kept", flush=True
+                    )
+                    continue
                 label = f"{method}-{split.name.replace(' ', '')}-seed{seed}"
                 _, rows = quality(label, tmp, args.threads, None, args.tta, run_split, seed=seed, **options)
-                for row_label, row in rows.items():
-                    key = method + (" --tta" if row_label.endswith("--tta") else "")
-                    table.setdefault(split.name, {}).setdefault(key, []).append({"seed": seed, **row})
+                record.add(split.name, method, seed, rows)
+    table = record.table()
     _print_comparison(table)
     return table
+
+
+class Record:
+    """The runs of a methods comparison in a JSON file, written after each run: the commit and options
+    they measured, and per run its split, method, seed, scores (plain and --tta), when it finished
+    and the machine's load then."""
+
+    def __init__(self, path: Path | None, settings: dict, resume: bool = False):
+        self.path, self.settings = path, {**settings, "commit": _commit()}
+        self.runs: list[dict] = []
+        if resume and path is not None and path.exists():
+            earlier = json.loads(path.read_text())
+            if earlier.get("settings") == self.settings and not self.settings["commit"].endswith("+dirty"):
+                self.runs = earlier["runs"]
+                print(f"resuming {path}: {len(self.runs)} run(s) of commit {self.settings['commit']}")
+            else:
+                print(f"{path} holds runs of other code or options: not resumed", flush=True)
+
+    def _find(self, split: str, method: str, seed: int) -> dict | None:
+        return next(
+            (r for r in self.runs if (r["split"], r["method"], r["seed"]) == (split, method, seed)), None
+        )
+
+    def has(self, split: str, method: str, seed: int) -> bool:
+        return self._find(split, method, seed) is not None
+
+    def when(self, split: str, method: str, seed: int) -> str:
+        run = self._find(split, method, seed)
+        return f"{run['finished']} (load then {run['load']})"
+
+    def add(self, split: str, method: str, seed: int, rows: dict) -> None:
+        finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        run = {"split": split, "method": method, "seed": seed, "rows": rows, "finished": finished}
+        self.runs.append({**run, "load": load()})
+        if self.path is not None:
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            tmp.write_text(json.dumps({"settings": self.settings, "runs": self.runs}, indent=1))
+            tmp.replace(self.path)
+
+    def table(self) -> dict[str, dict[str, list[dict]]]:
+        """split -> method (and "method --tta") -> the rows of its seeds."""
+        table: dict[str, dict[str, list[dict]]] = {}
+        for run in self.runs:
+            for row_label, row in run["rows"].items():
+                key = run["method"] + (" --tta" if row_label.endswith("--tta") else "")
+                by_key = table.setdefault(run["split"], {}).setdefault(key, [])
+                by_key.append({"seed": run["seed"], "finished": run["finished"], **row})
+        return table
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    """What makes runs comparable: the budget, its clock, the threads, --tta and the decoder options."""
+    return {
+        "budget": args.budget, "budget_clock": args.budget_clock, "threads": args.threads, "tta": args.tta,
+        "decoder": _decoder_options(args),
+    }  # fmt: skip
+
+
+def _commit() -> str:
+    """The project's commit, with +dirty when tracked files differ from it."""
+    root = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=root).returncode != 0
+    return (head.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
 
 
 def _print_comparison(table: dict[str, dict[str, list[dict]]]) -> None:
@@ -267,7 +341,9 @@ def _print_comparison(table: dict[str, dict[str, list[dict]]]) -> None:
             for r in rows:
                 print(
                     f"  {split:16s} {method:22s} seed {r['seed']}: pixel accuracy {r['pixel_accuracy']:.4f}  "
-                    f"mIoU(6) {r['miou']:.4f}  train {r['train_wall'] / 60:.1f} min"
+                    f"mIoU(6) {r['miou']:.4f}  train {r['train_wall'] / 60:.1f} min wall, "
+                    f"{r['train_cpu'] / 60:.1f} min CPU/threads  (finished {r['finished']})\n"
+                    f"      IoU per class: {'  '.join(f'{v:.3f}' for v in r['iou'])}"
                 )
             mean = _mean_row(rows)
             reached = mean["pixel_accuracy"] >= target[0] and (target[1] is None or mean["miou"] >= target[1])
@@ -325,6 +401,9 @@ def _arguments() -> argparse.Namespace:
         help="--budget counts CPU time over the threads (as on an idle machine: fair when shared), or wall",
     )
     parser.add_argument("--json", type=Path, default=None, help="--methods: write the scores to this file")
+    parser.add_argument(
+        "--resume", action="store_true", help="--methods: keep the runs --json holds from this commit"
+    )
     for name in ("epochs", "steps", "crop", "batch-size", "lr", "dice", "stages", "jitter"):
         parser.add_argument(f"--{name}-decoder", default=None, help=f"the decoder's --{name}")
     return parser.parse_args()
@@ -354,9 +433,8 @@ def main() -> None:
     if args.protocol:
         args.splits = "tile6" if args.protocol == "tile6" else "random0,random1"
     if args.methods:
-        table = compare_methods(args, tmp)
+        compare_methods(args, tmp)
         if args.json:
-            args.json.write_text(json.dumps(table, indent=1))
             print(f"wrote {args.json}")
         return
     names = [n for n in args.models.split(",") if n]
