@@ -33,8 +33,9 @@ epoch by their mIoU), `fixmatch` and `mean-teacher` (pooled, plus the split's te
 seeds: pixel accuracy, mIoU(6), per-class IoU and training minutes; `--json FILE` writes them all,
 each run as it finishes, with the commit it measured. A comparison takes hours (8 runs of 60
 minutes for one protocol), more than a working session: `--resume` keeps the runs FILE holds from
-the same commit with the same options (a clean tree only: uncommitted code measures nothing
-reproducible), trains the others, and prints all of them side by side, each with when it ran.
+the same code (the git trees of imagefit/ and bench/, committed: uncommitted code measures nothing
+reproducible) with the same options, trains the others, and prints all of them side by side, each
+with when it ran.
 `--protocol tile6` is `--splits tile6`, `--protocol random` `--splits random0,random1`.
 Targets (issue 28, mean of two seeds, at most 60 minutes of training each on 2 cores): tile 6 >=
 0.87 pixel accuracy and >= 0.56 mIoU, random images >= 0.867 pixel accuracy. `bench/maps_gpu.sh`
@@ -242,7 +243,7 @@ def method_run(method: str, split: Split, budget: float | None, clock: str = "cp
 def compare_methods(args: argparse.Namespace, tmp: Path) -> dict:
     """Every method on every split and seed, side by side; the means of the seeds; the targets.
     With `args.json` each run is recorded as it finishes; with `args.resume` the runs recorded there
-    by the same commit with the same options are kept, not trained again."""
+    by the same code with the same options are kept, not trained again."""
     methods = [m for m in args.methods.split(",") if m]
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -281,7 +282,7 @@ class Record:
             earlier = json.loads(path.read_text())
             if earlier.get("settings") == self.settings and not self.settings["commit"].endswith("+dirty"):
                 self.runs = earlier["runs"]
-                print(f"resuming {path}: {len(self.runs)} run(s) of commit {self.settings['commit']}")
+                print(f"resuming {path}: {len(self.runs)} run(s) of code {self.settings['commit']}")
             else:
                 print(f"{path} holds runs of other code or options: not resumed", flush=True)
 
@@ -326,11 +327,18 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 def _commit() -> str:
-    """The project's commit, with +dirty when tracked files differ from it."""
+    """The git trees of the code a run measures (imagefit/ and bench/: a commit of documents alone
+    keeps the runs), with +dirty when tracked files there differ from them."""
     root = Path(__file__).resolve().parents[1]
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=root).returncode != 0
-    return (head.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
+    trees = [
+        subprocess.run(
+            ["git", "rev-parse", "--short", f"HEAD:{part}"], cwd=root, capture_output=True, text=True
+        )
+        for part in ("imagefit", "bench")
+    ]
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "imagefit", "bench"], cwd=root)
+    code = "/".join(t.stdout.strip() or "unknown" for t in trees)
+    return code + ("+dirty" if dirty.returncode != 0 else "")
 
 
 def _print_comparison(table: dict[str, dict[str, list[dict]]]) -> None:
