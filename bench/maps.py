@@ -31,11 +31,11 @@ by val_acc), `pooled` (several held-out images of several tiles chosen by map-tr
 epoch by their mIoU), `fixmatch` and `mean-teacher` (pooled, plus the split's test images as
 `--unlabelled` input: their pixels, never their labels). Printed per seed and as the mean of the
 seeds: pixel accuracy, mIoU(6), per-class IoU and training minutes; `--json FILE` writes them all,
-each run as it finishes, with the commit it measured. A comparison takes hours (8 runs of 60
+each run as it finishes, with the code it measured. A comparison takes hours (8 runs of 60
 minutes for one protocol), more than a working session: `--resume` keeps the runs FILE holds from
-the same code (the git trees of imagefit/ and bench/, committed: uncommitted code measures nothing
-reproducible) with the same options, trains the others, and prints all of them side by side, each
-with when it ran.
+the same code (the git objects of imagefit/, bench/maps.py and bench/_common.py, committed:
+uncommitted code measures nothing reproducible) with the same options, trains the others, and
+prints all of them side by side, each with when it ran.
 `--protocol tile6` is `--splits tile6`, `--protocol random` `--splits random0,random1`.
 Targets (issue 28, mean of two seeds, at most 60 minutes of training each on 2 cores): tile 6 >=
 0.87 pixel accuracy and >= 0.56 mIoU, random images >= 0.867 pixel accuracy. `bench/maps_gpu.sh`
@@ -327,16 +327,18 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 def _commit() -> str:
-    """The git trees of the code a run measures (imagefit/ and bench/: a commit of documents alone
+    """The git objects of the code a run measures (imagefit/ and this bench: a commit of documents alone
     keeps the runs), with +dirty when tracked files there differ from them."""
     root = Path(__file__).resolve().parents[1]
     trees = [
         subprocess.run(
             ["git", "rev-parse", "--short", f"HEAD:{part}"], cwd=root, capture_output=True, text=True
         )
-        for part in ("imagefit", "bench")
+        for part in ("imagefit", "bench/maps.py", "bench/_common.py")
     ]
-    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "imagefit", "bench"], cwd=root)
+    dirty = subprocess.run(
+        ["git", "diff", "--quiet", "HEAD", "--", "imagefit", "bench/maps.py", "bench/_common.py"], cwd=root
+    )
     code = "/".join(t.stdout.strip() or "unknown" for t in trees)
     return code + ("+dirty" if dirty.returncode != 0 else "")
 
