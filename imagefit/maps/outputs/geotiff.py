@@ -26,10 +26,7 @@ from imagefit.maps.outputs.legend import aux_xml, colour_table, qgis_style
 from imagefit.maps.outputs.theme_map import CONFIDENCE_NODATA, Region, ThemeMap
 
 OVERVIEW_MIN = 128  # overviews halve the map down to about this many pixels on its longer side
-# GDAL's block cache while maps are written (its default: 5 % of the RAM). It holds the blocks a row of
-# windows left partly written, a row of blocks across the map's width (8 MB per band at 32,000 px):
-# evicted, they are written uncompressed and read back once, at no measurable cost in time.
-CACHE_BYTES = 8 * 2**20
+CACHE_BYTES = 32 * 2**20  # GDAL's block cache while maps are written (its default: 5 % of the RAM)
 
 
 def bounded_cache():
