@@ -1,4 +1,5 @@
-"""How many threads a job computes with: the same count for PyTorch, ONNX Runtime, OpenVINO and GDAL."""
+"""What a job computes with: how many CPU threads (the same count for PyTorch, ONNX Runtime, OpenVINO
+and GDAL), and whether an NVIDIA GPU is there, known without loading PyTorch."""
 
 from __future__ import annotations
 
@@ -27,3 +28,14 @@ def default_threads() -> int:
         return len(cores) or len(allowed)
     except (OSError, ValueError):
         return len(allowed)
+
+
+def nvidia_gpu_present() -> bool:
+    """True when the NVIDIA driver lists a GPU this process may use (CUDA_VISIBLE_DEVICES not empty
+    or -1): then PyTorch is worth loading to ask CUDA; False says no GPU without loading it."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("", "-1"):
+        return False
+    try:
+        return any(Path("/proc/driver/nvidia/gpus").iterdir())
+    except OSError:
+        return False

@@ -307,3 +307,44 @@ def test_openvino_is_for_decoders_a_small_cnn_run_says_so(trained, tmp_path):
     result = CliRunner().invoke(cli, [*args, "--engine", "openvino"])
     assert result.exit_code == 2 and "--engine openvino maps decoders" in result.output
     assert not (tmp_path / "m.tif").exists()
+
+
+def test_on_a_gpu_auto_maps_with_pytorch_under_amp_only_where_its_classes_agree(monkeypatch):
+    """The GPU path's logic, run on the CPU (CPU autocast computes bf16 too): no GPU is lent to CI."""
+    import torch
+
+    from imagefit.maps.mapping import window_engines
+    from imagefit.maps.mapping.window_engines import GpuEngine, TorchDenseEngine, make_engine
+    from imagefit.models.segmentation import build_decoder, decoder_record
+    from imagefit.train.engine import distributed
+
+    torch.manual_seed(0)
+    model = build_decoder(decoder_record("unet"), 4).eval()
+    x = np.random.default_rng(0).normal(size=(1, 3, 64, 96)).astype(np.float32)
+    fp32 = TorchDenseEngine(model, 1)(x)
+    bf16 = TorchDenseEngine(model, 1, amp=torch.bfloat16)(x)
+    assert bf16.dtype == np.float32 and bf16.shape == fp32.shape == (4, 64, 96)
+    assert 0 < np.abs(bf16 - fp32).max() < 0.1 * np.abs(fp32).max()  # computed in bf16, close to fp32
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU, played by the CPU
+    monkeypatch.setattr(distributed, "device", lambda: torch.device("cpu"))
+    auto = make_engine(model, 1)
+    assert isinstance(auto, GpuEngine)
+    agreement = (auto.torch.__class__(model, 1, amp=torch.bfloat16)(x).argmax(0) == fp32.argmax(0)).mean()
+    expected = "torch-bf16" if agreement >= window_engines.AGREEMENT else "torch"
+    assert np.allclose(auto(x), bf16 if expected == "torch-bf16" else fp32) and auto.name == expected
+    monkeypatch.setattr(window_engines, "AGREEMENT", 1.01)  # no AMP agrees that well: fp32 it is
+    strict = make_engine(model, 1)
+    assert np.array_equal(strict(x), fp32) and strict.name == "torch"
+    forced = make_engine(model, 1, engine="torch")  # PyTorch fp32 on the GPU, never measured
+    assert forced.name == "torch" and np.array_equal(forced(x), fp32)
+
+
+def test_cuda_visible_devices_hides_a_gpu_without_loading_pytorch(monkeypatch):
+    from imagefit.cores import nvidia_gpu_present
+
+    for hidden in ("", "-1"):
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
+        assert nvidia_gpu_present() is False
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert nvidia_gpu_present() is Path("/proc/driver/nvidia/gpus").is_dir()  # this machine's driver, if any

@@ -286,7 +286,15 @@ def map_train(ctx: click.Context, tiles, train_refs, valid_ref, out, seed, track
 @click.option(
     "--window", type=click.IntRange(min=16), default=DEFAULT_WINDOW, show_default=True, help="Window side."
 )
-@click.option("--engine", type=click.Choice(ENGINES), default="auto", show_default=True)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="auto",
+    show_default=True,
+    help="auto: on a GPU, PyTorch there under AMP (bf16 or fp16) where its classes agree with fp32's; on "
+    "a CPU, the fastest engine whose classes agree with PyTorch's, measured and remembered. torch: PyTorch "
+    "fp32 (on the GPU if there is one); onnx, openvino, openvino-bf16: that CPU engine.",
+)
 @click.option(
     "--tta", is_flag=True, help="Decoders: average each window over its 8 rotations and mirrors (8x slower)."
 )

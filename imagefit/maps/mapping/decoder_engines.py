@@ -107,7 +107,7 @@ class ChosenDecoderEngine:
         return self.torch_engine if kind == "torch" else GraphDecoderEngine(self.decoder, kind, key=self.key)
 
     def _choose(self, x: np.ndarray) -> np.ndarray:
-        probe = _centre(x, PROBE)
+        probe = centre(x, PROBE)
         reference, seconds = _timed(self.torch_engine, probe)
         labels, pixels = reference.argmax(0), probe[0, 0].size
         del reference
@@ -137,7 +137,7 @@ class ChosenDecoderEngine:
         return self.engine(x)
 
 
-def _centre(x: np.ndarray, side: int) -> np.ndarray:
+def centre(x: np.ndarray, side: int) -> np.ndarray:
     """The centre of window `x` (1, bands, h, w), at most `side` pixels a side."""
     h, w = x.shape[2:]
     top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)

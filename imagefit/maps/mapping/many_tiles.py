@@ -25,7 +25,6 @@ import numpy as np
 from imagefit.data.atomic import write_json, write_text
 from imagefit.maps.inputs.rasters import check_bands, raster_info
 from imagefit.maps.inputs.sources import collect_tiles, pair_truths
-from imagefit.maps.mapping.decoder_engines import ChosenDecoderEngine
 from imagefit.maps.mapping.defaults import DEFAULT_WINDOW
 from imagefit.maps.mapping.progress import MapProgress
 from imagefit.maps.mapping.records import TileRecord, read_record, record_path, write_record
@@ -128,9 +127,9 @@ def _same_engine(model, run, tile: Path, window: int) -> None:
     """A decoder's engine chosen once for every rank: rank 0 decides (remembered, or measured on the
     first tile's first window) and tells the others, so that all map as one process would."""
     chosen = model
-    while not isinstance(chosen, ChosenDecoderEngine) and hasattr(chosen, "engine"):
+    while not hasattr(chosen, "decide") and hasattr(chosen, "engine"):
         chosen = chosen.engine  # through temperature and symmetries
-    if not isinstance(chosen, ChosenDecoderEngine):
+    if not hasattr(chosen, "decide"):  # an engine that chooses nothing (ChosenDecoderEngine, GpuEngine do)
         return
     kind = [None]
     if distributed.is_main():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imagefit.cores import nvidia_gpu_present
 from imagefit.data.atomic import write_json
 from imagefit.errors import DataError, ModelError, OptionError
 from imagefit.inference.calibration import Calibration
@@ -121,9 +122,11 @@ def map_engine(
     run: MapRun, naive: bool = False, engine: str = "auto", tta: bool = False, cached: bool = True
 ):  # fmt: skip
     """The engine that maps with the run: a decoder's cached graph on the engine chosen for it on this
-    machine when there is one and `cached` (no PyTorch), else the run's network
-    (`window_engines.make_engine`), whose graph and choice are cached for next time."""
-    if cached and not naive and engine in ("auto", *GRAPH_ENGINES):
+    machine when there is one and `cached` (no PyTorch; with `auto`, only where there is no GPU),
+    else the run's network (`window_engines.make_engine`), whose graph and choice are cached for
+    next time."""
+    gpu = engine == "auto" and nvidia_gpu_present()  # auto maps on a GPU, never with a CPU graph
+    if cached and not naive and not gpu and engine in ("auto", *GRAPH_ENGINES):
         graph = cached_graph_engine(run.run_dir, engine)
         if graph is not None:
             return with_views(graph, tta, run.temperature)

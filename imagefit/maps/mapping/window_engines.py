@@ -16,7 +16,16 @@ from torch import nn
 
 from imagefit.errors import OptionError
 from imagefit.features.engines import export_onnx, onnx_session
-from imagefit.maps.mapping.decoder_engines import GRAPH_ENGINES, ChosenDecoderEngine, GraphDecoderEngine
+from imagefit.maps.mapping.decoder_engines import (
+    AGREEMENT,
+    GRAPH_ENGINES,
+    PROBE,
+    ChosenDecoderEngine,
+    GraphDecoderEngine,
+)
+from imagefit.maps.mapping.decoder_engines import (
+    centre as _centre,
+)
 from imagefit.maps.mapping.defaults import ENGINES
 from imagefit.maps.mapping.dense_networks import DenseDecoder, DenseSmallCNN, dense_model
 from imagefit.maps.mapping.view_engines import with_views
@@ -56,16 +65,71 @@ class NaiveEngine:
 
 
 class TorchDenseEngine:
-    """The dense network in PyTorch, channels_last (measured faster on a CPU)."""
+    """The dense network in PyTorch on `device` (the CPU unless given), channels_last (measured
+    faster on a CPU; the layout a GPU's tensor cores take), in fp32 or, with `amp` (torch.bfloat16 or
+    torch.float16), under autocast; the logits come back as float32 on the CPU."""
 
-    def __init__(self, model: nn.Module, patch: int):
-        self.net = dense_model(model, patch).eval().to(memory_format=torch.channels_last)
+    def __init__(self, model: nn.Module, patch: int, device=None, amp: torch.dtype | None = None):
+        self.device, self.amp = torch.device(device or "cpu"), amp
+        self.net = dense_model(model, patch).eval().to(self.device, memory_format=torch.channels_last)
         self.exact, self.margin, self.reduction = self.net.exact, self.net.margin, self.net.reduction
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            return self.net(t)[0].contiguous().numpy()
+        t = (
+            torch.from_numpy(x)
+            .to(self.device, non_blocking=True)
+            .contiguous(memory_format=torch.channels_last)
+        )
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None),
+        ):
+            logits = self.net(t)[0]
+        return logits.float().contiguous().cpu().numpy()
+
+
+GPU_KINDS = {"torch": None, "torch-bf16": torch.bfloat16, "torch-fp16": torch.float16}
+
+
+class GpuEngine:
+    """A dense network on this process's GPU (its local rank's under torchrun), channels_last, under
+    autocast (bf16 where the GPU computes it, else fp16) when its classes agree with fp32's on at
+    least AGREEMENT of the centre of the first window's pixels, else in fp32: the CPU engines' rule.
+    Decided once per map (`decide`), or by rank 0 of a torchrun world for all (`use`)."""
+
+    def __init__(self, model: nn.Module, patch: int, device=None):
+        from imagefit.train.engine.distributed import device as rank_device
+
+        self.torch = TorchDenseEngine(model, patch, device or rank_device())
+        self.exact, self.margin, self.reduction = self.torch.exact, self.torch.margin, self.torch.reduction
+        gpu = self.torch.device.type == "cuda"
+        self.amp_kind = "torch-bf16" if not gpu or torch.cuda.is_bf16_supported() else "torch-fp16"
+        self.name = ""
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.decide(x)
+        return self.torch(x)
+
+    def decide(self, x: np.ndarray) -> str:
+        """`torch-bf16` (or `torch-fp16`) if autocast keeps the classes of fp32 on window `x`'s centre,
+        else `torch` (fp32); measured once."""
+        if not self.name:
+            probe = _centre(x, PROBE)
+            self.use("torch")
+            reference = self.torch(probe).argmax(0)
+            self.use(self.amp_kind)
+            agreement = float((self.torch(probe).argmax(0) == reference).mean())
+            kind = self.amp_kind if agreement >= AGREEMENT else "torch"
+            log.info("GPU engine %s: %s agrees with fp32 on %.2f%% of a window's pixels",
+                     kind, self.amp_kind, 100 * agreement)  # fmt: skip
+            self.use(kind)
+        return self.name
+
+    def use(self, kind: str) -> None:
+        """Map in `kind` (torch: fp32, torch-bf16, torch-fp16) from now on."""
+        if kind not in GPU_KINDS:
+            raise OptionError(f"unknown GPU engine {kind!r}: one of {', '.join(GPU_KINDS)}")
+        self.torch.amp, self.name = GPU_KINDS[kind], kind
 
 
 class OnnxDenseEngine:
@@ -92,7 +156,8 @@ def make_engine(
     temperature: float | None = None, key: str | None = None,
 ):  # fmt: skip
     """The engine that maps with `model`: naive, or dense through ONNX Runtime or PyTorch (a decoder
-    also OpenVINO, and with `auto` on a CPU the fastest that maps as PyTorch does, measured); with
+    also OpenVINO, and with `auto` on a CPU the fastest that maps as PyTorch does, measured; with
+    `auto` or `torch` where there is a GPU, PyTorch on it, `auto` under AMP where it agrees); with
     `tta`, a decoder's windows are mapped in their 8 symmetries and averaged; with a `temperature`
     (a calibrated run's), each view's logits are divided by it before any softmax. `key` names the
     weights where a decoder's graph and engine are cached (a run's key, see `graph_engine.run_key`)."""
@@ -104,6 +169,11 @@ def make_engine(
         return with_views(make_engine(model, patch, naive, engine, key=key), tta, temperature)
     if naive:
         return NaiveEngine(model, patch)
+    if engine in ("auto", "torch") and torch.cuda.is_available():  # a GPU: PyTorch there, AMP if it agrees
+        gpu = GpuEngine(model, patch)
+        if engine == "torch":
+            gpu.use("torch")
+        return gpu
     on_cpu = next(model.parameters()).device.type == "cpu"
     dense = dense_model(model, patch)
     if isinstance(dense, DenseDecoder) and (engine in GRAPH_ENGINES or (engine == "auto" and on_cpu)):
