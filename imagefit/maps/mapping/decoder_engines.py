@@ -1,12 +1,14 @@
-"""Decoders (U-Net, FPN, DeepLabV3+) on the fastest engine the CPU offers, chosen by measurement.
+"""Decoders (U-Net, FPN, DeepLabV3+) and small CNNs' patch classifiers on the fastest engine the CPU
+offers, chosen by measurement.
 
 A decoder's network is exported once to ONNX with free height and width (the window is padded by
 reflection to the encoder's stride here, outside the graph) and run by ONNX Runtime or OpenVINO,
-in fp32 or, where the CPU computes it natively (avx512_bf16 or AMX), in bf16. With `--engine auto`
+in fp32 or, where the CPU computes it natively (avx512_bf16 or AMX), in bf16; a small CNN's dense
+network is exported as it is (exact: one logit per whole patch, nothing to pad). With `--engine auto`
 the centre of the first window of a map (PROBE pixels a side) is run by every candidate, one at a
 time: one whose classes agree with PyTorch fp32 on fewer than AGREEMENT of its pixels is refused, the
 fastest of the rest is kept, and the choice is remembered for this run's weights on this machine (as
-`features` remembers its engines), where later maps find it and the graph without PyTorch
+`features` remembers its engines), where later maps of a decoder find it and the graph without PyTorch
 (`graph_engine`). `bench/maps_engines.py` checks the choice against the labels of the validation tile.
 """
 
@@ -44,25 +46,32 @@ PROBE = 512  # side of the centre of the first window the candidates are measure
 
 
 class GraphDecoderEngine(GraphEngine):
-    """A decoder on a graph engine: its graph exported once per weights (`key`: a run's key, else a
-    digest of the weights) and kept in the cache, where later maps find it without PyTorch."""
+    """A dense network (a decoder, or a small CNN's patch classifier) on a graph engine: its graph
+    exported once per weights (`key`: a run's key, else a digest of the weights) and kept in the
+    cache, where later maps of a decoder find it without PyTorch."""
 
-    def __init__(self, decoder: DenseDecoder, kind: str, threads: int | None = None, key: str | None = None):
+    def __init__(self, decoder: nn.Module, kind: str, threads: int | None = None, key: str | None = None):
+        patch = 1 if isinstance(decoder, DenseDecoder) else decoder.patch[0]
+        align = ALIGN if isinstance(decoder, DenseDecoder) else 1  # a decoder's encoder stride
         with tempfile.TemporaryDirectory(prefix="imagefit-decoder-") as tmp:
-            super().__init__(decoder_graph(decoder, Path(tmp), key), kind, threads)
+            graph = decoder_graph(decoder, Path(tmp), key)
+            super().__init__(graph, kind, threads, align=align, patch=patch, exact=decoder.exact)
 
 
-def decoder_graph(decoder: DenseDecoder, scratch: Path, key: str | None = None) -> Path:
-    """The decoder's ONNX graph (free height and width): the cached one for weights `key`, exported
-    there first if missing; in `scratch` when the cache cannot be written."""
+def decoder_graph(decoder: nn.Module, scratch: Path, key: str | None = None) -> Path:
+    """The ONNX graph (free height and width) of a decoder's network, or of a small CNN's dense
+    network: the cached one for weights `key`, exported there first if missing; in `scratch` when the
+    cache cannot be written."""
     axes = {"images": {2: "h", 3: "w"}, "logits": {2: "rows", 3: "cols"}}
-    chans = next(m for m in decoder.model.modules() if isinstance(m, nn.Conv2d)).in_channels
+    net = decoder.model if isinstance(decoder, DenseDecoder) else decoder  # a decoder pads outside
+    chans = next(m for m in net.modules() if isinstance(m, nn.Conv2d)).in_channels
+    side = 2 * ALIGN if isinstance(decoder, DenseDecoder) else decoder.patch[0] + 8
     cached = graph_path(key or _weights_key(decoder))
     if cached.is_file():
         return cached
 
     def export(path: Path) -> None:
-        export_onnx(decoder.model.eval(), (chans, 2 * ALIGN, 2 * ALIGN), path, "logits", False, axes=axes)
+        export_onnx(net.eval(), (chans, side, side), path, "logits", False, axes=axes)
 
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
@@ -75,12 +84,12 @@ def decoder_graph(decoder: DenseDecoder, scratch: Path, key: str | None = None) 
 
 
 class ChosenDecoderEngine:
-    """PyTorch or a graph engine for a decoder, chosen on the first window it maps (or remembered)."""
+    """PyTorch or a graph engine for a dense network (a decoder, or a small CNN's patch classifier),
+    chosen on the first window it maps (or remembered)."""
 
-    exact, margin, reduction = False, 0, 1
-
-    def __init__(self, decoder: DenseDecoder, torch_engine, key: str | None = None):
+    def __init__(self, decoder: nn.Module, torch_engine, key: str | None = None):
         self.decoder, self.torch_engine, self.engine = decoder, torch_engine, None
+        self.exact, self.margin, self.reduction = decoder.exact, decoder.margin, decoder.reduction
         self.key = key or _weights_key(decoder)
         self.name = ""
 

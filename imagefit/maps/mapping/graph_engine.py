@@ -29,20 +29,26 @@ GRAPH_ENGINES = ("onnx", "openvino", "openvino-bf16")
 
 
 class GraphEngine:
-    """A decoder's exported graph (free height and width) on ONNX Runtime or OpenVINO: the logits
-    (classes, h, w) of a window, padded to the encoder's stride by reflection outside the graph.
+    """A dense network's exported graph (free height and width) on ONNX Runtime or OpenVINO: a
+    decoder's logits (classes, h, w) of a window, padded to the encoder's stride (`align`) by
+    reflection outside the graph; a patch classifier's (`patch` > 1, `exact`), one per whole patch
+    (classes, h - patch + 1, w - patch + 1).
 
     OpenVINO compiles the graph for the shape of the windows it is given, one shape at a time: a
     static shape lets it plan its buffers, which holds about 130 MB less at 1024 px than a free shape
     and maps as fast; all windows of a raster share one shape, and a new shape costs a fraction of a
     second's compilation."""
 
-    exact, margin, reduction = False, 0, 1
+    margin, reduction = 0, 1
 
-    def __init__(self, graph: Path, kind: str, threads: int | None = None):
+    def __init__(
+        self, graph: Path, kind: str, threads: int | None = None, align: int = ALIGN, patch: int = 1,
+        exact: bool = False,
+    ):  # fmt: skip
         if kind not in GRAPH_ENGINES:
             raise OptionError(f"unknown decoder engine {kind!r}: choose one of {', '.join(GRAPH_ENGINES)}")
         self.graph, self.name, self.threads = Path(graph), kind, threads or default_threads()
+        self.align, self.shrink, self.exact = align, patch - 1, exact
         self._shape, self._compiled, self._session = None, None, None
         if kind == "onnx":
             self._session = onnx_session(self.graph, self.threads)
@@ -66,10 +72,11 @@ class GraphEngine:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         h, w = x.shape[2:]
-        pad = ((0, 0), (0, 0), (0, -h % ALIGN), (0, -w % ALIGN))
+        a = self.align
+        pad = ((0, 0), (0, 0), (0, -h % a), (0, -w % a))
         if any(p for _, p in pad):
-            x = np.pad(x, pad, mode="reflect" if -h % ALIGN < h and -w % ALIGN < w else "edge")
-        return self._logits(np.ascontiguousarray(x))[0, :, :h, :w]
+            x = np.pad(x, pad, mode="reflect" if -h % a < h and -w % a < w else "edge")
+        return self._logits(np.ascontiguousarray(x))[0, :, : h - self.shrink, : w - self.shrink]
 
 
 def machine() -> str:

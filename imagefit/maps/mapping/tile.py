@@ -126,7 +126,8 @@ def map_engine(
     else the run's network (`window_engines.make_engine`), whose graph and choice are cached for
     next time."""
     gpu = engine == "auto" and nvidia_gpu_present()  # auto maps on a GPU, never with a CPU graph
-    if cached and not naive and not gpu and engine in ("auto", *GRAPH_ENGINES):
+    decoder = run.patch == 1  # a decoder's graph pads to its stride: the cached graphs are decoders'
+    if cached and decoder and not naive and not gpu and engine in ("auto", *GRAPH_ENGINES):
         graph = cached_graph_engine(run.run_dir, engine)
         if graph is not None:
             return with_views(graph, tta, run.temperature)

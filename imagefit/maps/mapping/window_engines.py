@@ -176,19 +176,18 @@ def make_engine(
         return gpu
     on_cpu = next(model.parameters()).device.type == "cpu"
     dense = dense_model(model, patch)
-    if isinstance(dense, DenseDecoder) and (engine in GRAPH_ENGINES or (engine == "auto" and on_cpu)):
-        if engine == "auto":
-            return ChosenDecoderEngine(dense, TorchDenseEngine(model, patch), key)
+    graphable = isinstance(dense, DenseDecoder | DenseSmallCNN)  # a backbone's FCN-8s map stays PyTorch's
+    if graphable and engine == "auto" and on_cpu:
+        return ChosenDecoderEngine(dense, TorchDenseEngine(model, patch), key)
+    if graphable and engine in GRAPH_ENGINES:
         return GraphDecoderEngine(dense, engine, key=key)
     if engine.startswith("openvino"):
-        raise OptionError(f"--engine {engine} maps decoders (unet, fpn, deeplabv3plus): use onnx or torch")
-    if engine == "onnx" or (
-        engine == "auto" and on_cpu and isinstance(dense_model(model, patch), DenseSmallCNN)
-    ):
+        raise OptionError(
+            f"--engine {engine} maps decoders (unet, fpn, deeplabv3plus) and small CNNs: use onnx or torch"
+        )
+    if engine == "onnx":  # a backbone's FCN-8s map
         try:
             return OnnxDenseEngine(model, patch)
-        except Exception as exc:  # the exporter or runtime refused: PyTorch computes the same
-            if engine == "onnx":
-                raise OptionError(f"ONNX Runtime cannot run this model densely: {exc}") from exc
-            log.info("ONNX Runtime unavailable for this model (%s): using PyTorch", exc)
+        except Exception as exc:  # the exporter or runtime refused
+            raise OptionError(f"ONNX Runtime cannot run this model densely: {exc}") from exc
     return TorchDenseEngine(model, patch)
