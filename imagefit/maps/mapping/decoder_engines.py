@@ -122,7 +122,7 @@ class ChosenDecoderEngine:
         del reference
         rates, agreement, errors = {"torch": pixels / seconds}, {"torch": 1.0}, {}
         best, kept = "torch", self.torch_engine
-        for kind in candidates():
+        for kind in candidates(exact=self.exact):
             try:
                 engine = GraphDecoderEngine(self.decoder, kind, key=self.key)
                 out, seconds = _timed(engine, probe)
@@ -153,9 +153,11 @@ def centre(x: np.ndarray, side: int) -> np.ndarray:
     return np.ascontiguousarray(x[:, :, top : top + side, left : left + side])
 
 
-def candidates() -> list[str]:
-    """The graph engines worth measuring on this CPU: bf16 only where it computes bf16 natively."""
-    return [k for k in GRAPH_ENGINES if not k.endswith("bf16") or native_bf16()]
+def candidates(exact: bool = False) -> list[str]:
+    """The graph engines worth measuring on this CPU: bf16 only where it computes bf16 natively, and
+    not for an `exact` network (a small CNN's dense map gives the classes of each patch classified on
+    its own, as `--naive` does: fp32 keeps that; bf16 was slower for `larger_model` anyway)."""
+    return [k for k in GRAPH_ENGINES if not k.endswith("bf16") or (native_bf16() and not exact)]
 
 
 def _timed(engine, x: np.ndarray) -> tuple[np.ndarray, float]:
