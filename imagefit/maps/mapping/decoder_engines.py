@@ -51,11 +51,10 @@ class GraphDecoderEngine(GraphEngine):
     cache, where later maps of a decoder find it without PyTorch."""
 
     def __init__(self, decoder: nn.Module, kind: str, threads: int | None = None, key: str | None = None):
-        patch = 1 if isinstance(decoder, DenseDecoder) else decoder.patch[0]
         align = ALIGN if isinstance(decoder, DenseDecoder) else 1  # a decoder's encoder stride
         with tempfile.TemporaryDirectory(prefix="imagefit-decoder-") as tmp:
             graph = decoder_graph(decoder, Path(tmp), key)
-            super().__init__(graph, kind, threads, align=align, patch=patch, exact=decoder.exact)
+            super().__init__(graph, kind, threads, align=align, patch=decoder.patch[0], exact=decoder.exact)
 
 
 def decoder_graph(decoder: nn.Module, scratch: Path, key: str | None = None) -> Path:

@@ -124,8 +124,9 @@ def share(tiles: list[Path], sizes: dict[Path, int], ranks: int) -> list[list[Pa
 
 
 def _same_engine(model, run, tile: Path, window: int) -> None:
-    """A decoder's engine chosen once for every rank: rank 0 decides (remembered, or measured on the
-    first tile's first window) and tells the others, so that all map as one process would."""
+    """An engine chosen once for every rank (a CPU engine by measurement, or AMP on a GPU): rank 0
+    decides (remembered, or measured on the first tile's first window) and tells the others, so that
+    all map as one process would."""
     chosen = model
     while not hasattr(chosen, "decide") and hasattr(chosen, "engine"):
         chosen = chosen.engine  # through temperature and symmetries

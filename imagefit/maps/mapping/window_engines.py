@@ -22,9 +22,7 @@ from imagefit.maps.mapping.decoder_engines import (
     PROBE,
     ChosenDecoderEngine,
     GraphDecoderEngine,
-)
-from imagefit.maps.mapping.decoder_engines import (
-    centre as _centre,
+    centre,
 )
 from imagefit.maps.mapping.defaults import ENGINES
 from imagefit.maps.mapping.dense_networks import DenseDecoder, DenseSmallCNN, dense_model
@@ -75,11 +73,7 @@ class TorchDenseEngine:
         self.exact, self.margin, self.reduction = self.net.exact, self.net.margin, self.net.reduction
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        t = (
-            torch.from_numpy(x)
-            .to(self.device, non_blocking=True)
-            .contiguous(memory_format=torch.channels_last)
-        )
+        t = torch.from_numpy(x).to(self.device).contiguous(memory_format=torch.channels_last)
         with (
             torch.inference_mode(),
             torch.autocast(self.device.type, dtype=self.amp or torch.float32, enabled=self.amp is not None),
@@ -114,7 +108,7 @@ class GpuEngine:
         """`torch-bf16` (or `torch-fp16`) if autocast keeps the classes of fp32 on window `x`'s centre,
         else `torch` (fp32); measured once."""
         if not self.name:
-            probe = _centre(x, PROBE)
+            probe = centre(x, PROBE)
             self.use("torch")
             reference = self.torch(probe).argmax(0)
             self.use(self.amp_kind)
