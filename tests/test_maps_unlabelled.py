@@ -1,4 +1,4 @@
-"""map-train --unlabelled: pseudo-labels of the area to map (its labels never opened), adaptive
+"""map-train --unlabelled: pseudo-labels of the area to map (its labels never opened), class-balanced
 thresholds, pooled validation on several held-out images, and a time budget, by the CLI and Python."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from imagefit.cli import cli
 from imagefit.errors import OptionError
 from imagefit.maps.training.crops import IGNORED
-from imagefit.maps.training.pseudo_labels import AdaptiveThresholds, pseudo_label_loss, pseudo_targets
+from imagefit.maps.training.pseudo_labels import BalancedThresholds, pseudo_label_loss, pseudo_targets
 from imagefit.maps.training.refs import choose_valid, split_refs, tile_of
 from imagefit.runs import read_history
 from tests._tiles import make_tiles
@@ -114,29 +114,43 @@ def test_unlabelled_images_train_decoders_only_and_need_the_tiles_bands(tmp_path
     )
 
 
-def test_a_rare_class_gets_a_lower_threshold_but_not_below_the_floor():
-    t = AdaptiveThresholds(3, base=0.9, floor=0.5)
-    assert list(t.values()) == [0.9, 0.9, 0.9]  # nothing counted yet
-    predicted = torch.tensor([0] * 80 + [1] * 18 + [2] * 2)
-    t.update(torch.full((100,), 0.95), predicted, torch.ones(100, dtype=torch.bool))
+def test_each_class_keeps_its_own_most_confident_share():
+    t = BalancedThresholds(3, share=0.5, momentum=0.9)
+    assert (t.values() > 1).all()  # nothing measured yet: no pseudo-label
+    # class 0 is predicted surely (0.9-0.99), class 1 unsurely (0.4-0.49), class 2 on too few pixels
+    confidence = torch.cat([torch.linspace(0.9, 0.99, 100), torch.linspace(0.4, 0.49, 100), torch.ones(10)])
+    predicted = torch.tensor([0] * 100 + [1] * 100 + [2] * 10)
+    valid = torch.ones(210, dtype=torch.bool)
+    t.update(confidence, predicted, valid)
     values = t.values()
-    assert values[0] == pytest.approx(0.9)  # the best-learned class keeps the base
-    assert values[1] == pytest.approx(max(0.5, 0.225 / 1.775 * 0.9))
-    assert values[2] == 0.5
+    assert values[0] == pytest.approx(float(confidence[50]), abs=1e-6)  # half of class 0 at or above
+    assert values[1] == pytest.approx(float(confidence[150]), abs=1e-6)  # its own median, not 0.9's
+    assert values[2] > 1  # under MIN_PIXELS: still unmeasured
+    kept = confidence >= torch.as_tensor(values, dtype=confidence.dtype)[predicted]
+    assert int(kept[:100].sum()) == 50 and int(kept[100:200].sum()) == 50
+    t.update(confidence + 0.01, predicted, valid)  # a moving average toward the new quantile
+    assert t.values()[0] == pytest.approx(0.9 * values[0] + 0.1 * (values[0] + 0.01), abs=1e-6)
+    assert BalancedThresholds(2, share=1.0).values().shape == (2,)
+    with pytest.raises(OptionError, match="pseudo-share"):
+        BalancedThresholds(2, share=0)
 
 
 def test_pseudo_labels_keep_the_confident_pixels_only():
-    logits = torch.zeros(1, 3, 2, 2)
-    logits[0, 0, 0, 0] = 10  # sure: class 0
-    logits[0, 1, 0, 1] = 10  # sure: class 1, but cut out
-    logits[0, 2, 1, 0] = 0.5  # unsure
-    keep = torch.tensor([[[True, False], [True, True]]])
-    targets, confidence = pseudo_targets(logits, keep, AdaptiveThresholds(3))
-    assert targets.tolist() == [[[0, IGNORED], [IGNORED, IGNORED]]]
-    assert confidence[0, 0, 0] > 0.99
-    loss = pseudo_label_loss(logits, targets, torch.tensor([1.0, 1.0, 1.0]))
-    expected = torch.nn.functional.cross_entropy(logits[:, :, 0, 0], torch.tensor([0])) / 4
-    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    logits = torch.zeros(1, 3, 16, 16)
+    logits[0, 0, :8] = torch.linspace(1, 8, 16)  # class 0 on the top half, sure on the right
+    logits[0, 1, 8:] = torch.linspace(1, 8, 16)  # class 1 on the bottom half
+    keep = torch.ones(1, 16, 16, dtype=torch.bool)
+    keep[0, :, 15] = False  # a cut-out column: never pseudo-labelled
+    targets, confidence = pseudo_targets(logits, keep, BalancedThresholds(3, share=0.5, momentum=0))
+    assert (targets[0, :8, 7:15] == 0).all() and (targets[0, 8:, 7:15] == 1).all()  # 64 of 120
+    assert (targets[0, :, :7] == IGNORED).all() and (targets[0, :, 15] == IGNORED).all()
+    assert confidence[0, 0, 14] > confidence[0, 0, 0]
+    loss = pseudo_label_loss(logits, targets)
+    sure = targets >= 0
+    expected = torch.nn.functional.cross_entropy(
+        logits.permute(0, 2, 3, 1)[sure], targets[sure], reduction="sum"
+    )
+    assert float(loss) == pytest.approx(float(expected) / targets.numel(), rel=1e-5)
 
 
 def test_fixmatch_waits_for_its_warm_up_then_ramps_and_mean_teacher_follows_the_student(tmp_path):

@@ -212,9 +212,11 @@ def given_map_options(ctx: click.Context) -> dict:
     "--semi", type=click.Choice(SEMI_METHODS), help=_help("semi", "How --unlabelled images are learned from")
 )
 @click.option(
-    "--pseudo-threshold",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    help=_help("pseudo_threshold", "Confidence of a pseudo-label (lower, to 0.5, for classes less learned)"),
+    "--pseudo-share",
+    type=click.FloatRange(0, 1, min_open=True),
+    help=_help(
+        "pseudo_share", "The most confident share of each class's predicted pixels gets pseudo-labels"
+    ),
 )
 @click.option(
     "--unlabelled-weight",

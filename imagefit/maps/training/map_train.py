@@ -107,7 +107,7 @@ class MapStrategy(Strategy):
             folder, self.progress, monitor=opts.monitor, extra=[*budget, display, *self.callbacks]
         )
         loss = None if opts.scratch else _position_loss(source, opts)
-        unlabelled = _unlabelled(tileset, opts, batches, data_config, loss, seed) if opts.unlabelled else None
+        unlabelled = _unlabelled(tileset, opts, batches, data_config, seed) if opts.unlabelled else None
         trainer = Trainer(
             net, batches, valid_batches, optim=OptimSpec(opts.optimizer, opts.lr),
             stages=_stages(net, opts),
@@ -234,20 +234,18 @@ def _crop_data(
     return source, batches, pooled_crop_batches(tileset, valid, crop, opts.patch, n, 16, data_config, seed)
 
 
-def _unlabelled(tileset: TileSet, opts: MapTrainOptions, batches: CropBatches, data_config, loss, seed: int):
-    """The semi-supervised loss on the unlabelled images (their pixels only), crops as the labelled ones,
-    classes weighted as the labelled loss weighs them."""
+def _unlabelled(tileset: TileSet, opts: MapTrainOptions, batches: CropBatches, data_config, seed: int):
+    """The semi-supervised loss on the unlabelled images (their pixels only), crops as the labelled ones."""
     from imagefit.maps.training.unlabelled import UnlabelledImages, semi_supervised
 
     images = UnlabelledImages(opts.unlabelled, batches.source.crop, opts.bands)
     if images.bands != tileset.bands:
         raise DataError(f"the unlabelled images have {images.bands} band(s), the tiles {tileset.bands}: "
                         "give images of the same bands (or choose them with --bands)")  # fmt: skip
-    weight = getattr(getattr(loss, "ce", loss), "weight", None)
     log.info("unlabelled: %d images (%s)", len(images.paths), opts.semi)
     return semi_supervised(
         opts.semi, images, data_config, batch_size=opts.unlabelled_batch, weight=opts.unlabelled_weight,
-        threshold=opts.pseudo_threshold, class_weight=weight, seed=seed,
+        share=opts.pseudo_share, seed=seed,
     )  # fmt: skip
 
 

@@ -66,7 +66,7 @@ class MapTrainOptions:
     # decoders: unlabelled images of the area to map (files, folders, globs), learned from semi-supervised
     unlabelled: tuple[str, ...] | None = None
     semi: str = "fixmatch"  # how: fixmatch or mean-teacher
-    pseudo_threshold: float = 0.9  # confidence of a pseudo-label (the best-learned class; others lower)
+    pseudo_share: float = 0.5  # of each class's predicted pixels, the most confident share is pseudo-labelled
     unlabelled_weight: float = 1.0  # weight of the unlabelled loss after its ramp
     unlabelled_batch: int | None = None  # unlabelled crops per step; None: half the batch size
     # where the tiles come from besides the seeds' folder (imagefit.maps.inputs.tileset.TileSet takes these)
@@ -112,8 +112,8 @@ class MapTrainOptions:
             raise OptionError("--unlabelled trains decoders (--model unet, fpn or deeplabv3plus)")
         if self.semi not in SEMI_METHODS:
             raise OptionError(f"--semi must be one of {', '.join(SEMI_METHODS)}, got {self.semi!r}")
-        if not 0 < self.pseudo_threshold < 1:
-            raise OptionError(f"--pseudo-threshold must be in (0, 1), got {self.pseudo_threshold}")
+        if not 0 < self.pseudo_share <= 1:
+            raise OptionError(f"--pseudo-share must be in (0, 1], got {self.pseudo_share}")
         if not self.unlabelled_weight > 0:
             raise OptionError(f"--unlabelled-weight must be above 0, got {self.unlabelled_weight}")
         if self.unlabelled_batch is None:

@@ -1,11 +1,18 @@
-"""Pseudo-labels of unlabelled pixels: the confident predictions, with a threshold that adapts per class.
+"""Pseudo-labels of unlabelled pixels: each class's most confident share (class-balanced self-training).
 
-A fixed threshold (FixMatch's 0.9) keeps mostly the classes the model is already sure of, the large
-ones, and a rare class is swallowed: its pixels are seldom confident, so never pseudo-labelled, so
-never learned on the new imagery. FlexMatch's answer, followed here: each class's threshold is
-scaled by how well it is learned, measured as its share of the confident predictions (a moving
-average), mapped by x / (2 - x); the best-learned class keeps the base threshold, the others are
-lowered toward a floor. The pseudo-labelled pixels' loss weighs classes as the labelled loss does.
+A fixed confidence threshold (FixMatch's 0.9) keeps the pixels of whatever class the model is surest
+of. On imagery unlike the training tiles, that is the class it over-predicts: a U-Net trained on
+tiles 1-5 and 8 calls 52 % of tile 6 Water (40 % is), and at 0.9 Water is 88 % of the pseudo-labels,
+so training on them spreads the error. Lowering the threshold of the classes less often confident
+(FlexMatch) made it worse there: the rare Unlabeled class, confidently predicted on almost nothing,
+got the lowest threshold and spread over 11 % of tile 6 (bench/README.md, issue 28).
+
+Class-balanced self-training (CBST, Zou et al. 2018, made for segmentation across domains) takes
+instead, of the pixels predicted as each class, that class's most confident `share`: its threshold
+is the (1 - share) quantile of its own confidences, followed as a moving average over the steps.
+The pseudo-labels keep the classes' predicted proportions, and each class is labelled where the
+model is surest of it relative to that class. Their loss weighs every pixel alike: class weights
+would multiply the errors of a rare class's pseudo-labels.
 """
 
 from __future__ import annotations
@@ -17,40 +24,37 @@ from torch.nn import functional as F
 from imagefit.errors import OptionError
 from imagefit.maps.training.crops import IGNORED
 
-FLOOR = 0.5  # no class's threshold goes below this
+MIN_PIXELS = 64  # a class predicted on fewer pixels of a batch leaves its threshold where it was
 
 
-class AdaptiveThresholds:
-    """Per-class confidence thresholds: `base` for the class most often confidently predicted, lower
-    (to `floor`) for classes less learned; `momentum` of the moving average of the classes' shares."""
+class BalancedThresholds:
+    """Per-class confidence thresholds keeping each class's most confident `share` of the pixels
+    predicted as it: the (1 - share) quantile of its confidences, a moving average (`momentum`)."""
 
-    def __init__(self, classes: int, base: float = 0.9, floor: float = FLOOR, momentum: float = 0.99):
-        if not 0 < base < 1:
-            raise OptionError(f"--pseudo-threshold must be in (0, 1), got {base}")
-        self.base, self.floor, self.momentum = base, min(floor, base), momentum
-        self.learned = np.zeros(classes)  # moving average share of pixels confidently of each class
+    def __init__(self, classes: int, share: float = 0.5, momentum: float = 0.9):
+        if not 0 < share <= 1:
+            raise OptionError(f"--pseudo-share must be in (0, 1], got {share}")
+        self.share, self.momentum = share, momentum
+        self.thresholds = np.full(classes, np.nan)  # nan: the class was never predicted enough
 
     def update(self, confidence: torch.Tensor, predicted: torch.Tensor, valid: torch.Tensor) -> None:
-        """Count, among the `valid` pixels, those predicted over the base threshold, per class."""
-        n = max(int(valid.sum()), 1)
-        sure = predicted[valid & (confidence >= self.base)]
-        share = torch.bincount(sure.flatten().cpu(), minlength=len(self.learned)).numpy() / n
-        if not self.learned.any():
-            self.learned = share.astype(np.float64)
-        else:
-            self.learned = self.momentum * self.learned + (1 - self.momentum) * share
+        """Move each class's threshold toward the quantile of its confidences among `valid` pixels."""
+        for k in range(len(self.thresholds)):
+            c = confidence[valid & (predicted == k)]
+            if c.numel() < MIN_PIXELS:
+                continue
+            rank = min(c.numel(), int((1 - self.share) * c.numel()) + 1)  # `share` of them at or above
+            q = float(c.float().kthvalue(rank).values)
+            old = self.thresholds[k]
+            self.thresholds[k] = q if np.isnan(old) else self.momentum * old + (1 - self.momentum) * q
 
     def values(self) -> np.ndarray:
-        """The threshold of every class (all `base` before anything was counted)."""
-        top = self.learned.max()
-        if top <= 0:
-            return np.full(len(self.learned), self.base)
-        beta = self.learned / top
-        return np.maximum(self.floor, beta / (2 - beta) * self.base)
+        """The threshold of every class; above any probability (1.01) for a class not yet measured."""
+        return np.where(np.isnan(self.thresholds), 1.01, self.thresholds)
 
 
 def pseudo_targets(
-    logits: torch.Tensor, keep: torch.Tensor, thresholds: AdaptiveThresholds
+    logits: torch.Tensor, keep: torch.Tensor, thresholds: BalancedThresholds
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Targets (n, H, W) of the pixels `keep`s whose top class is at least as probable as its
     threshold (IGNORED elsewhere), after counting them into `thresholds`; and the confidences."""
@@ -61,12 +65,8 @@ def pseudo_targets(
     return torch.where(sure, predicted, torch.full_like(predicted, IGNORED)), confidence
 
 
-def pseudo_label_loss(
-    logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None
-) -> torch.Tensor:
+def pseudo_label_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of the pseudo-labelled pixels over all the pixels of the batch (FixMatch's mean:
-    few confident pixels, a small loss), classes weighted by `weight` (mean weight 1)."""
-    if weight is not None:
-        weight = (weight / weight[weight > 0].mean()).to(logits.device, torch.float32)
-    total = F.cross_entropy(logits.float(), targets, weight, ignore_index=IGNORED, reduction="sum")
+    few labelled pixels, a small loss), every pixel weighing alike."""
+    total = F.cross_entropy(logits.float(), targets, ignore_index=IGNORED, reduction="sum")
     return total / targets.numel()

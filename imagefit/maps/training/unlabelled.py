@@ -32,7 +32,7 @@ from imagefit.maps.inputs.sources import collect_tiles
 from imagefit.maps.mapping.symmetries import dihedral
 from imagefit.maps.training.crops import colour_jitter
 from imagefit.maps.training.patches import to_tensor
-from imagefit.maps.training.pseudo_labels import AdaptiveThresholds, pseudo_label_loss, pseudo_targets
+from imagefit.maps.training.pseudo_labels import BalancedThresholds, pseudo_label_loss, pseudo_targets
 from imagefit.train.engine.stages import frozen_norms_to_eval
 
 log = logging.getLogger(__name__)
@@ -109,16 +109,15 @@ class FixMatch:
 
     def __init__(
         self, images: UnlabelledImages, data_config: dict, batch_size: int, weight: float = 1.0,
-        threshold: float = 0.9, class_weight: torch.Tensor | None = None, seed: int = 0,
+        share: float = 0.5, seed: int = 0,
     ):  # fmt: skip
         if batch_size < 1 or not weight > 0:
             raise OptionError("--unlabelled-batch must be at least 1 and --unlabelled-weight above 0")
         self.images, self.batch_size, self.weight = images, batch_size, weight
         self.mean, self.std = data_config["mean"], data_config["std"]
-        self.class_weight = class_weight
-        self.thresholds: AdaptiveThresholds | None = None
-        self.base = threshold
-        AdaptiveThresholds(1, threshold)  # checks the threshold now, not at the first step
+        self.thresholds: BalancedThresholds | None = None
+        self.share = share
+        BalancedThresholds(1, share)  # checks the share now, not at the first step
         self.rng = np.random.default_rng([seed, 2028])
         self._totals = np.zeros(3)  # loss sum, steps, pseudo-labelled share sum
 
@@ -135,10 +134,10 @@ class FixMatch:
         strong, cut = strong_view(x, self.rng)
         logits = self.teacher_logits(model, self._tensor(x, device))
         if self.thresholds is None:
-            self.thresholds = AdaptiveThresholds(logits.shape[1], self.base)
+            self.thresholds = BalancedThresholds(logits.shape[1], self.share)
         keep = torch.from_numpy(valid & ~cut).to(device)
         targets, _ = pseudo_targets(logits, keep, self.thresholds)
-        loss = pseudo_label_loss(model(self._tensor(strong, device)), targets, self.class_weight)
+        loss = pseudo_label_loss(model(self._tensor(strong, device)), targets)
         share = float((targets >= 0).float().mean())
         self._totals += (float(loss.detach()), 1, share)
         return weight * loss
